@@ -1,0 +1,82 @@
+import { createRecordBatch, type LastSeen, type RecordBatch } from '../storage/batch.js'
+
+/** Rows per batch handed to the writer's thread; big enough to amortise `postMessage`, small enough to stay in cache. */
+export const DEFAULT_COLLECTOR_CAPACITY = 1024
+
+export type BatchSink = (batch: RecordBatch | undefined, lastSeen: LastSeen | undefined) => void
+
+/**
+ * The request thread's only per-request work: write a few numbers into typed-array columns.
+ * Strings (group-by value, IP) are interned per batch. Full batches go to the writer at once,
+ * partial ones on an unref'd timer. Memory held here is one batch.
+ *
+ * ### Examples
+ * ```ts
+ * const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), 250)
+ * collector.record(endpointIndex, Date.now(), 12.5, 200, null, '127.0.0.1')
+ * ```
+ */
+export class Collector {
+  readonly #sink: BatchSink
+  readonly #capacity: number
+  #batch: RecordBatch
+  #strings = new Map<string, number>()
+  #lastSeen = new Map<number, number>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (sink: BatchSink, flushIntervalMs: number, capacity = DEFAULT_COLLECTOR_CAPACITY) {
+    this.#sink = sink
+    this.#capacity = capacity
+    this.#batch = createRecordBatch(capacity)
+    this.#timer = setInterval(() => this.flush(), flushIntervalMs)
+    this.#timer.unref()
+  }
+
+  record (endpoint: number, timeMs: number, durationMs: number, statusCode: number, group: string | null, ip: string | undefined): void {
+    const batch = this.#batch
+    const row = batch.length++
+    batch.endpoint[row] = endpoint
+    batch.timeMs[row] = timeMs
+    batch.durationMs[row] = durationMs
+    batch.statusCode[row] = statusCode
+    batch.group[row] = group === null ? -1 : this.#intern(group)
+    batch.ip[row] = ip === undefined ? -1 : this.#intern(ip)
+    if (batch.length === this.#capacity) this.flush()
+  }
+
+  /** A request to a level-0 endpoint: only its last-seen time is kept. */
+  seen (endpoint: number, timeMs: number): void {
+    this.#lastSeen.set(endpoint, timeMs)
+  }
+
+  #intern (value: string): number {
+    let index = this.#strings.get(value)
+    if (index === undefined) {
+      index = this.#batch.strings.push(value) - 1
+      this.#strings.set(value, index)
+    }
+    return index
+  }
+
+  /** Hands whatever is collected to the writer now. */
+  flush (): void {
+    const batch = this.#batch.length > 0 ? this.#batch : undefined
+    let lastSeen: LastSeen | undefined
+    if (this.#lastSeen.size > 0) {
+      lastSeen = { endpoint: [...this.#lastSeen.keys()], timeMs: [...this.#lastSeen.values()] }
+      this.#lastSeen.clear()
+    }
+    if (batch === undefined && lastSeen === undefined) return
+    if (batch !== undefined) {
+      this.#batch = createRecordBatch(this.#capacity)
+      this.#strings.clear()
+    }
+    this.#sink(batch, lastSeen)
+  }
+
+  stop (): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.flush()
+  }
+}

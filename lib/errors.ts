@@ -1,0 +1,47 @@
+import createError from '@fastify/error'
+
+/**
+ * The plugin's coded errors. Every error thrown at `register` names the option at fault.
+ *
+ * ### Examples
+ * ```ts
+ * try { await app.register(monitor, { tablePrefix: 'x;drop' }) }
+ * catch (err) { if (err.code === 'FST_MONITORING_INVALID_OPTION') … }
+ * ```
+ */
+export const InvalidOptionError = createError<[string, string]>(
+  'FST_MONITORING_INVALID_OPTION',
+  '"%s" option %s',
+  500,
+  TypeError
+)
+
+export const ConfigFileError = createError<[string, string]>(
+  'FST_MONITORING_CONFIG_FILE',
+  'cannot read config file "%s": %s'
+)
+
+export const DataDirLockedError = createError<[string, string]>(
+  'FST_MONITORING_DATA_DIR_LOCKED',
+  'embedded database directory "%s" is in use by %s; give each process its own dataDir or use a PostgreSQL server'
+)
+
+export const UnknownEndpointError = createError<[string]>(
+  'FST_MONITORING_UNKNOWN_ENDPOINT',
+  'no monitored endpoint "%s"',
+  404
+)
+
+export const StorageUnavailableError = createError<[string]>(
+  'FST_MONITORING_STORAGE_UNAVAILABLE',
+  'monitoring database unavailable: %s',
+  503
+)
+
+export const errors = {
+  InvalidOptionError,
+  ConfigFileError,
+  DataDirLockedError,
+  UnknownEndpointError,
+  StorageUnavailableError
+}

@@ -1,0 +1,134 @@
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { Kysely } from 'kysely'
+import { Collector } from './collection/collector.js'
+import { EndpointRegistry } from './collection/endpoints.js'
+import { createResponseHook } from './collection/hooks.js'
+import { InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
+import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
+import { StorageClient } from './storage/client.js'
+import type { Database } from './storage/database.js'
+import { lockDataDir } from './storage/lock.js'
+import { RemoteDialect } from './storage/remote-dialect.js'
+import { TablePrefixPlugin } from './storage/table-prefix-plugin.js'
+import type { MonitorApi } from './types.js'
+
+function storageOptions (resolved: ResolvedOptions): StorageOptions {
+  const { groupBy, ignoreMethods, ignoreRoutes, enabled, ...rest } = resolved
+  return rest
+}
+
+function disabledApi (version: string): MonitorApi {
+  const off = async (): Promise<never> => { throw new StorageUnavailableError('the plugin is registered with enabled: false') }
+  return {
+    enabled: false,
+    version,
+    ready: Promise.resolve(),
+    get db (): Kysely<Database> { throw new StorageUnavailableError('the plugin is registered with enabled: false') },
+    endpoints: () => [],
+    setMonitorLevel: off,
+    flush: async () => {},
+    stats: () => ({ buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 })
+  }
+}
+
+const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fastify: FastifyInstance, opts) => {
+  const resolved = resolveOptions(opts)
+  if (resolved instanceof Error) throw resolved
+  if (!resolved.enabled) {
+    fastify.decorate('monitor', disabledApi(resolved.appVersion))
+    return
+  }
+  const log = fastify.log.child({ plugin: 'fastify-monitoring-dashboard' })
+  const { database } = resolved
+  const releaseLock = database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
+    ? lockDataDir(database.dataDir)
+    : () => {}
+
+  const registry = new EndpointRegistry(resolved)
+  const storage = new StorageClient(storageOptions(resolved), log, {
+    onLevels: (levels) => {
+      for (const [index, level] of levels) {
+        const endpoint = registry.list[index]
+        if (endpoint !== undefined) endpoint.level = level as 0 | 1 | 2 | 3
+      }
+    }
+  })
+  const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
+  let started = false
+  const registerEndpoints = (): void => {
+    // waits while the database is down; the writer keeps those endpoints' records meanwhile
+    storage.registerEndpoints(registry.keys()).catch((err: unknown) => {
+      log.warn({ err }, 'fastify-monitoring-dashboard: endpoint registration failed')
+    })
+  }
+
+  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
+  fastify.addHook('onResponse', createResponseHook({
+    registry,
+    collector,
+    groupBy: resolved.groupBy,
+    log,
+    onNewEndpoint: () => { if (started) registerEndpoints() }
+  }))
+  fastify.addHook('onReady', async () => {
+    started = true
+    registerEndpoints()
+  })
+  fastify.addHook('onClose', async () => {
+    collector.stop()
+    try {
+      const lost = await storage.close(resolved.closeTimeoutMs)
+      if (lost > 0) log.error(`fastify-monitoring-dashboard: ${lost} records could not be written before close`)
+    } finally {
+      releaseLock()
+    }
+  })
+
+  const db = new Kysely<Database>({ dialect: new RemoteDialect(storage) }).withPlugin(new TablePrefixPlugin(resolved.tablePrefix))
+  const api: MonitorApi = {
+    enabled: true,
+    version: resolved.appVersion,
+    ready: storage.ready,
+    db,
+    endpoints: () => registry.list.map(({ method, route, level }) => ({ method, route, level })),
+    async setMonitorLevel (method, route, level) {
+      if (![0, 1, 2, 3].includes(level)) throw new InvalidOptionError('level', `must be 0, 1, 2 or 3, got ${String(level)}`)
+      const endpoint = registry.find(method.toUpperCase(), route)
+      if (endpoint === undefined) throw new UnknownEndpointError(`${method} ${route}`)
+      await storage.setLevel(endpoint.index, level)
+      endpoint.level = level
+    },
+    async flush () {
+      collector.flush()
+      await storage.flush()
+    },
+    stats: () => storage.stats
+  }
+  fastify.decorate('monitor', api)
+}
+
+/**
+ * The Fastify plugin. Register it before your routes.
+ *
+ * ### Examples
+ * ```ts
+ * import Fastify from 'fastify'
+ * import monitor from 'fastify-monitoring-dashboard'
+ *
+ * const app = Fastify({ logger: true })
+ * await app.register(monitor, { appVersion: '1.4.2', groupBy: (request) => request.headers['x-user'] })
+ * ```
+ */
+const plugin = fp(fastifyMonitoringDashboard, { fastify: '5.x', name: 'fastify-monitoring-dashboard' })
+
+export default plugin
+export { plugin as fastifyMonitoringDashboard }
+export { errors } from './errors.js'
+export { readGitCommit } from './version.js'
+export { UNMATCHED_ROUTE } from './options.js'
+export type { MonitorOptions, MonitorLevel } from './options.js'
+export type { GroupBy } from './group-by.js'
+export type { MonitorApi, MonitoredEndpoint } from './types.js'
+export type { Database, Endpoint, StoredRequest } from './storage/database.js'
+export type { WriterStats } from './storage/writer.js'

@@ -1,0 +1,237 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { ConfigFileError, InvalidOptionError } from './errors.js'
+import type { GroupBy } from './group-by.js'
+import { readGitCommit } from './version.js'
+
+export const DEFAULT_DATA_DIR = './.fastify-monitor'
+export const DEFAULT_TABLE_PREFIX = 'fmd_'
+export const DEFAULT_MONITOR_LEVEL = 1
+export const DEFAULT_IGNORE_METHODS = ['HEAD', 'OPTIONS']
+export const DEFAULT_MAX_BUFFERED_RECORDS = 200_000
+export const DEFAULT_MAX_BATCH_SIZE = 5_000
+export const DEFAULT_FLUSH_INTERVAL_MS = 250
+export const DEFAULT_RETRY_MAX_DELAY_MS = 10_000
+export const DEFAULT_CLOSE_TIMEOUT_MS = 10_000
+export const DEFAULT_LEVEL_POLL_INTERVAL_MS = 5_000
+export const DEFAULT_PARTITION_DAYS_AHEAD = 3
+export const CONFIG_ENV = 'FASTIFY_MONITOR_CONFIG'
+export const DATABASE_ENV = 'FASTIFY_MONITOR_DATABASE_URL'
+export const UNMATCHED_ROUTE = '__unmatched__'
+
+/** A monitoring level: 0 last-seen only, 1 + every request, 2 + outliers, 3 + profiler. */
+export type MonitorLevel = 0 | 1 | 2 | 3
+
+/**
+ * Options of the plugin; every one is optional.
+ *
+ * ### Examples
+ * ```ts
+ * await app.register(monitor, { database: process.env.DATABASE_URL, appVersion: '1.4.2' })
+ * ```
+ */
+export interface MonitorOptions {
+  /** `false` turns all recording off (FMD's kill switch). Default `true`. */
+  enabled?: boolean
+  /** A `postgres://` URL. Absent: embedded PGlite in {@link MonitorOptions.dataDir}. */
+  database?: string
+  /** PGlite data directory when no `database` is given (`memory://` for a throw-away one). Default `./.fastify-monitor`. */
+  dataDir?: string
+  /** The app's version, stored with every request. */
+  appVersion?: string
+  /** Path to a `.git` directory (or worktree `.git` file): HEAD's commit id becomes the version; wins over `appVersion`. */
+  git?: string
+  /** Group-by key per request: a value or a function of the request (FMD semantics). */
+  groupBy?: GroupBy
+  /** Level of endpoints the database knows nothing about yet. Default 1. */
+  defaultMonitorLevel?: MonitorLevel
+  /** Prefix of every table; letters, digits, `_`. Default `fmd_`. */
+  tablePrefix?: string
+  /** Methods never recorded. Default `['HEAD', 'OPTIONS']`. */
+  ignoreMethods?: string[]
+  /** URL templates never recorded, e.g. `['/health']`. */
+  ignoreRoutes?: string[]
+  /** Records held in memory while the database is slow or down; past it the oldest are dropped and counted. Default 200000. */
+  maxBufferedRecords?: number
+  /** Most rows written by one statement. Default 5000. */
+  maxBatchSize?: number
+  /** How often buffered records are handed to the writer and written. Default 250 ms. */
+  flushIntervalMs?: number
+  /** Longest wait between retries while the database is unreachable. Default 10000 ms. */
+  retryMaxDelayMs?: number
+  /** How long `app.close()` waits for buffered records to be written. Default 10000 ms. */
+  closeTimeoutMs?: number
+  /** How often levels changed by other processes are picked up. Default 5000 ms. */
+  levelPollIntervalMs?: number
+  /** Daily partitions of the requests table created ahead of time. Default 3. */
+  partitionDaysAhead?: number
+  /** A JSON file with any of these options; also taken from `FASTIFY_MONITOR_CONFIG`. */
+  configFile?: string
+}
+
+/** Options after defaults, config file and env vars are applied and everything is checked. */
+export interface ResolvedOptions {
+  enabled: boolean
+  database: { kind: 'postgres', connectionString: string } | { kind: 'pglite', dataDir: string }
+  appVersion: string
+  groupBy: GroupBy | undefined
+  defaultMonitorLevel: MonitorLevel
+  tablePrefix: string
+  ignoreMethods: ReadonlySet<string>
+  ignoreRoutes: ReadonlySet<string>
+  maxBufferedRecords: number
+  maxBatchSize: number
+  flushIntervalMs: number
+  retryMaxDelayMs: number
+  closeTimeoutMs: number
+  levelPollIntervalMs: number
+  partitionDaysAhead: number
+}
+
+/** The options that cross into the writer's thread (no functions). */
+export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled'>
+
+const KNOWN_OPTIONS = new Set<string>([
+  'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
+  'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
+  'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile'
+])
+const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
+const POSTGRES_URL = /^postgres(ql)?:\/\//
+
+type Checked<T> = T | Error
+
+function integer (name: string, value: unknown, fallback: number, min: number, max: number): Checked<number> {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    return new InvalidOptionError(name, `must be an integer from ${min} to ${max}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function stringList (name: string, value: unknown, fallback: string[]): Checked<string[]> {
+  if (value === undefined) return fallback
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    return new InvalidOptionError(name, `must be an array of strings, got ${describe(value)}`)
+  }
+  return value
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)
+  if (Array.isArray(value)) return 'an array'
+  return value === null ? 'null' : `${typeof value} ${typeof value === 'object' ? '' : String(value)}`.trim()
+}
+
+/** Reads the JSON config file named by `configFile` or the env var; `{}` when there is none. */
+export function readConfigFile (path: string | undefined): Record<string, unknown> {
+  if (path === undefined || path === '') return {}
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(readFileSync(resolve(path), 'utf8'))
+  } catch (err) {
+    throw new ConfigFileError(path, (err as Error).message)
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw new ConfigFileError(path, 'it must hold a JSON object')
+  }
+  return parsed as Record<string, unknown>
+}
+
+function resolveDatabase (raw: Record<string, unknown>): Checked<ResolvedOptions['database']> {
+  const { database, dataDir } = raw
+  if (database !== undefined) {
+    if (typeof database !== 'string' || !POSTGRES_URL.test(database)) {
+      return new InvalidOptionError('database', `must be a postgres:// or postgresql:// URL, got ${describe(typeof database === 'string' ? database.replace(/\/\/.*@/, '//***@') : database)}`)
+    }
+    return { kind: 'postgres', connectionString: database }
+  }
+  if (dataDir !== undefined && (typeof dataDir !== 'string' || dataDir === '')) {
+    return new InvalidOptionError('dataDir', `must be a non-empty path, got ${describe(dataDir)}`)
+  }
+  return { kind: 'pglite', dataDir: dataDir === undefined ? DEFAULT_DATA_DIR : dataDir as string }
+}
+
+function resolveVersion (raw: Record<string, unknown>): Checked<string> {
+  if (raw.appVersion !== undefined && (typeof raw.appVersion !== 'string' || raw.appVersion === '' || raw.appVersion.length > 100)) {
+    return new InvalidOptionError('appVersion', `must be a string of 1 to 100 characters, got ${describe(raw.appVersion)}`)
+  }
+  if (raw.git !== undefined) {
+    if (typeof raw.git !== 'string') return new InvalidOptionError('git', `must be a path to a .git directory, got ${describe(raw.git)}`)
+    try {
+      return readGitCommit(raw.git)
+    } catch (err) {
+      return new InvalidOptionError('git', `must point at a readable git repository: ${(err as Error).message}`)
+    }
+  }
+  return (raw.appVersion as string | undefined) ?? 'unknown'
+}
+
+/**
+ * Merges defaults < config file < env vars < register options and checks every value.
+ * Returns the first problem as an Error naming the option (the entry throws it), never a silent default.
+ *
+ * ### Examples
+ * ```ts
+ * const resolved = resolveOptions({ tablePrefix: 'mon_' })
+ * if (resolved instanceof Error) throw resolved
+ * ```
+ */
+export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = process.env): Checked<ResolvedOptions> {
+  if (opts === null || typeof opts !== 'object') return new InvalidOptionError('options', 'must be an object')
+  const fromFile = readConfigFile(opts.configFile ?? env[CONFIG_ENV])
+  const fromEnv: Record<string, unknown> = env[DATABASE_ENV] === undefined ? {} : { database: env[DATABASE_ENV] }
+  const raw: Record<string, unknown> = { ...fromFile, ...fromEnv }
+  for (const [key, value] of Object.entries(opts)) if (value !== undefined) raw[key] = value
+
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN_OPTIONS.has(key)) return new InvalidOptionError(key, 'is not an option of fastify-monitoring-dashboard')
+  }
+  if (raw.enabled !== undefined && typeof raw.enabled !== 'boolean') {
+    return new InvalidOptionError('enabled', `must be a boolean, got ${describe(raw.enabled)}`)
+  }
+  const database = resolveDatabase(raw)
+  if (database instanceof Error) return database
+  const appVersion = resolveVersion(raw)
+  if (appVersion instanceof Error) return appVersion
+  const tablePrefix = raw.tablePrefix ?? DEFAULT_TABLE_PREFIX
+  if (typeof tablePrefix !== 'string' || !TABLE_PREFIX.test(tablePrefix)) {
+    return new InvalidOptionError('tablePrefix', `must match ${TABLE_PREFIX} (lower-case letters, digits, _), got ${describe(tablePrefix)}`)
+  }
+  const level = integer('defaultMonitorLevel', raw.defaultMonitorLevel, DEFAULT_MONITOR_LEVEL, 0, 3)
+  const ignoreMethods = stringList('ignoreMethods', raw.ignoreMethods, DEFAULT_IGNORE_METHODS)
+  const ignoreRoutes = stringList('ignoreRoutes', raw.ignoreRoutes, [])
+  const maxBufferedRecords = integer('maxBufferedRecords', raw.maxBufferedRecords, DEFAULT_MAX_BUFFERED_RECORDS, 1, 100_000_000)
+  const maxBatchSize = integer('maxBatchSize', raw.maxBatchSize, DEFAULT_MAX_BATCH_SIZE, 1, 100_000)
+  const flushIntervalMs = integer('flushIntervalMs', raw.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000)
+  const retryMaxDelayMs = integer('retryMaxDelayMs', raw.retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS, 10, 600_000)
+  const closeTimeoutMs = integer('closeTimeoutMs', raw.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 0, 600_000)
+  const levelPollIntervalMs = integer('levelPollIntervalMs', raw.levelPollIntervalMs, DEFAULT_LEVEL_POLL_INTERVAL_MS, 50, 3_600_000)
+  const partitionDaysAhead = integer('partitionDaysAhead', raw.partitionDaysAhead, DEFAULT_PARTITION_DAYS_AHEAD, 1, 60)
+  for (const checked of [level, ignoreMethods, ignoreRoutes, maxBufferedRecords, maxBatchSize, flushIntervalMs,
+    retryMaxDelayMs, closeTimeoutMs, levelPollIntervalMs, partitionDaysAhead]) {
+    if (checked instanceof Error) return checked
+  }
+  const groupBy = raw.groupBy as GroupBy | undefined
+  if (typeof groupBy === 'object' && groupBy !== null && !Array.isArray(groupBy)) {
+    return new InvalidOptionError('groupBy', 'must be a function of the request, a value or an array of them')
+  }
+  return {
+    enabled: raw.enabled !== false,
+    database,
+    appVersion,
+    groupBy,
+    defaultMonitorLevel: level as MonitorLevel,
+    tablePrefix,
+    ignoreMethods: new Set((ignoreMethods as string[]).map((method) => method.toUpperCase())),
+    ignoreRoutes: new Set(ignoreRoutes as string[]),
+    // a batch larger than what may be buffered could never be formed
+    maxBufferedRecords: maxBufferedRecords as number,
+    maxBatchSize: Math.min(maxBatchSize as number, maxBufferedRecords as number),
+    flushIntervalMs: flushIntervalMs as number,
+    retryMaxDelayMs: retryMaxDelayMs as number,
+    closeTimeoutMs: closeTimeoutMs as number,
+    levelPollIntervalMs: levelPollIntervalMs as number,
+    partitionDaysAhead: partitionDaysAhead as number
+  }
+}

@@ -1,0 +1,198 @@
+import { Worker } from 'node:worker_threads'
+import type { FastifyBaseLogger } from 'fastify'
+import type { StorageOptions } from '../options.js'
+import { transferList, type EndpointKey, type LastSeen, type RecordBatch } from './batch.js'
+import type { ErrorSummary } from './errors.js'
+import type { FromWorker, ToWorker, WorkerInit } from './messages.js'
+import type { WriterStats } from './writer.js'
+
+type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
+
+const RESTART_DELAY_MS = 1_000
+
+function toError (summary: ErrorSummary): Error {
+  return Object.assign(new Error(summary.message), { code: summary.code })
+}
+
+/** Where the worker's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
+function workerUrl (): URL {
+  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+}
+
+/**
+ * The main thread's handle on the writer's thread: posts record batches, asks for queries and
+ * flushes, and restarts the thread if it dies (counting what it held as dropped).
+ *
+ * ### Examples
+ * ```ts
+ * const storage = new StorageClient(options, app.log, { onLevels, onStats })
+ * storage.send(batch, undefined)
+ * await storage.close(10_000)
+ * ```
+ */
+export class StorageClient {
+  readonly #options: StorageOptions
+  readonly #log: FastifyBaseLogger
+  readonly #onLevels: (levels: Array<[number, number]>) => void
+  #worker: Worker | undefined
+  #nextId = 1
+  readonly #pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
+  #endpoints: EndpointKey[] = []
+  #closed = false
+  /** Records handed to the current worker, to count what a crash loses. */
+  #sentToWorker = 0
+  #droppedByCrashes = 0
+  #stats: WriterStats = { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
+  #statsBase = { written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0 }
+  databaseKind: 'postgres' | 'pglite' | undefined
+  readonly ready: Promise<void>
+  #markReady!: () => void
+
+  constructor (options: StorageOptions, log: FastifyBaseLogger, hooks: { onLevels: (levels: Array<[number, number]>) => void }) {
+    this.#options = options
+    this.#log = log
+    this.#onLevels = hooks.onLevels
+    this.ready = new Promise((resolve) => { this.#markReady = resolve })
+    this.#spawn()
+  }
+
+  /** Counters of the writer, summed over restarts of its thread. */
+  get stats (): WriterStats {
+    const s = this.#stats
+    return {
+      buffered: s.buffered,
+      written: this.#statsBase.written + s.written,
+      dropped: this.#statsBase.dropped + s.dropped + this.#droppedByCrashes,
+      writeErrors: this.#statsBase.writeErrors + s.writeErrors,
+      databaseUp: s.databaseUp,
+      lastBatchDurationMs: s.lastBatchDurationMs,
+      batchesWritten: this.#statsBase.batchesWritten + s.batchesWritten
+    }
+  }
+
+  #spawn (): void {
+    const init: WorkerInit = { options: this.#options }
+    const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
+    // the app decides when the process ends; app.close() flushes before that
+    worker.unref()
+    worker.on('message', (message: FromWorker) => this.#receive(message))
+    worker.on('error', (err) => {
+      this.#log.error({ err }, 'fastify-monitoring-dashboard: writer thread failed')
+    })
+    worker.on('exit', (code) => {
+      if (this.#worker !== worker) return
+      this.#worker = undefined
+      for (const { reject } of this.#pending.values()) reject(new Error('writer thread exited'))
+      this.#pending.clear()
+      if (this.#closed) return
+      // what the dead thread held is lost: count it, then start again
+      const lost = Math.max(0, this.#sentToWorker - this.#stats.written - this.#stats.dropped)
+      this.#droppedByCrashes += lost
+      for (const key of ['written', 'dropped', 'writeErrors', 'batchesWritten'] as const) this.#statsBase[key] += this.#stats[key]
+      this.#stats = { ...this.#stats, buffered: 0, written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0, databaseUp: false }
+      this.#sentToWorker = 0
+      this.#log.error(`fastify-monitoring-dashboard: writer thread exited with code ${code}; ${lost} records lost; restarting`)
+      setTimeout(() => {
+        if (this.#closed) return
+        this.#spawn()
+        if (this.#endpoints.length > 0) this.#request({ type: 'endpoints', endpoints: this.#endpoints }).catch(() => {})
+      }, RESTART_DELAY_MS).unref()
+    })
+    this.#worker = worker
+  }
+
+  #receive (message: FromWorker): void {
+    switch (message.type) {
+      case 'reply': {
+        const pending = this.#pending.get(message.id)
+        if (pending === undefined) return
+        this.#pending.delete(message.id)
+        if (message.error !== undefined) pending.reject(toError(message.error))
+        else pending.resolve(message.result)
+        return
+      }
+      case 'ready':
+        this.databaseKind = message.databaseKind
+        this.#markReady()
+        return
+      case 'levels':
+        this.#onLevels(message.levels)
+        return
+      case 'stats':
+        this.#stats = message.stats
+        return
+      case 'log': {
+        const err = message.err === undefined ? undefined : toError(message.err)
+        this.#log[message.level](err === undefined ? {} : { err }, message.msg)
+      }
+    }
+  }
+
+  async #request (message: Request): Promise<unknown> {
+    const worker = this.#worker
+    if (worker === undefined) throw new Error('writer thread not running')
+    const id = this.#nextId++
+    return await new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject })
+      worker.postMessage({ ...message, id })
+    })
+  }
+
+  /** Hands recorded requests to the writer; never blocks, never throws. */
+  send (batch: RecordBatch | undefined, lastSeen: LastSeen | undefined): void {
+    const worker = this.#worker
+    if (worker === undefined || this.#closed) {
+      this.#droppedByCrashes += batch?.length ?? 0
+      return
+    }
+    this.#sentToWorker += batch?.length ?? 0
+    const message: ToWorker = { type: 'records', batch, lastSeen }
+    worker.postMessage(message, batch === undefined ? [] : transferList(batch))
+  }
+
+  /** Registers endpoints; resolves once the database has them (which waits while it is down). */
+  async registerEndpoints (endpoints: EndpointKey[]): Promise<void> {
+    this.#endpoints = endpoints
+    await this.#request({ type: 'endpoints', endpoints })
+  }
+
+  async setLevel (index: number, level: number): Promise<void> {
+    await this.#request({ type: 'setLevel', index, level })
+  }
+
+  /** Runs one compiled query in the writer's thread (the only owner of the connection). */
+  async query (sql: string, parameters: readonly unknown[]): Promise<unknown> {
+    return await this.#request({ type: 'query', sql, parameters })
+  }
+
+  /** Resolves when everything sent so far is in the database. */
+  async flush (): Promise<void> {
+    await this.#request({ type: 'flush' })
+  }
+
+  /**
+   * Writes what is buffered, waiting at most `timeoutMs` for the database, then closes it.
+   * Resolves with the number of records that could not be written.
+   */
+  async close (timeoutMs: number): Promise<number> {
+    if (this.#closed) return 0
+    let timer: NodeJS.Timeout | undefined
+    const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
+    await Promise.race([this.flush().catch(() => {}), timedOut])
+    clearTimeout(timer)
+    this.#closed = true
+    const worker = this.#worker
+    if (worker === undefined) return 0
+    let lost = 0
+    try {
+      lost = await Promise.race([
+        this.#request({ type: 'close' }) as Promise<number>,
+        new Promise<number>((resolve) => setTimeout(() => resolve(this.#stats.buffered), 5_000).unref())
+      ])
+    } finally {
+      this.#worker = undefined
+      await worker.terminate()
+    }
+    return lost
+  }
+}

@@ -1,0 +1,61 @@
+import type { ColumnType, Generated, Selectable } from 'kysely'
+
+/**
+ * The monitoring database as kysely sees it. Names are logical: the table prefix
+ * (`fmd_` by default) is added by {@link TablePrefixPlugin}, so queries say `request`, not `fmd_request`.
+ */
+export interface Database {
+  endpoint: EndpointTable
+  request: RequestTable
+  version: VersionTable
+  instance: InstanceTable
+  batch: BatchTable
+}
+
+type Timestamp = ColumnType<Date, Date | string, Date | string>
+
+export interface EndpointTable {
+  id: Generated<number>
+  method: string
+  route: string
+  monitor_level: number
+  time_added: Generated<Date>
+  last_requested: Timestamp | null
+}
+
+/** One row per monitored request; partitioned by day on `time_requested`. */
+export interface RequestTable {
+  id: Generated<string>
+  endpoint_id: number
+  time_requested: Timestamp
+  duration_ms: number
+  status_code: number
+  version_id: number
+  group_by: string | null
+  ip: string | null
+  instance_id: number
+}
+
+export interface VersionTable {
+  id: Generated<number>
+  version: string
+  first_seen: Generated<Date>
+}
+
+/** A process that wrote requests: host and pid. */
+export interface InstanceTable {
+  id: Generated<number>
+  host: string
+  pid: number
+  started_at: Generated<Date>
+}
+
+/** Ids of written batches, so a batch retried after a lost commit acknowledgement is not written twice. */
+export interface BatchTable {
+  id: string
+  rows: number
+  written_at: Generated<Date>
+}
+
+export type Endpoint = Selectable<EndpointTable>
+export type StoredRequest = Selectable<RequestTable>

@@ -1,0 +1,41 @@
+import { Kysely, PostgresDialect } from 'kysely'
+import type { Database } from './database.js'
+import type { StorageOptions } from '../options.js'
+import { TablePrefixPlugin } from './table-prefix-plugin.js'
+
+/** A database handle and what it is, as the writer's thread opens it. */
+export interface OpenedDatabase {
+  /** Queries name tables without the prefix; the plugin adds it. */
+  db: Kysely<Database>
+  /** The same connection without the prefix plugin, for kysely's Migrator and raw reads. */
+  rawDb: Kysely<any>
+  kind: 'postgres' | 'pglite'
+}
+
+/**
+ * Opens a `pg` pool or embedded PGlite behind one kysely dialect family (both compile with the
+ * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
+ * Postgres server never loads PGlite's 10 MB of WASM.
+ */
+export async function openDatabase (options: StorageOptions): Promise<OpenedDatabase> {
+  const plugin = new TablePrefixPlugin(options.tablePrefix)
+  if (options.database.kind === 'postgres') {
+    const { default: pg } = await import('pg')
+    const pool = new pg.Pool({
+      connectionString: options.database.connectionString,
+      max: 4,
+      connectionTimeoutMillis: 5_000,
+      idleTimeoutMillis: 30_000,
+      application_name: 'fastify-monitoring-dashboard'
+    })
+    // an idle client's connection dying (server restart) must not crash the worker
+    pool.on('error', () => {})
+    const rawDb = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+    return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres' }
+  }
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { PGliteDialect } = await import('kysely-pglite-dialect')
+  const pglite = await PGlite.create(options.database.dataDir)
+  const rawDb = new Kysely<any>({ dialect: new PGliteDialect(pglite) })
+  return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'pglite' }
+}

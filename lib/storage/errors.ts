@@ -1,0 +1,29 @@
+/** Classes of SQLSTATE that retrying the same statement cannot fix. */
+const PERMANENT_SQLSTATE_CLASSES = new Set(['22', '23', '42'])
+/** "no partition of relation … found for row": the partition must be made, then the batch retried. */
+export const MISSING_PARTITION_SQLSTATE = '23514'
+
+export interface ErrorSummary {
+  message: string
+  code?: string
+  stack?: string
+}
+
+/** Plain copy of an error that can cross threads and be logged. */
+export function summarizeError (err: unknown): ErrorSummary {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return { message: err.message, code: typeof code === 'string' ? code : undefined, stack: err.stack }
+  }
+  return { message: String(err) }
+}
+
+/**
+ * True when an error says the statement itself is bad (data or schema), so retrying cannot help;
+ * false for everything that may pass: refused or broken connections, shutdowns, deadlocks, timeouts.
+ */
+export function isPermanentError (err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code
+  if (typeof code !== 'string' || code.length !== 5 || code === MISSING_PARTITION_SQLSTATE) return false
+  return PERMANENT_SQLSTATE_CLASSES.has(code.slice(0, 2))
+}

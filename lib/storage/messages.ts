@@ -1,0 +1,32 @@
+import type { StorageOptions } from '../options.js'
+import type { EndpointKey, LastSeen, RecordBatch } from './batch.js'
+import type { ErrorSummary } from './errors.js'
+import type { WriterStats } from './writer.js'
+
+/** What the main thread hands the writer's thread at start. */
+export interface WorkerInit {
+  options: StorageOptions
+}
+
+/** Main thread → writer thread. Requests carry an id; the answer comes back as a `reply` with it. */
+export type ToWorker =
+  | { type: 'records', batch: RecordBatch | undefined, lastSeen: LastSeen | undefined }
+  | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
+  | { type: 'setLevel', id: number, index: number, level: number }
+  | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
+  | { type: 'flush', id: number }
+  | { type: 'close', id: number }
+
+/** Writer thread → main thread. */
+export type FromWorker =
+  | { type: 'reply', id: number, result?: unknown, error?: ErrorSummary }
+  | { type: 'ready', databaseKind: 'postgres' | 'pglite' }
+  | { type: 'levels', levels: Array<[index: number, level: number]> }
+  | { type: 'stats', stats: WriterStats }
+  | { type: 'log', level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ErrorSummary }
+
+/** The answer to a `query` request: what kysely's QueryResult needs. */
+export interface QueryReply {
+  rows: unknown[]
+  numAffectedRows?: string
+}

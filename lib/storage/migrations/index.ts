@@ -1,0 +1,69 @@
+import { sql, type Kysely, type Migration } from 'kysely'
+import { TablePrefixPlugin } from '../table-prefix-plugin.js'
+
+/**
+ * The schema's migrations, frozen in time: never edit one that has shipped, add a new one.
+ * The table prefix is a run-time option, so each migration gets a prefixed view of the database.
+ */
+export function createMigrations (prefix: string): Record<string, Migration> {
+  // Index names live in the schema's namespace too: prefix them by hand.
+  const index = (name: string) => sql.id(`${prefix}${name}`)
+  const withPrefix = (db: Kysely<any>) => db.withPlugin(new TablePrefixPlugin(prefix))
+
+  return {
+    '0001_initial': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('endpoint')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('method', 'text', (col) => col.notNull())
+          .addColumn('route', 'text', (col) => col.notNull())
+          .addColumn('monitor_level', 'smallint', (col) => col.notNull().check(sql`monitor_level between 0 and 3`))
+          .addColumn('time_added', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .addColumn('last_requested', 'timestamptz')
+          .addUniqueConstraint(`${prefix}endpoint_method_route`, ['method', 'route'])
+          .execute()
+        await db.schema.createTable('version')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('version', 'text', (col) => col.notNull().unique())
+          .addColumn('first_seen', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('instance')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('host', 'text', (col) => col.notNull())
+          .addColumn('pid', 'integer', (col) => col.notNull())
+          .addColumn('started_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('batch')
+          .addColumn('id', 'text', (col) => col.primaryKey())
+          .addColumn('rows', 'integer', (col) => col.notNull())
+          .addColumn('written_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await sql`create index ${index('batch_written_at')} on ${sql.table('batch')} (written_at)`.execute(db)
+        // Partitioned by day so retention drops whole partitions instead of deleting rows;
+        // the primary key has to include the partition key.
+        await sql`create table ${sql.table('request')} (
+          id bigint generated always as identity,
+          endpoint_id integer not null,
+          time_requested timestamptz not null,
+          duration_ms double precision not null,
+          status_code smallint not null,
+          version_id integer not null,
+          group_by text,
+          ip text,
+          instance_id integer not null,
+          primary key (id, time_requested)
+        ) partition by range (time_requested)`.execute(db)
+        await sql`create index ${index('request_endpoint_time')} on ${sql.table('request')} (endpoint_id, time_requested)`.execute(db)
+        await sql`create index ${index('request_version_endpoint')} on ${sql.table('request')} (version_id, endpoint_id)`.execute(db)
+        await sql`create index ${index('request_endpoint_group')} on ${sql.table('request')} (endpoint_id, group_by) where group_by is not null`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['request', 'batch', 'instance', 'version', 'endpoint']) {
+          await db.schema.dropTable(table).ifExists().execute()
+        }
+      }
+    }
+  }
+}

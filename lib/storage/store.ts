@@ -1,0 +1,94 @@
+import { hostname } from 'node:os'
+import { sql, type Kysely } from 'kysely'
+import type { Database } from './database.js'
+import type { EndpointKey } from './batch.js'
+
+/** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
+export interface WriteUnit {
+  /** Stays the same across retries: the database remembers it, so a unit is written at most once. */
+  id: string
+  endpointId: number[]
+  timeMs: number[]
+  durationMs: number[]
+  statusCode: number[]
+  group: Array<string | null>
+  ip: Array<string | null>
+  attempts: number
+}
+
+/** Registers this process and its version; returns their ids. */
+export async function registerInstance (db: Kysely<Database>, version: string): Promise<{ versionId: number, instanceId: number }> {
+  await db.insertInto('version').values({ version }).onConflict((oc) => oc.column('version').doNothing()).execute()
+  const { id: versionId } = await db.selectFrom('version').select('id').where('version', '=', version).executeTakeFirstOrThrow()
+  const { id: instanceId } = await db.insertInto('instance').values({ host: hostname(), pid: process.pid })
+    .returning('id').executeTakeFirstOrThrow()
+  return { versionId, instanceId }
+}
+
+/**
+ * Creates the endpoints the database does not know yet, at `defaultLevel`, and returns the id and
+ * (possibly admin-changed) level of each, in the order given.
+ */
+export async function upsertEndpoints (db: Kysely<Database>, endpoints: EndpointKey[], defaultLevel: number):
+Promise<Array<{ id: number, level: number }>> {
+  if (endpoints.length === 0) return []
+  const methods = endpoints.map((e) => e.method)
+  const routes = endpoints.map((e) => e.route)
+  await sql`insert into ${sql.table('endpoint')} (method, route, monitor_level)
+    select m, r, ${defaultLevel} from unnest(${methods}::text[], ${routes}::text[]) as u(m, r)
+    on conflict (method, route) do nothing`.execute(db)
+  const rows = await sql<{ id: number, method: string, route: string, monitor_level: number }>`
+    select e.id, e.method, e.route, e.monitor_level from ${sql.table('endpoint')} e
+    join unnest(${methods}::text[], ${routes}::text[]) as u(m, r) on e.method = u.m and e.route = u.r`.execute(db)
+  const byKey = new Map(rows.rows.map((row) => [`${row.method} ${row.route}`, row]))
+  return endpoints.map((e) => {
+    const row = byKey.get(`${e.method} ${e.route}`)
+    if (row === undefined) throw new Error(`endpoint ${e.method} ${e.route} vanished during registration`)
+    return { id: row.id, level: row.monitor_level }
+  })
+}
+
+/** Current level of every endpoint, by database id. */
+export async function readLevels (db: Kysely<Database>): Promise<Map<number, number>> {
+  const rows = await db.selectFrom('endpoint').select(['id', 'monitor_level']).execute()
+  return new Map(rows.map((row) => [row.id, row.monitor_level]))
+}
+
+export async function setLevel (db: Kysely<Database>, endpointId: number, level: number): Promise<void> {
+  await db.updateTable('endpoint').set({ monitor_level: level }).where('id', '=', endpointId).execute()
+}
+
+/**
+ * Writes one unit in one transaction: its id into the batch table, then every row with a single
+ * `insert … select from unnest(…)`. Returns false when the id was already there, i.e. an earlier
+ * attempt committed but its acknowledgement was lost.
+ */
+export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number): Promise<boolean> {
+  return await db.transaction().execute(async (trx) => {
+    const claimed = await trx.insertInto('batch').values({ id: unit.id, rows: unit.endpointId.length })
+      .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst()
+    if (claimed === undefined) return false
+    await sql`insert into ${sql.table('request')}
+      (endpoint_id, time_requested, duration_ms, status_code, group_by, ip, version_id, instance_id)
+      select e, to_timestamp(t / 1000.0), d, s, g, i, ${versionId}::integer, ${instanceId}::integer
+      from unnest(${unit.endpointId}::integer[], ${unit.timeMs}::float8[], ${unit.durationMs}::float8[],
+        ${unit.statusCode}::smallint[], ${unit.group}::text[], ${unit.ip}::text[]) as u(e, t, d, s, g, i)`.execute(trx)
+    return true
+  })
+}
+
+/** Moves `last_requested` forward; idempotent, so a retry or a race with another process is harmless. */
+export async function touchEndpoints (db: Kysely<Database>, lastSeen: Map<number, number>): Promise<void> {
+  if (lastSeen.size === 0) return
+  // sorted, so concurrent writers lock rows in the same order and cannot deadlock each other
+  const ids = [...lastSeen.keys()].sort((a, b) => a - b)
+  const times = ids.map((id) => lastSeen.get(id)!)
+  await sql`update ${sql.table('endpoint')} as e
+    set last_requested = greatest(e.last_requested, to_timestamp(u.t / 1000.0))
+    from unnest(${ids}::integer[], ${times}::float8[]) as u(id, t) where e.id = u.id`.execute(db)
+}
+
+/** Forgets batch ids old enough that no retry can still carry them. */
+export async function pruneBatchIds (db: Kysely<Database>, olderThanMs: number): Promise<void> {
+  await db.deleteFrom('batch').where('written_at', '<', new Date(Date.now() - olderThanMs)).execute()
+}

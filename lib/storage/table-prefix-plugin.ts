@@ -1,0 +1,56 @@
+import {
+  OperationNodeTransformer,
+  type KyselyPlugin,
+  type PluginTransformQueryArgs,
+  type PluginTransformResultArgs,
+  type QueryResult,
+  type RootOperationNode,
+  type TableNode,
+  type UnknownRow
+} from 'kysely'
+
+/** The schema's tables and their daily partitions; anything else (aliases, CTE names, system catalogs) is left alone. */
+const OWN_TABLE = /^(endpoint|request|version|instance|batch|request_p\d{8})$/
+
+class TablePrefixTransformer extends OperationNodeTransformer {
+  readonly #prefix: string
+
+  constructor (prefix: string) {
+    super()
+    this.#prefix = prefix
+  }
+
+  protected override transformTable (node: TableNode): TableNode {
+    const table = super.transformTable(node)
+    const identifier = table.table.identifier
+    if (table.table.schema !== undefined || !OWN_TABLE.test(identifier.name)) return table
+    return { ...table, table: { ...table.table, identifier: { ...identifier, name: this.#prefix + identifier.name } } }
+  }
+}
+
+/**
+ * Adds the configured prefix to every table a query names, including `sql.table()` in raw SQL,
+ * so the code speaks of `request` and the database holds `fmd_request`. Only the schema's own table
+ * names are prefixed, so aliases (`request as r`) keep working. The prefix was checked
+ * against `^[a-z_][a-z0-9_]*$` by the options, and kysely quotes identifiers anyway.
+ *
+ * ### Examples
+ * ```ts
+ * const db = kysely.withPlugin(new TablePrefixPlugin('fmd_'))
+ * ```
+ */
+export class TablePrefixPlugin implements KyselyPlugin {
+  readonly #transformer: TablePrefixTransformer
+
+  constructor (prefix: string) {
+    this.#transformer = new TablePrefixTransformer(prefix)
+  }
+
+  transformQuery (args: PluginTransformQueryArgs): RootOperationNode {
+    return this.#transformer.transformNode(args.node, args.queryId)
+  }
+
+  async transformResult (args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return args.result
+  }
+}

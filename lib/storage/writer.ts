@@ -1,0 +1,317 @@
+import { randomUUID } from 'node:crypto'
+import { MAX_GROUP_LENGTH } from '../group-by.js'
+import type { RecordBatch } from './batch.js'
+import { MISSING_PARTITION_SQLSTATE, isPermanentError, summarizeError, type ErrorSummary } from './errors.js'
+import type { WriteUnit } from './store.js'
+
+/** Attempts at a unit the database rejects as bad data before it is dropped. */
+const MAX_PERMANENT_ATTEMPTS = 3
+const RETRY_BASE_DELAY_MS = 50
+/** Postgres refuses NUL in text; it is the one character that would make a whole batch fail. */
+const NUL = /\u0000/g
+const MAX_IP_LENGTH = 64
+
+/** Counters the writer keeps; the main thread exports them as metrics. */
+export interface WriterStats {
+  buffered: number
+  written: number
+  dropped: number
+  writeErrors: number
+  databaseUp: boolean
+  lastBatchDurationMs: number
+  batchesWritten: number
+}
+
+/** What the writer needs from the database and the rest of the worker. */
+export interface WriterSink {
+  /** Database id of an endpoint index and its level, or undefined while unknown. */
+  resolveEndpoint: (index: number) => { id: number, level: number } | undefined
+  /** Writes a unit (idempotent per unit id). */
+  write: (unit: WriteUnit) => Promise<void>
+  /** Makes the partitions for these UTC days. */
+  ensurePartitions: (fromMs: number, toMs: number, force: boolean) => Promise<void>
+  /** Moves `last_requested` of endpoints (by database id) forward. */
+  touch: (lastSeen: Map<number, number>) => Promise<void>
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ErrorSummary) => void
+  onStats: (stats: WriterStats) => void
+}
+
+interface QueuedBatch { batch: RecordBatch, start: number }
+
+function clean (value: string | undefined, max: number): string | null {
+  if (value === undefined) return null
+  const cut = value.length > max ? value.slice(0, max) : value
+  return cut.includes('\u0000') ? cut.replace(NUL, '\uFFFD') : cut
+}
+
+/**
+ * Holds recorded requests until the database has them. Bounded: past `maxBufferedRecords` the
+ * oldest are dropped and counted. One write in flight; a failed unit keeps its id and is retried
+ * first, with exponential backoff while the database is unreachable, so order and exactly-once hold.
+ *
+ * ### Examples
+ * ```ts
+ * const writer = new Writer(sink, { maxBufferedRecords: 200_000, maxBatchSize: 5000, … })
+ * writer.enqueue(batch)
+ * await writer.drain()
+ * ```
+ */
+export class Writer {
+  readonly #sink: WriterSink
+  readonly #maxBuffered: number
+  readonly #maxBatchSize: number
+  readonly #retryMaxDelayMs: number
+  readonly #queue: QueuedBatch[] = []
+  /** The unit being written or waiting to be retried; always older than anything in the queue. */
+  #unit: WriteUnit | undefined
+  #queuedRows = 0
+  #lastSeen = new Map<number, number>()
+  #pendingLastSeen: Array<{ index: number, timeMs: number }> = []
+  #running = false
+  #retryDelayMs = RETRY_BASE_DELAY_MS
+  #retryTimer: NodeJS.Timeout | undefined
+  #droppingSince = -1
+  #drainWaiters: Array<() => void> = []
+  readonly stats: WriterStats = {
+    buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0
+  }
+
+  constructor (sink: WriterSink, opts: { maxBufferedRecords: number, maxBatchSize: number, retryMaxDelayMs: number }) {
+    this.#sink = sink
+    this.#maxBuffered = opts.maxBufferedRecords
+    this.#maxBatchSize = opts.maxBatchSize
+    this.#retryMaxDelayMs = opts.retryMaxDelayMs
+  }
+
+  get buffered (): number {
+    return this.#queuedRows + (this.#unit?.endpointId.length ?? 0)
+  }
+
+  enqueue (batch: RecordBatch): void {
+    if (batch.length > 0) {
+      this.#queue.push({ batch, start: 0 })
+      this.#queuedRows += batch.length
+      this.#enforceBound()
+    }
+  }
+
+  /** Level-0 endpoints only get their last-seen time moved. */
+  touch (endpoint: number[], timeMs: number[]): void {
+    for (let i = 0; i < endpoint.length; i++) this.#pendingLastSeen.push({ index: endpoint[i]!, timeMs: timeMs[i]! })
+  }
+
+  /** Writes whatever can be written now; called on every flush tick and after the database returns. */
+  kick (): void {
+    if (this.#running || this.#retryTimer !== undefined) return
+    this.#running = true
+    this.#run().catch((err) => {
+      // #run handles database errors itself: reaching here is a bug, which must not stop the writer
+      this.#sink.log('error', 'fastify-monitoring-dashboard: writer loop failed', summarizeError(err))
+    }).finally(() => {
+      this.#running = false
+      this.#publish()
+      if (this.#idle()) this.#resolveDrained()
+    })
+  }
+
+  /** Resolves once everything enqueued so far is written (or dropped). */
+  async drain (): Promise<void> {
+    if (this.#idle()) return
+    await new Promise<void>((resolve) => {
+      this.#drainWaiters.push(resolve)
+      this.kick()
+    })
+  }
+
+  /** Stops retrying and counts what is still buffered as dropped. */
+  abandon (): number {
+    clearTimeout(this.#retryTimer)
+    this.#retryTimer = undefined
+    const lost = this.buffered
+    this.stats.dropped += lost
+    this.#unit = undefined
+    this.#queue.length = 0
+    this.#queuedRows = 0
+    this.#publish()
+    this.#resolveDrained()
+    return lost
+  }
+
+  #idle (): boolean {
+    return this.buffered === 0 && this.#lastSeen.size === 0 && this.#pendingLastSeen.length === 0 && !this.#running
+  }
+
+  #resolveDrained (): void {
+    const waiters = this.#drainWaiters
+    this.#drainWaiters = []
+    for (const resolve of waiters) resolve()
+  }
+
+  async #run (): Promise<void> {
+    this.#resolvePendingLastSeen()
+    while (true) {
+      this.#unit ??= this.#takeUnit()
+      if (this.#unit === undefined) break
+      if (!await this.#attempt(this.#unit)) return
+    }
+    if (this.#lastSeen.size > 0) {
+      const lastSeen = this.#lastSeen
+      this.#lastSeen = new Map()
+      try {
+        await this.#sink.touch(lastSeen)
+      } catch (err) {
+        for (const [id, time] of lastSeen) this.#lastSeen.set(id, Math.max(time, this.#lastSeen.get(id) ?? 0))
+        this.#failed(err)
+      }
+    }
+  }
+
+  /** One try at writing a unit; false when the loop must stop and wait for a retry. */
+  async #attempt (unit: WriteUnit): Promise<boolean> {
+    const started = performance.now()
+    try {
+      let minTime = Infinity
+      let maxTime = -Infinity
+      for (const time of unit.timeMs) {
+        if (time < minTime) minTime = time
+        if (time > maxTime) maxTime = time
+      }
+      await this.#sink.ensurePartitions(minTime, maxTime, unit.attempts > 0)
+      await this.#sink.write(unit)
+    } catch (err) {
+      unit.attempts++
+      if (isPermanentError(err) && unit.attempts >= MAX_PERMANENT_ATTEMPTS) {
+        this.stats.writeErrors++
+        this.stats.dropped += unit.endpointId.length
+        this.#unit = undefined
+        this.#sink.log('error', `fastify-monitoring-dashboard: database rejected a batch ${unit.attempts} times; dropped its ${unit.endpointId.length} records`, summarizeError(err))
+        return true
+      }
+      this.#failed(err)
+      return false
+    }
+    this.stats.lastBatchDurationMs = performance.now() - started
+    this.stats.batchesWritten++
+    this.stats.written += unit.endpointId.length
+    for (let i = 0; i < unit.endpointId.length; i++) {
+      const id = unit.endpointId[i]!
+      const time = unit.timeMs[i]!
+      if (time > (this.#lastSeen.get(id) ?? 0)) this.#lastSeen.set(id, time)
+    }
+    this.#unit = undefined
+    if (!this.stats.databaseUp) {
+      this.stats.databaseUp = true
+      this.#sink.log('info', `fastify-monitoring-dashboard: database reachable; ${this.buffered} records still buffered`)
+    }
+    this.#retryDelayMs = RETRY_BASE_DELAY_MS
+    this.#publish()
+    return true
+  }
+
+  #failed (err: unknown): void {
+    this.stats.writeErrors++
+    const summary = summarizeError(err)
+    if (this.stats.databaseUp || this.stats.writeErrors === 1) {
+      this.#sink.log('warn', `fastify-monitoring-dashboard: cannot write to the database, buffering up to ${this.#maxBuffered} records and retrying`, summary)
+    } else {
+      this.#sink.log('debug', 'fastify-monitoring-dashboard: write retry failed', summary)
+    }
+    if (summary.code !== MISSING_PARTITION_SQLSTATE) this.stats.databaseUp = false
+    this.#publish()
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = undefined
+      this.kick()
+    }, this.#retryDelayMs)
+    this.#retryTimer.unref()
+    this.#retryDelayMs = Math.min(this.#retryDelayMs * 2, this.#retryMaxDelayMs)
+  }
+
+  #resolvePendingLastSeen (): void {
+    const pending = this.#pendingLastSeen
+    this.#pendingLastSeen = []
+    for (const entry of pending) {
+      const endpoint = this.#sink.resolveEndpoint(entry.index)
+      if (endpoint === undefined) this.#pendingLastSeen.push(entry)
+      else if (entry.timeMs > (this.#lastSeen.get(endpoint.id) ?? 0)) this.#lastSeen.set(endpoint.id, entry.timeMs)
+    }
+  }
+
+  /**
+   * Copies up to maxBatchSize of the oldest rows into one unit. Rows of endpoints whose stored
+   * level is 0 only move last-seen; rows of endpoints not yet registered wait in the queue.
+   */
+  #takeUnit (): WriteUnit | undefined {
+    const unit: WriteUnit = {
+      id: randomUUID(), endpointId: [], timeMs: [], durationMs: [], statusCode: [], group: [], ip: [], attempts: 0
+    }
+    while (this.#queue.length > 0 && unit.endpointId.length < this.#maxBatchSize) {
+      const queued = this.#queue[0]!
+      const { batch } = queued
+      while (queued.start < batch.length && unit.endpointId.length < this.#maxBatchSize) {
+        const row = queued.start
+        const endpoint = this.#sink.resolveEndpoint(batch.endpoint[row]!)
+        if (endpoint === undefined) break
+        queued.start++
+        this.#queuedRows--
+        const timeMs = batch.timeMs[row]!
+        if (endpoint.level === 0) {
+          if (timeMs > (this.#lastSeen.get(endpoint.id) ?? 0)) this.#lastSeen.set(endpoint.id, timeMs)
+          continue
+        }
+        const group = batch.group[row]!
+        const ip = batch.ip[row]!
+        unit.endpointId.push(endpoint.id)
+        unit.timeMs.push(timeMs)
+        unit.durationMs.push(batch.durationMs[row]!)
+        unit.statusCode.push(batch.statusCode[row]!)
+        unit.group.push(group < 0 ? null : clean(batch.strings[group], MAX_GROUP_LENGTH))
+        unit.ip.push(ip < 0 ? null : clean(batch.strings[ip], MAX_IP_LENGTH))
+      }
+      if (queued.start < batch.length) break
+      this.#queue.shift()
+    }
+    return unit.endpointId.length > 0 ? unit : undefined
+  }
+
+  /** Drops the oldest rows while more than maxBufferedRecords are held. */
+  #enforceBound (): void {
+    let excess = this.buffered - this.#maxBuffered
+    if (excess <= 0) {
+      if (this.#droppingSince >= 0) {
+        this.#sink.log('warn', `fastify-monitoring-dashboard: buffer has room again; ${this.stats.dropped - this.#droppingSince} records were dropped`)
+        this.#droppingSince = -1
+      }
+      return
+    }
+    if (this.#droppingSince < 0) {
+      this.#droppingSince = this.stats.dropped
+      this.#sink.log('warn', `fastify-monitoring-dashboard: buffer full (${this.#maxBuffered} records); dropping the oldest`)
+    }
+    const before = this.buffered
+    // the unit waiting for a retry holds the oldest rows; a unit being written now is left alone
+    if (this.#unit !== undefined && !this.#running) {
+      const cut = Math.min(excess, this.#unit.endpointId.length)
+      for (const column of [this.#unit.endpointId, this.#unit.timeMs, this.#unit.durationMs, this.#unit.statusCode, this.#unit.group, this.#unit.ip]) {
+        column.splice(0, cut)
+      }
+      excess -= cut
+      if (this.#unit.endpointId.length === 0) this.#unit = undefined
+    }
+    while (excess > 0 && this.#queue.length > 0) {
+      const queued = this.#queue[0]!
+      const cut = Math.min(excess, queued.batch.length - queued.start)
+      queued.start += cut
+      this.#queuedRows -= cut
+      excess -= cut
+      if (queued.start >= queued.batch.length) this.#queue.shift()
+    }
+    // rows of a unit being written cannot be taken back: the excess waits for that write to end
+    this.stats.dropped += before - this.buffered
+    this.#publish()
+  }
+
+  #publish (): void {
+    this.stats.buffered = this.buffered
+    this.#sink.onStats(this.stats)
+  }
+}

@@ -1,0 +1,50 @@
+import type { Kysely } from 'kysely'
+import type { MonitorLevel } from './options.js'
+import type { Database } from './storage/database.js'
+import type { WriterStats } from './storage/writer.js'
+
+/** An endpoint as `app.monitor.endpoints()` lists it. */
+export interface MonitoredEndpoint {
+  method: string
+  route: string
+  level: MonitorLevel
+}
+
+/**
+ * What the plugin adds to the Fastify instance as `app.monitor`.
+ *
+ * ### Examples
+ * ```ts
+ * await app.monitor.setMonitorLevel('GET', '/users/:id', 3)
+ * await app.monitor.flush()
+ * const rows = await app.monitor.db.selectFrom('request').selectAll().limit(10).execute()
+ * ```
+ */
+export interface MonitorApi {
+  /** False when the plugin was registered with `enabled: false`. */
+  readonly enabled: boolean
+  /** The version stored with every request (from `git` or `appVersion`). */
+  readonly version: string
+  /** Resolves once the database is reachable and its schema is current. */
+  readonly ready: Promise<void>
+  /** Read access to the monitoring database (typed kysely; table names without the prefix). */
+  readonly db: Kysely<Database>
+  /** Every endpoint discovered so far, with its monitoring level. */
+  endpoints: () => MonitoredEndpoint[]
+  /** Changes an endpoint's level now in this process and, in the database, for every process sharing it. */
+  setMonitorLevel: (method: string, route: string, level: MonitorLevel) => Promise<void>
+  /** Resolves once every request recorded so far is in the database. */
+  flush: () => Promise<void>
+  /** The writer's counters. */
+  stats: () => WriterStats
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    monitor: MonitorApi
+  }
+  interface FastifyContextConfig {
+    /** `false` keeps this route out of monitoring. */
+    monitor?: boolean
+  }
+}
