@@ -1,0 +1,94 @@
+// npm run bench: throughput and server CPU per request of bare Fastify, fastify-metrics and this
+// plugin, measured in one run with interleaved rounds (the machine is noisy; compare within a run).
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import autocannon from 'autocannon'
+
+const argv = process.argv.slice(2)
+const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
+const SERVERS = (arg('servers', 'bare,fastify-metrics,level0-pglite,level1-pglite,level1-postgres')).split(',')
+const ROUNDS = Number(arg('rounds', 3))
+const DURATION_S = Number(arg('duration', 6))
+const CONNECTIONS = Number(arg('connections', 50))
+
+async function start (kind) {
+  const child = fork(new URL('./server.js', import.meta.url), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const [message] = await once(child, 'message')
+  return { kind, child, port: message.port }
+}
+
+/** CPU of every postgres server process, in µs (the database's share of the cost of recording). */
+function postgresCpuUs () {
+  let total = 0
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      if (!stat.includes('(postgres)')) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) * 10_000
+    } catch { /* the process ended */ }
+  }
+  return total
+}
+
+async function sample (server) {
+  server.child.send('sample')
+  const [message] = await once(server.child, 'message')
+  return { ...message, postgresCpuUs: postgresCpuUs() }
+}
+
+async function measure (server) {
+  const url = `http://127.0.0.1:${server.port}/users/42`
+  await autocannon({ url, connections: CONNECTIONS, duration: 1 }) // warm-up
+  const before = await sample(server)
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S })
+  const after = await sample(server)
+  const served = after.served - before.served
+  const cpuUs = (after.cpu.user + after.cpu.system) - (before.cpu.user + before.cpu.system)
+  const mainCpuUs = after.mainCpuUs - before.mainCpuUs
+  const pgCpuUs = (after.postgresCpuUs ?? 0) - (before.postgresCpuUs ?? 0)
+  return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
+}
+
+const servers = []
+for (const kind of SERVERS) servers.push(await start(kind))
+const results = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
+for (let round = 0; round < ROUNDS; round++) {
+  // rotate the order each round so no server always runs first or last
+  const order = servers.slice(round % servers.length).concat(servers.slice(0, round % servers.length))
+  for (const server of order) {
+    const r = await measure(server)
+    results[server.kind].push(r)
+    console.error(`round ${round + 1} ${server.kind.padEnd(16)} ${Math.round(r.rps)} req/s  p99 ${r.p99} ms  CPU/req: process ${r.cpuPerRequestUs.toFixed(1)} µs, main thread ${r.mainCpuPerRequestUs.toFixed(1)} µs, postgres ${r.postgresCpuPerRequestUs.toFixed(1)} µs`)
+  }
+}
+const finals = {}
+for (const server of servers) {
+  server.child.send('stop')
+  const [message] = await once(server.child, 'message')
+  finals[server.kind] = message.stats
+}
+
+const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const bare = results.bare ? median(results.bare.map((r) => r.rps)) : undefined
+const bareCpu = results.bare ? median(results.bare.map((r) => r.cpuPerRequestUs)) : undefined
+const rows = SERVERS.map((kind) => {
+  const rps = median(results[kind].map((r) => r.rps))
+  const cpu = median(results[kind].map((r) => r.cpuPerRequestUs))
+  return {
+    server: kind,
+    'req/s': Math.round(rps),
+    'ratio to bare': bare ? (rps / bare).toFixed(3) : '-',
+    'p99 ms': median(results[kind].map((r) => r.p99)),
+    'CPU µs/req': cpu.toFixed(1),
+    'CPU over bare µs': bareCpu ? (cpu - bareCpu).toFixed(1) : '-',
+    'main thread µs/req': median(results[kind].map((r) => r.mainCpuPerRequestUs)).toFixed(1),
+    'postgres µs/req': median(results[kind].map((r) => r.postgresCpuPerRequestUs)).toFixed(1),
+    errors: results[kind].reduce((n, r) => n + r.errors, 0),
+    'written/dropped': finals[kind] ? `${finals[kind].written}/${finals[kind].dropped}` : '-'
+  }
+})
+console.table(rows)
+mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
+writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rows, results }, null, 2))

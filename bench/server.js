@@ -1,0 +1,68 @@
+// One server under test, started by bench/overhead.js as a child process.
+// argv[2]: bare | fastify-metrics | level0-pglite | level1-pglite | level1-postgres
+import Fastify from 'fastify'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+
+const kind = process.argv[2]
+const app = Fastify({ logger: false })
+let cleanup = async () => {}
+
+if (kind === 'empty-hook') {
+  app.addHook('onResponse', (request, reply, done) => done())
+} else if (kind === 'fastify-metrics') {
+  const { default: metrics } = await import('fastify-metrics')
+  await app.register(metrics, { endpoint: '/metrics' })
+} else if (kind !== 'bare') {
+  const { default: monitor } = await import('../dist/index.js')
+  const [level, backend] = kind.replace('level', '').split('-')
+  const prefix = `bench${process.pid}_`
+  const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
+  if (backend === 'postgres') {
+    options.database = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+    cleanup = async () => {
+      const pg = (await import('pg')).default
+      const client = new pg.Client({ connectionString: options.database })
+      await client.connect()
+      const { rows } = await client.query("select tablename from pg_tables where tablename like $1", [`${prefix}%`])
+      for (const { tablename } of rows) await client.query(`drop table if exists "${tablename}" cascade`)
+      await client.end()
+    }
+  } else {
+    const dir = mkdtempSync(join(tmpdir(), 'fmd-bench-'))
+    options.dataDir = join(dir, 'data')
+    cleanup = async () => rmSync(dir, { recursive: true, force: true })
+  }
+  await app.register(monitor, options)
+}
+
+app.get('/users/:id', async (request) => ({ id: request.params.id, name: 'Ada', roles: ['admin', 'dev'] }))
+
+await app.listen({ port: 0, host: '127.0.0.1' })
+if (app.monitor) await app.monitor.ready
+
+let served = 0
+app.server.on('request', () => { served++ })
+
+// CPU of the main (request) thread alone, in µs: utime + stime of the thread whose tid is the pid
+const TICK_US = 10_000
+function mainThreadCpuUs () {
+  const stat = readFileSync(`/proc/${process.pid}/task/${process.pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) * TICK_US
+}
+
+process.on('message', async (message) => {
+  if (message === 'sample') {
+    process.send({ cpu: process.cpuUsage(), mainCpuUs: mainThreadCpuUs(), served, memory: process.memoryUsage().rss, stats: app.monitor?.stats() })
+  } else if (message === 'stop') {
+    if (app.monitor) await app.monitor.flush()
+    const stats = app.monitor?.stats()
+    await app.close()
+    await cleanup()
+    process.send({ stopped: true, stats })
+    process.exit(0)
+  }
+})
+process.send({ port: app.server.address().port })
