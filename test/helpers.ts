@@ -79,7 +79,7 @@ export async function withPostgres<T> (fn: (client: pg.Client) => Promise<T>): P
 
 /** A demo-like app with the plugin registered first, as the README tells users. */
 export async function buildApp (options: MonitorOptions, fastifyOptions: FastifyServerOptions = {}): Promise<FastifyInstance> {
-  const app = Fastify({ logger: false, ...fastifyOptions })
+  const app = Fastify({ logger: process.env.FMD_TEST_LOG === undefined ? false : { level: process.env.FMD_TEST_LOG }, ...fastifyOptions })
   await app.register(monitor, { flushIntervalMs: 20, retryMaxDelayMs: 200, levelPollIntervalMs: 100, ...options })
   app.get('/users/:id', async (request) => ({ id: (request.params as { id: string }).id }))
   app.post('/users', async (_request, reply) => reply.code(201).send({ ok: true }))

@@ -28,8 +28,11 @@ export async function openDatabase (options: StorageOptions): Promise<OpenedData
       idleTimeoutMillis: 30_000,
       application_name: 'fastify-monitoring-dashboard'
     })
-    // an idle client's connection dying (server restart) must not crash the worker
+    // A connection dying (server restart, network cut) makes pg emit 'error' on the pool for an idle
+    // client and on the client itself while kysely holds it; unheard, either would kill the thread.
+    // The query in flight still rejects, and the writer retries it.
     pool.on('error', () => {})
+    pool.on('connect', (client) => { client.on('error', () => {}) })
     const rawDb = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
     return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres' }
   }

@@ -1,0 +1,101 @@
+import t from 'tap'
+import { backend, buildApp, until, withPostgres } from './helpers.js'
+import { TcpProxy } from './tcp-proxy.js'
+
+// A database outage is a Postgres-server scenario: PGlite runs in-process and cannot go away.
+async function countRows (prefix: string): Promise<number> {
+  return await withPostgres(async (client) => {
+    const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`)
+    return rows[0].n as number
+  })
+}
+
+t.test('a database that is down at start and comes back later loses nothing', async (t) => {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  proxy.cut()
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await buildApp(store.options)
+  t.teardown(() => app.close())
+  await app.ready()
+
+  for (let i = 0; i < 50; i++) await app.inject({ url: `/users/${i}` })
+  t.ok(await until(() => app.monitor.stats().writeErrors >= 2), 'failed attempts are counted')
+  const down = app.monitor.stats()
+  t.equal(down.databaseUp, false, 'the writer knows the database is down')
+  t.equal(down.written, 0)
+
+  proxy.restore()
+  await app.monitor.ready
+  await app.monitor.flush()
+  t.equal(await countRows(store.prefix), 50, 'every request recorded while the database was down is stored')
+  t.equal(app.monitor.stats().dropped, 0)
+  t.equal(app.monitor.stats().databaseUp, true)
+})
+
+t.test('a database that dies mid-run and returns loses nothing', async (t) => {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await buildApp(store.options)
+  t.teardown(() => app.close())
+  await app.ready()
+  await app.monitor.ready
+
+  for (let i = 0; i < 30; i++) await app.inject({ url: `/users/${i}` })
+  await app.monitor.flush()
+  proxy.cut()
+  for (let i = 0; i < 70; i++) await app.inject({ url: '/fail' })
+  t.ok(await until(() => app.monitor.stats().writeErrors > 0), 'the outage is noticed')
+  t.equal(app.monitor.stats().databaseUp, false)
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  proxy.restore()
+  await app.monitor.flush()
+  t.equal(await countRows(store.prefix), 100)
+  t.equal(app.monitor.stats().dropped, 0)
+})
+
+t.test('when the buffer is full the oldest records are dropped and counted', async (t) => {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, maxBufferedRecords: 40, maxBatchSize: 10 })
+  t.teardown(() => app.close())
+  await app.ready()
+  await app.monitor.ready
+  proxy.cut()
+  for (let i = 0; i < 100; i++) await app.inject({ url: `/users/${i}` })
+  t.ok(await until(() => app.monitor.stats().dropped === 60), `dropped ${app.monitor.stats().dropped} of 100 with room for 40`)
+  t.ok(app.monitor.stats().buffered <= 40, 'memory stays bounded')
+  proxy.restore()
+  await app.monitor.flush()
+  const ids = await withPostgres(async (client) => {
+    const { rows } = await client.query(`select split_part(e.route, '/', 3) as id from "${store.prefix}request" r
+      join "${store.prefix}endpoint" e on e.id = r.endpoint_id`)
+    return rows.length
+  })
+  t.equal(ids, 40, 'what was kept is stored')
+  const kept = await app.monitor.db.selectFrom('request').select(({ fn }) => fn.max('time_requested').as('last')).executeTakeFirstOrThrow()
+  t.ok(kept.last !== null)
+  t.equal(app.monitor.stats().written, 40)
+})
+
+t.test('close() with the database unreachable gives up after closeTimeoutMs and reports the loss', async (t) => {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, closeTimeoutMs: 300 })
+  await app.ready()
+  await app.monitor.ready
+  proxy.cut()
+  for (let i = 0; i < 10; i++) await app.inject({ url: `/users/${i}` })
+  const started = Date.now()
+  await app.close()
+  const took = Date.now() - started
+  t.ok(took < 5_000, `close resolved in ${took} ms instead of hanging`)
+  t.equal(app.monitor.stats().dropped, 10, 'the unwritten records are counted as dropped')
+})
