@@ -1,0 +1,56 @@
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { Kysely, PostgresDialect } from 'kysely'
+import pg from 'pg'
+import type { Database } from '../lib/storage/database.js'
+import { migrateToLatest } from '../lib/storage/migrate.js'
+import { PartitionManager, dayOf } from '../lib/storage/partitions.js'
+import { registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/storage/store.js'
+import { TablePrefixPlugin } from '../lib/storage/table-prefix-plugin.js'
+import { Writer } from '../lib/storage/writer.js'
+import { createRecordBatch } from '../lib/storage/batch.js'
+import { POSTGRES_URL, backend } from './helpers.js'
+
+t.test('a batch whose commit acknowledgement is lost is written once, not twice', async (t) => {
+  const store = await backend('postgres')
+  t.teardown(store.cleanup)
+  const rawDb = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: POSTGRES_URL, max: 2 }) }) })
+  t.teardown(() => rawDb.destroy())
+  const db = rawDb.withPlugin(new TablePrefixPlugin(store.prefix)) as Kysely<Database>
+  await migrateToLatest(rawDb, store.prefix)
+  const { versionId, instanceId } = await registerInstance(db, 'v1')
+  const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1)
+  await new PartitionManager(db, store.prefix).ensure(dayOf(Date.now()) - 1, dayOf(Date.now()) + 1)
+
+  const unit: WriteUnit = {
+    id: randomUUID(), endpointId: [endpoint!.id, endpoint!.id], timeMs: [Date.now(), Date.now()], durationMs: [1, 2],
+    statusCode: [200, 500], group: [null, 'g'], ip: ['::1', null], attempts: 0
+  }
+  t.equal(await writeUnit(db, unit, versionId, instanceId), true)
+  t.equal(await writeUnit(db, unit, versionId, instanceId), false, 'the retry sees its id and writes nothing')
+
+  // the writer's view: the first write commits but reports a lost connection; the retry must not duplicate
+  let calls = 0
+  const writer = new Writer({
+    resolveEndpoint: () => ({ id: endpoint!.id, level: 1 }),
+    write: async (u) => {
+      await writeUnit(db, u, versionId, instanceId)
+      if (++calls === 1) throw Object.assign(new Error('Connection terminated unexpectedly'), {})
+    },
+    ensurePartitions: async () => {},
+    touch: async () => {},
+    log: () => {},
+    onStats: () => {}
+  }, { maxBufferedRecords: 1000, maxBatchSize: 1000, retryMaxDelayMs: 50 })
+  const batch = createRecordBatch(3)
+  for (let i = 0; i < 3; i++) {
+    batch.endpoint[i] = 0; batch.timeMs[i] = Date.now(); batch.durationMs[i] = i; batch.statusCode[i] = 200; batch.group[i] = -1; batch.ip[i] = -1
+  }
+  batch.length = 3
+  writer.enqueue(batch)
+  await writer.drain()
+  t.equal(calls, 2, 'the unit was retried')
+  t.equal(writer.stats.written, 3)
+  const { n } = await db.selectFrom('request').select(({ fn }) => fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+  t.equal(Number(n), 5, '2 + 3 rows, none twice')
+})

@@ -1,0 +1,83 @@
+import t from 'tap'
+import { DIALECTS, backend, buildApp } from './helpers.js'
+import { UNMATCHED_ROUTE } from '../lib/index.js'
+
+const NASTY = [
+  '<script>alert(1)</script>',
+  '<img src=x onerror=alert(1)>',
+  "'; drop table fmd_request; --",
+  'ünïcødé ✓ 日本語 🚀',
+  'quote " and back\\slash and {braces,commas}',
+  'nul\u0000byte',
+  'x'.repeat(5000)
+]
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: hostile paths, headers and group-by values are stored safely`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    let call = 0
+    const app = await buildApp({
+      ...store.options,
+      groupBy: (request) => {
+        const n = call++
+        if (n % 5 === 4) throw new Error('user callback bug')
+        if (n % 5 === 3) return { nested: request.headers['x-group'] } as never
+        return request.headers['x-group'] as string
+      }
+    }, { trustProxy: true })
+    t.teardown(() => app.close())
+    await app.ready()
+    await app.monitor.ready
+
+    const statuses: number[] = []
+    for (const value of NASTY) {
+      const header = value.replace(/[\u0000-\u001f\u007f-\uffff]/g, '?')
+      const res = await app.inject({
+        url: `/users/${encodeURIComponent(value)}`,
+        headers: { 'x-group': header, 'x-forwarded-for': header.slice(0, 200), 'x-huge': 'h'.repeat(16_000) }
+      })
+      // a 5000-character path segment exceeds Fastify's maxParamLength: 414, stored like any response
+      statuses.push(res.statusCode)
+      await app.inject({ url: `/${encodeURIComponent(value)}/<script>` })
+      await app.inject({ method: 'PROPFIND' as 'GET', url: '/users/1' })
+    }
+    await app.monitor.flush()
+
+    const rows = await app.monitor.db.selectFrom('request as r').innerJoin('endpoint as e', 'e.id', 'r.endpoint_id')
+      .select(['e.route', 'r.group_by', 'r.ip', 'r.status_code']).execute()
+    // Fastify answers an over-long path parameter (414) and a malformed URL (400) itself, before
+    // routing and without running any hook: those responses are not seen by any plugin.
+    const unseen = statuses.filter((s) => s === 414 || s === 400).length
+    t.equal(unseen, 1, 'the 5000-character segment is refused by Fastify')
+    t.equal(rows.length, NASTY.length * 3 - unseen, 'every other hostile request is stored')
+    t.same(rows.filter((r) => r.route === '/users/:id').map((r) => r.status_code).sort(), statuses.filter((s) => s === 200).sort(), 'each with its status')
+    t.ok(statuses.filter((s) => s === 200).length >= NASTY.length - 1)
+    t.equal(rows.filter((r) => r.route === UNMATCHED_ROUTE).length, NASTY.length * 2, 'unmatched paths and odd methods share one endpoint')
+    const routes = new Set((await app.monitor.db.selectFrom('endpoint').select('route').execute()).map((r) => r.route))
+    t.equal(routes.size, 5, 'no endpoint per raw URL')
+    const groups = rows.map((r) => r.group_by).filter((g): g is string => g !== null)
+    t.ok(groups.includes('<script>alert(1)</script>'), 'markup is stored as text, unchanged')
+    t.ok(groups.includes("'; drop table fmd_request; --"), 'SQL in values is data')
+    t.ok(groups.every((g) => g.length <= 256), 'long group values are cut')
+    t.ok(groups.some((g) => g.startsWith('{"nested"')), 'object values are stored as JSON')
+    t.ok(rows.filter((r) => r.route === '/users/:id').some((r) => r.group_by === null), 'a throwing groupBy stores no group')
+    t.ok(rows.every((r) => r.ip === null || r.ip.length <= 64), 'IPs are bounded')
+    t.equal(app.monitor.stats().dropped, 0)
+    t.equal(app.monitor.stats().writeErrors, 0)
+  })
+
+  t.test(`${dialect}: group-by strings with NUL and quotes round-trip through the writer`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const values = ['nul\u0000byte', 'a"b', 'c\\d', '{x,y}', 'NULL', ' ', '']
+    let i = 0
+    const app = await buildApp({ ...store.options, groupBy: () => values[i++ % values.length] })
+    t.teardown(() => app.close())
+    await app.ready()
+    for (let n = 0; n < values.length; n++) await app.inject('/users/1')
+    await app.monitor.flush()
+    const stored = (await app.monitor.db.selectFrom('request').select('group_by').execute()).map((r) => r.group_by)
+    t.same(stored.sort(), ['nul\uFFFDbyte', 'a"b', 'c\\d', '{x,y}', 'NULL', ' ', ''].sort(), 'stored exactly, NUL replaced')
+  })
+}
