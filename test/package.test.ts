@@ -1,0 +1,46 @@
+import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { readdirSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { tmpDir } from './helpers.js'
+
+// The package as users get it: npm pack's tarball installed into a fresh app, imported by name.
+const root = new URL('..', import.meta.url).pathname
+const npm = (args: string[], cwd: string): string => execFileSync('npm', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+
+t.test('the packed tarball installs into a fresh app, imports by name, type-checks and records', async (t) => {
+  const packDir = tmpDir()
+  npm(['pack', '--pack-destination', packDir, '--silent'], root)
+  const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'))!
+  const files = execFileSync('tar', ['-tzf', join(packDir, tarball)], { encoding: 'utf8' }).split('\n')
+  t.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), 'compiled JS and types are packed')
+  t.ok(files.includes('package/dist/storage/worker.js'), 'the writer thread is packed')
+  t.notOk(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/')), 'sources and tests are not')
+
+  const app = tmpDir()
+  writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))
+  npm(['install', '--prefer-offline', '--no-audit', '--no-fund', '--silent', join(packDir, tarball), 'fastify@5', '@types/node@20'], app)
+  writeFileSync(join(app, 'app.ts'), `
+import Fastify from 'fastify'
+import monitor, { type MonitorOptions } from 'fastify-monitoring-dashboard'
+
+const options: MonitorOptions = { dataDir: './data', appVersion: '1.4.2', groupBy: (request) => request.headers['x-user'] as string, defaultMonitorLevel: 1 }
+const app = Fastify()
+await app.register(monitor, options)
+app.get('/hello/:name', async () => 'hi')
+await app.ready()
+await app.monitor.ready
+await app.inject({ url: '/hello/ada', headers: { 'x-user': 'u1' } })
+await app.monitor.flush()
+const rows = await app.monitor.db.selectFrom('request').select(['status_code', 'group_by']).execute()
+console.log(JSON.stringify(rows))
+await app.close()
+`)
+  writeFileSync(join(app, 'tsconfig.json'), JSON.stringify({
+    compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: false, types: ['node'], outDir: 'out' }
+  }))
+  execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', app], { encoding: 'utf8' })
+  t.pass('a strict TypeScript consumer compiles against the published types')
+  const output = execFileSync(process.execPath, [join(app, 'out/app.js')], { cwd: app, encoding: 'utf8' })
+  t.same(JSON.parse(output.trim()), [{ status_code: 200, group_by: 'u1' }], 'the installed package records a request')
+})
