@@ -70,7 +70,7 @@ t.test('pglite: a second app on the same data directory is refused clearly', asy
   t.teardown(() => first.close())
   const second = Fastify()
   second.register(monitor, store.options)
-  await t.rejects(second.ready(), { code: 'FST_MONITORING_DATA_DIR_LOCKED', message: /in use by another app in this process/ })
+  await t.rejects(async () => { await second.ready() }, { code: 'FST_MONITORING_DATA_DIR_LOCKED', message: /in use by another app in this process/ })
 })
 
 t.test('routes registered before the plugin, in child plugins and with several methods are all endpoints', async (t) => {
