@@ -1,21 +1,19 @@
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
+// A TCP proxy the tests and bench/outage.js own, between the plugin and the real PostgreSQL server:
+// cut() breaks every connection and refuses new ones (an outage), restore() lets them through again.
+// Plain JavaScript so the benches run it without a TypeScript loader; types in tcp-proxy.d.ts.
+import { createConnection, createServer } from 'node:net'
 import { once } from 'node:events'
 
-/**
- * A TCP proxy the test owns, between the plugin and the real Postgres server: `cut()` breaks every
- * connection and refuses new ones (an outage), `restore()` lets them through again. Other tests
- * sharing the server are not disturbed.
- */
 export class TcpProxy {
-  readonly #server: Server
-  readonly #sockets = new Set<Socket>()
+  #server
+  #sockets = new Set()
   #up = true
   port = 0
 
-  constructor (readonly targetPort = 5432, readonly targetHost = '127.0.0.1') {
+  constructor (targetPort = 5432, targetHost = '127.0.0.1') {
     this.#server = createServer((client) => {
       if (!this.#up) { client.destroy(); return }
-      const upstream = createConnection(this.targetPort, this.targetHost)
+      const upstream = createConnection(targetPort, targetHost)
       for (const socket of [client, upstream]) {
         this.#sockets.add(socket)
         socket.on('close', () => this.#sockets.delete(socket))
@@ -27,27 +25,27 @@ export class TcpProxy {
     })
   }
 
-  async start (): Promise<this> {
+  async start () {
     this.#server.listen(0, '127.0.0.1')
     await once(this.#server, 'listening')
-    this.port = (this.#server.address() as { port: number }).port
+    this.port = this.#server.address().port
     return this
   }
 
-  url (database = 'test'): string {
+  url (database = 'test') {
     return `postgres://postgres@127.0.0.1:${this.port}/${database}`
   }
 
-  cut (): void {
+  cut () {
     this.#up = false
     for (const socket of this.#sockets) socket.destroy()
   }
 
-  restore (): void {
+  restore () {
     this.#up = true
   }
 
-  async close (): Promise<void> {
+  async close () {
     this.cut()
     await new Promise((resolve) => this.#server.close(resolve))
   }

@@ -1,0 +1,62 @@
+// npm run bench:writer — sustained recording into PostgreSQL through the plugin's own collector and
+// writer thread (no HTTP: the rate is the point). Reports drops, buffer high-water mark and memory.
+import pg from 'pg'
+import { Collector } from '../dist/collection/collector.js'
+import { resolveOptions } from '../dist/options.js'
+import { StorageClient } from '../dist/storage/client.js'
+
+const argv = process.argv.slice(2)
+const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback }
+const RATE = arg('rate', 20_000)
+const SECONDS = arg('seconds', 60)
+const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const prefix = `benchw${process.pid}_`
+
+const resolved = resolveOptions({ database: url, tablePrefix: prefix, appVersion: 'bench' }, {})
+const { groupBy, ignoreMethods, ignoreRoutes, enabled, ...storageOptions } = resolved
+const log = Object.fromEntries(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((level) =>
+  [level, (obj, msg) => { if (level === 'warn' || level === 'error') console.error(level, msg ?? obj, obj?.err?.message ?? '') }]))
+const storage = new StorageClient(storageOptions, log, { onLevels: () => {} })
+const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), storageOptions.flushIntervalMs)
+await storage.ready
+await storage.registerEndpoints([{ index: 0, method: '*', route: '__unmatched__' }, { index: 1, method: 'GET', route: '/users/:id' }])
+
+const ips = Array.from({ length: 50 }, (_, i) => `10.0.${i >> 4}.${i & 15}`)
+const users = Array.from({ length: 200 }, (_, i) => `user-${i}`)
+let recorded = 0
+let maxBuffered = 0
+let maxRssMb = 0
+const started = performance.now()
+await new Promise((resolve) => {
+  const tick = setInterval(() => {
+    const elapsed = (performance.now() - started) / 1000
+    const due = Math.min(Math.floor(elapsed * RATE), RATE * SECONDS)
+    const now = Date.now()
+    for (; recorded < due; recorded++) {
+      collector.record(1, now, 1 + (recorded % 97) / 3, recorded % 50 === 0 ? 500 : 200, users[recorded % users.length], ips[recorded % ips.length])
+    }
+    maxBuffered = Math.max(maxBuffered, storage.stats.buffered)
+    maxRssMb = Math.max(maxRssMb, process.memoryUsage().rss / 1e6)
+    if (elapsed >= SECONDS) { clearInterval(tick); resolve() }
+  }, 5)
+})
+const flushStarted = performance.now()
+collector.flush()
+await storage.flush()
+const drainMs = performance.now() - flushStarted
+const stats = storage.stats
+await storage.close(10_000)
+
+const client = new pg.Client({ connectionString: url })
+await client.connect()
+const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`)
+const tables = await client.query('select tablename from pg_tables where tablename like $1', [`${prefix}%`])
+for (const { tablename } of tables.rows) await client.query(`drop table if exists "${tablename}" cascade`)
+await client.end()
+
+const result = {
+  rate: RATE, seconds: SECONDS, recorded, stored: rows[0].n, dropped: stats.dropped, writeErrors: stats.writeErrors,
+  maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten
+}
+console.table([result])
+if (result.stored !== recorded || result.dropped !== 0) { console.error('FAILED: records were lost'); process.exitCode = 1 }
