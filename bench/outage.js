@@ -2,7 +2,7 @@
 // while (a TCP proxy between the plugin and the server is cut, then restored); counts lost records.
 import Fastify from 'fastify'
 import autocannon from 'autocannon'
-import pg from 'pg'
+import { countRowsAndDropTables } from './postgres.js'
 import monitor from '../dist/index.js'
 import { TcpProxy } from '../test/tcp-proxy.js'
 
@@ -39,15 +39,10 @@ const stats = app.monitor.stats()
 await app.close()
 await proxy.close()
 
-const client = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/test' })
-await client.connect()
-const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`)
-const tables = await client.query('select tablename from pg_tables where tablename like $1', [`${prefix}%`])
-for (const { tablename } of tables.rows) await client.query(`drop table if exists "${tablename}" cascade`)
-await client.end()
+const stored = await countRowsAndDropTables(prefix)
 
 const summary = {
-  rate: RATE, outageS: OUTAGE_S, served, stored: rows[0].n, lost: served - rows[0].n, dropped: stats.dropped,
+  rate: RATE, outageS: OUTAGE_S, served, stored, lost: served - stored, dropped: stats.dropped,
   writeErrors: stats.writeErrors, peakBuffered, non2xx: result.non2xx, p99Ms: result.latency.p99
 }
 console.table([summary])

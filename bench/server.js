@@ -9,7 +9,22 @@ const kind = process.argv[2]
 const app = Fastify({ logger: false })
 let cleanup = async () => {}
 
-if (kind === 'empty-hook') {
+if (kind === 'dc-probe') {
+  // prototype: no Fastify hook; Node's own response-finish channel plus a handler wrapper set in onRoute
+  const { subscribe } = await import('node:diagnostics_channel')
+  const kRoute = Symbol('route')
+  let observed = 0
+  app.addHook('onRoute', (route) => {
+    const handler = route.handler
+    const tag = { route: route.url }
+    route.handler = function (request, reply) { request.raw[kRoute] = tag; return handler.call(this, request, reply) }
+  })
+  subscribe('http.server.response.finish', (message) => {
+    if (message.server !== app.server) return
+    const tag = message.request[kRoute]
+    if (tag !== undefined && message.response.statusCode > 0) observed++
+  })
+} else if (kind === 'empty-hook') {
   app.addHook('onResponse', (request, reply, done) => done())
 } else if (kind === 'fastify-metrics') {
   const { default: metrics } = await import('fastify-metrics')
@@ -20,15 +35,9 @@ if (kind === 'empty-hook') {
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
   if (backend === 'postgres') {
-    options.database = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
-    cleanup = async () => {
-      const pg = (await import('pg')).default
-      const client = new pg.Client({ connectionString: options.database })
-      await client.connect()
-      const { rows } = await client.query("select tablename from pg_tables where tablename like $1", [`${prefix}%`])
-      for (const { tablename } of rows) await client.query(`drop table if exists "${tablename}" cascade`)
-      await client.end()
-    }
+    const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
+    options.database = BENCH_DATABASE_URL
+    cleanup = async () => { await countRowsAndDropTables(prefix) }
   } else {
     const dir = mkdtempSync(join(tmpdir(), 'fmd-bench-'))
     options.dataDir = join(dir, 'data')

@@ -1,6 +1,6 @@
 // npm run bench:writer — sustained recording into PostgreSQL through the plugin's own collector and
 // writer thread (no HTTP: the rate is the point). Reports drops, buffer high-water mark and memory.
-import pg from 'pg'
+import { BENCH_DATABASE_URL, countRowsAndDropTables } from './postgres.js'
 import { Collector } from '../dist/collection/collector.js'
 import { resolveOptions } from '../dist/options.js'
 import { StorageClient } from '../dist/storage/client.js'
@@ -9,7 +9,7 @@ const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback }
 const RATE = arg('rate', 20_000)
 const SECONDS = arg('seconds', 60)
-const url = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+const url = BENCH_DATABASE_URL
 const prefix = `benchw${process.pid}_`
 
 const resolved = resolveOptions({ database: url, tablePrefix: prefix, appVersion: 'bench' }, {})
@@ -47,15 +47,10 @@ const drainMs = performance.now() - flushStarted
 const stats = storage.stats
 await storage.close(10_000)
 
-const client = new pg.Client({ connectionString: url })
-await client.connect()
-const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`)
-const tables = await client.query('select tablename from pg_tables where tablename like $1', [`${prefix}%`])
-for (const { tablename } of tables.rows) await client.query(`drop table if exists "${tablename}" cascade`)
-await client.end()
+const stored = await countRowsAndDropTables(prefix)
 
 const result = {
-  rate: RATE, seconds: SECONDS, recorded, stored: rows[0].n, dropped: stats.dropped, writeErrors: stats.writeErrors,
+  rate: RATE, seconds: SECONDS, recorded, stored, dropped: stats.dropped, writeErrors: stats.writeErrors,
   maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten
 }
 console.table([result])

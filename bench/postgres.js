@@ -1,0 +1,18 @@
+// PostgreSQL helpers shared by the benches.
+import pg from 'pg'
+
+export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
+
+/** Rows in `<prefix>request`, then every `<prefix>*` table dropped: a bench leaves nothing behind. */
+export async function countRowsAndDropTables (prefix, url = BENCH_DATABASE_URL) {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`).catch(() => ({ rows: [{ n: 0 }] }))
+    const tables = await client.query('select tablename from pg_tables where tablename like $1', [`${prefix.replaceAll('_', '\\_')}%`])
+    for (const { tablename } of tables.rows) await client.query(`drop table if exists "${tablename}" cascade`)
+    return rows[0].n
+  } finally {
+    await client.end()
+  }
+}
