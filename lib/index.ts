@@ -9,12 +9,13 @@ import { resolveOptions, type MonitorOptions, type ResolvedOptions, type Storage
 import { StorageClient } from './storage/client.js'
 import type { Database } from './storage/database.js'
 import { lockDataDir } from './storage/lock.js'
+import { setupMetrics, type Metrics } from './metrics/index.js'
 import { RemoteDialect } from './storage/remote-dialect.js'
 import { TablePrefixPlugin } from './storage/table-prefix-plugin.js'
 import type { MonitorApi } from './types.js'
 
 function storageOptions (resolved: ResolvedOptions): StorageOptions {
-  const { groupBy, ignoreMethods, ignoreRoutes, enabled, ...rest } = resolved
+  const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, ...rest } = resolved
   return rest
 }
 
@@ -28,7 +29,8 @@ function disabledApi (version: string): MonitorApi {
     endpoints: () => [],
     setMonitorLevel: off,
     flush: async () => {},
-    stats: () => ({ buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 })
+    stats: () => ({ buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }),
+    registry: undefined
   }
 }
 
@@ -46,7 +48,10 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     : () => {}
 
   const registry = new EndpointRegistry(resolved)
-  const storage = new StorageClient(storageOptions(resolved), log, {
+  // the exporter reads the writer's counters; the storage client feeds it batch durations
+  let metrics: Metrics | undefined
+  const storage: StorageClient = new StorageClient(storageOptions(resolved), log, {
+    onBatchWritten: (durationMs) => metrics?.onBatchWritten(durationMs),
     onLevels: (levels) => {
       for (const [index, level] of levels) {
         const endpoint = registry.list[index]
@@ -54,6 +59,11 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       }
     }
   })
+  // before any route of ours, so the metrics route is known (and skipped) like every other
+  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
+  if (resolved.metrics !== false) {
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, stats: () => storage.stats })
+  }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
   const registerEndpoints = (): void => {
@@ -63,12 +73,12 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   }
 
-  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
   fastify.addHook('onResponse', createResponseHook({
     registry,
     collector,
     groupBy: resolved.groupBy,
     log,
+    httpDuration: metrics?.httpDuration,
     onNewEndpoint: () => { if (started) registerEndpoints() }
   }))
   fastify.addHook('onReady', async () => {
@@ -103,7 +113,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       collector.flush()
       await storage.flush()
     },
-    stats: () => storage.stats
+    stats: () => storage.stats,
+    registry: metrics?.registry
   }
   fastify.decorate('monitor', api)
 }
@@ -127,7 +138,7 @@ export { plugin as fastifyMonitoringDashboard }
 export { errors } from './errors.js'
 export { readGitCommit } from './version.js'
 export { UNMATCHED_ROUTE } from './options.js'
-export type { MonitorOptions, MonitorLevel } from './options.js'
+export type { MonitorOptions, MonitorLevel, MetricsOptions } from './options.js'
 export type { GroupBy } from './group-by.js'
 export type { MonitorApi, MonitoredEndpoint } from './types.js'
 export type { Database, Endpoint, StoredRequest } from './storage/database.js'

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { ConfigFileError, InvalidOptionError } from './errors.js'
 import type { GroupBy } from './group-by.js'
+import { DEFAULT_BUCKETS_SECONDS } from './metrics/http-duration.js'
+import type { Registry } from 'prom-client'
 import { readGitCommit } from './version.js'
 
 export const DEFAULT_DATA_DIR = './.fastify-monitor'
@@ -17,7 +19,32 @@ export const DEFAULT_LEVEL_POLL_INTERVAL_MS = 5_000
 export const DEFAULT_PARTITION_DAYS_AHEAD = 3
 export const CONFIG_ENV = 'FASTIFY_MONITOR_CONFIG'
 export const DATABASE_ENV = 'FASTIFY_MONITOR_DATABASE_URL'
+export const METRICS_TOKEN_ENV = 'FASTIFY_MONITOR_METRICS_TOKEN'
 export const UNMATCHED_ROUTE = '__unmatched__'
+export const DEFAULT_METRICS_PATH = '/metrics'
+
+/** The Prometheus exporter's settings. */
+export interface MetricsOptions {
+  /** Where metrics are served. Default `/metrics`. */
+  path?: string
+  /** When set, scrapes must send `Authorization: Bearer <token>`; also from `FASTIFY_MONITOR_METRICS_TOKEN`. */
+  token?: string
+  /** prom-client's Node.js runtime metrics (`nodejs_*`, `process_*`). Default `true`. */
+  defaultMetrics?: boolean
+  /** Upper bounds of the duration histogram's buckets, in seconds. Default prom-client's. */
+  buckets?: number[]
+  /** A prom-client registry to put the metrics in (and serve), e.g. one holding your own metrics. Default: a new one. */
+  registry?: Registry
+}
+
+/** Resolved exporter settings. */
+export interface ResolvedMetrics {
+  path: string
+  token: string | undefined
+  defaultMetrics: boolean
+  buckets: number[]
+  registry: Registry | undefined
+}
 
 /** A monitoring level: 0 last-seen only, 1 + every request, 2 + outliers, 3 + profiler. */
 export type MonitorLevel = 0 | 1 | 2 | 3
@@ -67,6 +94,8 @@ export interface MonitorOptions {
   partitionDaysAhead?: number
   /** A JSON file with any of these options; also taken from `FASTIFY_MONITOR_CONFIG`. */
   configFile?: string
+  /** The Prometheus exporter: `false` to turn it off, a path, or {@link MetricsOptions}. Default `/metrics`. */
+  metrics?: boolean | string | MetricsOptions
 }
 
 /** Options after defaults, config file and env vars are applied and everything is checked. */
@@ -86,16 +115,18 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
   levelPollIntervalMs: number
   partitionDaysAhead: number
+  metrics: ResolvedMetrics | false
 }
 
 /** The options that cross into the writer's thread (no functions). */
-export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled'>
+export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics'>
 
 const KNOWN_OPTIONS = new Set<string>([
   'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
-  'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile'
+  'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics'
 ])
+const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 const POSTGRES_URL = /^postgres(ql)?:\/\//
 
@@ -150,6 +181,38 @@ function resolveDatabase (raw: Record<string, unknown>): Checked<ResolvedOptions
     return new InvalidOptionError('dataDir', `must be a non-empty path, got ${describe(dataDir)}`)
   }
   return { kind: 'pglite', dataDir: dataDir === undefined ? DEFAULT_DATA_DIR : dataDir as string }
+}
+
+function resolveMetrics (value: unknown, env: NodeJS.ProcessEnv): Checked<ResolvedMetrics | false> {
+  if (value === false) return false
+  const given: Record<string, unknown> = value === undefined || value === true
+    ? {}
+    : typeof value === 'string' ? { path: value } : value as Record<string, unknown>
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    return new InvalidOptionError('metrics', `must be a boolean, a path or an object, got ${describe(value)}`)
+  }
+  for (const key of Object.keys(given)) {
+    if (!METRICS_KEYS.has(key)) return new InvalidOptionError(`metrics.${key}`, 'is not an option of the exporter')
+  }
+  const path = given.path ?? DEFAULT_METRICS_PATH
+  if (typeof path !== 'string' || !path.startsWith('/')) return new InvalidOptionError('metrics.path', `must start with "/", got ${describe(path)}`)
+  const token = given.token ?? env[METRICS_TOKEN_ENV]
+  if (token !== undefined && (typeof token !== 'string' || token.length < 8)) {
+    return new InvalidOptionError('metrics.token', 'must be a string of at least 8 characters')
+  }
+  if (given.defaultMetrics !== undefined && typeof given.defaultMetrics !== 'boolean') {
+    return new InvalidOptionError('metrics.defaultMetrics', `must be a boolean, got ${describe(given.defaultMetrics)}`)
+  }
+  const buckets = given.buckets ?? DEFAULT_BUCKETS_SECONDS
+  if (!Array.isArray(buckets) || buckets.length === 0 ||
+    !buckets.every((b, i) => typeof b === 'number' && Number.isFinite(b) && b > 0 && (i === 0 || b > (buckets[i - 1] as number)))) {
+    return new InvalidOptionError('metrics.buckets', 'must be a non-empty list of increasing positive numbers (seconds)')
+  }
+  const registry = given.registry
+  if (registry !== undefined && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
+    return new InvalidOptionError('metrics.registry', 'must be a prom-client Registry')
+  }
+  return { path, token: token as string | undefined, defaultMetrics: given.defaultMetrics !== false, buckets: buckets as number[], registry: registry as Registry | undefined }
 }
 
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {
@@ -212,6 +275,8 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     retryMaxDelayMs, closeTimeoutMs, levelPollIntervalMs, partitionDaysAhead]) {
     if (checked instanceof Error) return checked
   }
+  const metrics = resolveMetrics(raw.metrics, env)
+  if (metrics instanceof Error) return metrics
   const groupBy = raw.groupBy as GroupBy | undefined
   if (typeof groupBy === 'object' && groupBy !== null && !Array.isArray(groupBy)) {
     return new InvalidOptionError('groupBy', 'must be a function of the request, a value or an array of them')
@@ -232,6 +297,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     retryMaxDelayMs: retryMaxDelayMs as number,
     closeTimeoutMs: closeTimeoutMs as number,
     levelPollIntervalMs: levelPollIntervalMs as number,
-    partitionDaysAhead: partitionDaysAhead as number
+    partitionDaysAhead: partitionDaysAhead as number,
+    metrics
   }
 }

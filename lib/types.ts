@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import type { Registry } from 'prom-client'
 import type { MonitorLevel } from './options.js'
 import type { Database } from './storage/database.js'
 import type { WriterStats } from './storage/writer.js'
@@ -37,6 +38,8 @@ export interface MonitorApi {
   flush: () => Promise<void>
   /** The writer's counters. */
   stats: () => WriterStats
+  /** The prom-client registry served on the metrics path (add your own metrics to it); undefined with `metrics: false`. */
+  readonly registry: Registry | undefined
 }
 
 declare module 'fastify' {

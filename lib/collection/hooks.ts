@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { resolveGroupBy, type GroupBy } from '../group-by.js'
+import type { HttpDurationHistogram } from '../metrics/http-duration.js'
 import type { Collector } from './collector.js'
 import { kEndpoints, type EndpointRegistry, type EndpointState, type RouteEndpoints } from './endpoints.js'
 
@@ -15,19 +16,21 @@ export function createResponseHook (deps: {
   collector: Collector
   groupBy: GroupBy | undefined
   log: FastifyBaseLogger
+  /** The Prometheus duration histogram, when the exporter is on. */
+  httpDuration: HttpDurationHistogram | undefined
   /** An endpoint seen for the first time after start (a route registered before the plugin). */
   onNewEndpoint: (endpoint: EndpointState) => void
 }): ResponseHook {
-  const { registry, collector, groupBy, log, onNewEndpoint } = deps
+  const { registry, collector, groupBy, log, onNewEndpoint, httpDuration } = deps
 
   function endpointOf (request: FastifyRequest): EndpointState | undefined {
-    const config = request.routeOptions.config as { [kEndpoints]?: RouteEndpoints, url?: string, method?: string }
+    const config = request.routeOptions.config as { [kEndpoints]?: RouteEndpoints, url?: string, method?: string, monitor?: boolean }
     const endpoints = config[kEndpoints]
     if (endpoints !== undefined) return endpoints?.[request.method]
     if (request.is404) return registry.ignores(request.method, '') ? undefined : registry.unmatched
     // a route registered before the plugin: onRoute never saw it
     const route = config.url ?? ''
-    if (registry.ignores(request.method, route)) return undefined
+    if (config.monitor === false || registry.ignores(request.method, route)) return undefined
     const known = registry.find(request.method, route)
     if (known !== undefined) return known
     const added = registry.add(request.method, route)
@@ -51,11 +54,14 @@ export function createResponseHook (deps: {
     const endpoint = endpointOf(request)
     if (endpoint !== undefined) {
       const now = Date.now()
+      const durationMs = reply.elapsedTime
+      const statusCode = reply.statusCode
+      // Prometheus sees every request whatever the endpoint's storage level
+      httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000)
       if (endpoint.level === 0) {
         collector.seen(endpoint.index, now)
       } else {
-        const durationMs = reply.elapsedTime
-        collector.record(endpoint.index, now - durationMs, durationMs, reply.statusCode,
+        collector.record(endpoint.index, now - durationMs, durationMs, statusCode,
           groupBy === undefined ? null : group(endpoint, request), request.ip)
       }
     }

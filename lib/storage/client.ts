@@ -34,6 +34,7 @@ export class StorageClient {
   readonly #options: StorageOptions
   readonly #log: FastifyBaseLogger
   readonly #onLevels: (levels: Array<[number, number]>) => void
+  readonly #onBatchWritten: ((durationMs: number) => void) | undefined
   #worker: Worker | undefined
   #nextId = 1
   readonly #pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
@@ -48,10 +49,14 @@ export class StorageClient {
   readonly ready: Promise<void>
   #markReady!: () => void
 
-  constructor (options: StorageOptions, log: FastifyBaseLogger, hooks: { onLevels: (levels: Array<[number, number]>) => void }) {
+  constructor (options: StorageOptions, log: FastifyBaseLogger, hooks: {
+    onLevels: (levels: Array<[number, number]>) => void
+    onBatchWritten?: (durationMs: number) => void
+  }) {
     this.#options = options
     this.#log = log
     this.#onLevels = hooks.onLevels
+    this.#onBatchWritten = hooks.onBatchWritten
     this.ready = new Promise((resolve) => { this.#markReady = resolve })
     this.#spawn()
   }
@@ -119,6 +124,8 @@ export class StorageClient {
         this.#onLevels(message.levels)
         return
       case 'stats':
+        // one stats message follows every written batch
+        if (message.stats.batchesWritten > this.#stats.batchesWritten) this.#onBatchWritten?.(message.stats.lastBatchDurationMs)
         this.#stats = message.stats
         return
       case 'log': {

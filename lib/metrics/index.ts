@@ -1,0 +1,42 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance } from 'fastify'
+import { Registry, collectDefaultMetrics } from 'prom-client'
+import type { ResolvedMetrics } from '../options.js'
+import type { WriterStats } from '../storage/writer.js'
+import { HttpDurationHistogram } from './http-duration.js'
+import { registerPluginHealth } from './plugin-health.js'
+
+/** What the request path and the storage client feed into the exporter. */
+export interface Metrics {
+  readonly registry: Registry
+  readonly httpDuration: HttpDurationHistogram
+  onBatchWritten: (durationMs: number) => void
+}
+
+function sameToken (given: string, expected: string): boolean {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
+}
+
+/**
+ * Builds the metrics in the caller's registry (or a new one, so two apps in one process never
+ * collide) and serves them on `options.path`, outside monitoring itself.
+ */
+export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, stats: () => WriterStats }): Metrics {
+  const registry = options.registry ?? new Registry()
+  const httpDuration = new HttpDurationHistogram(options.buckets)
+  registry.registerMetric(httpDuration as never)
+  const { onBatchWritten } = registerPluginHealth(registry, deps)
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry })
+
+  const expected = options.token === undefined ? undefined : `Bearer ${options.token}`
+  fastify.get(options.path, { config: { monitor: false }, logLevel: 'warn' }, async (request, reply) => {
+    if (expected !== undefined && !sameToken(request.headers.authorization ?? '', expected)) {
+      return await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a bearer token is required' })
+    }
+    const body = await registry.metrics()
+    return await reply.type(registry.contentType).send(body)
+  })
+  return { registry, httpDuration, onBatchWritten }
+}

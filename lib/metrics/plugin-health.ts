@@ -1,0 +1,54 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { WriterStats } from '../storage/writer.js'
+
+export const PLUGIN_METRIC_PREFIX = 'fastify_monitor_'
+
+/**
+ * The plugin's own health, under `fastify_monitor_`: what is buffered, written, dropped, write
+ * errors, batch write duration, whether the database answers, and the app's version as an info
+ * metric (a label on one series, not on every series).
+ */
+export function registerPluginHealth (registry: Registry, deps: { version: string, stats: () => WriterStats }): { onBatchWritten: (durationMs: number) => void } {
+  const counted = { written: 0, dropped: 0, writeErrors: 0 }
+  const counter = (name: string, help: string, key: keyof typeof counted): void => {
+    // prom-client counters only go up by inc(): add what happened since the last scrape
+    new Counter({
+      name: `${PLUGIN_METRIC_PREFIX}${name}`,
+      help,
+      registers: [registry],
+      collect () {
+        const now = deps.stats()[key]
+        if (now > counted[key]) this.inc(now - counted[key])
+        counted[key] = now
+      }
+    })
+  }
+  new Gauge({
+    name: `${PLUGIN_METRIC_PREFIX}app_info`,
+    help: 'The monitored app; its version is a label',
+    labelNames: ['version'],
+    registers: [registry]
+  }).set({ version: deps.version }, 1)
+  new Gauge({
+    name: `${PLUGIN_METRIC_PREFIX}records_buffered`,
+    help: 'Recorded requests waiting to be written to the database',
+    registers: [registry],
+    collect () { this.set(deps.stats().buffered) }
+  })
+  new Gauge({
+    name: `${PLUGIN_METRIC_PREFIX}database_up`,
+    help: '1 when the last write to the monitoring database succeeded, else 0',
+    registers: [registry],
+    collect () { this.set(deps.stats().databaseUp ? 1 : 0) }
+  })
+  counter('records_written_total', 'Recorded requests written to the database', 'written')
+  counter('records_dropped_total', 'Recorded requests dropped: buffer full, or not written before close', 'dropped')
+  counter('write_errors_total', 'Failed attempts to write to the monitoring database', 'writeErrors')
+  const batchDuration = new Histogram({
+    name: `${PLUGIN_METRIC_PREFIX}batch_write_duration_seconds`,
+    help: 'Time to write one batch of records to the database',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry]
+  })
+  return { onBatchWritten: (durationMs) => batchDuration.observe(durationMs / 1000) }
+}
