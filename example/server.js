@@ -41,14 +41,15 @@ app.get('/health', { config: { monitor: false } }, async () => ({ ok: true }))
 
 await app.listen({ port, host })
 await app.monitor.ready
-app.log.info(`demo app on http://${host}:${port} — try /users, /users/1, /reports/2026, /error, /nope`)
+app.log.info(`demo app on http://${host}:${port} — try /users, /users/1, /reports/2026, /error, /nope; Prometheus metrics on http://${host}:${port}/metrics`)
 app.log.info(`monitoring: ${app.monitor.endpoints().length} endpoints, version ${app.monitor.version.slice(0, 12)}; requests are stored in ${process.env.DATABASE_URL ? 'PostgreSQL' : `embedded PGlite (${process.env.FMD_DATA_DIR ?? './.fastify-monitor'})`}`)
 if (process.env.DEMO_TRAFFIC !== '0') {
   // a trickle of traffic so there is something to look at
   const paths = ['/users', '/users/1', '/users/2', '/users/9', '/reports/2025', '/reports/2026', '/error', '/nope']
   setInterval(() => {
     const path = paths[Math.floor(Math.random() * paths.length)]
-    app.inject({ url: path, headers: { 'x-user-id': `user-${1 + Math.floor(Math.random() * 5)}` } }).catch(() => {})
+    fetch(`http://${host}:${port}${path}`, { headers: { 'x-user-id': `user-${1 + Math.floor(Math.random() * 5)}` } })
+      .then((res) => res.arrayBuffer()).catch(() => {})
   }, 250).unref()
 }
 for (const signal of ['SIGINT', 'SIGTERM']) process.once(signal, () => { app.close().then(() => process.exit(0)) })
