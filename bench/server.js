@@ -31,9 +31,12 @@ if (kind === 'dc-probe') {
   await app.register(metrics, { endpoint: '/metrics' })
 } else if (kind !== 'bare') {
   const { default: monitor } = await import('../dist/index.js')
-  const [level, backend] = kind.replace('level', '').split('-')
+  // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics]
+  const [level, backend, variant] = kind.replace('level', '').split('-')
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
+  if (variant === 'nometrics') options.metrics = false
+  if (variant === 'nodefaultmetrics') options.metrics = { defaultMetrics: false }
   if (backend === 'postgres') {
     const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
     options.database = BENCH_DATABASE_URL
