@@ -1,6 +1,8 @@
-import t from 'tap'
-import { backend, buildApp, until, withPostgres } from './helpers.js'
+import t, { type Test } from 'tap'
+import type { FastifyInstance } from 'fastify'
+import { backend, buildApp, until, withPostgres, type Backend } from './helpers.js'
 import { TcpProxy } from './tcp-proxy.js'
+import type { MonitorOptions } from '../lib/index.js'
 
 // A database outage is a Postgres-server scenario: PGlite runs in-process and cannot go away.
 async function countRows (prefix: string): Promise<number> {
@@ -8,6 +10,20 @@ async function countRows (prefix: string): Promise<number> {
     const { rows } = await client.query(`select count(*)::int as n from "${prefix}request"`)
     return rows[0].n as number
   })
+}
+
+/** An app whose database connection goes through a proxy the test can cut; closed in teardown unless told not to. */
+async function appBehindProxy (t: Test, options: MonitorOptions = {}, closeInTeardown = true):
+Promise<{ app: FastifyInstance, proxy: TcpProxy, store: Backend }> {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, ...options })
+  if (closeInTeardown) t.teardown(() => app.close())
+  await app.ready()
+  await app.monitor.ready
+  return { app, proxy, store }
 }
 
 t.test('a database that is down at start and comes back later loses nothing', async (t) => {
@@ -35,15 +51,7 @@ t.test('a database that is down at start and comes back later loses nothing', as
 })
 
 t.test('a database that dies mid-run and returns loses nothing', async (t) => {
-  const proxy = await new TcpProxy().start()
-  t.teardown(() => proxy.close())
-  const store = await backend('postgres', { database: proxy.url() })
-  t.teardown(store.cleanup)
-  const app = await buildApp(store.options)
-  t.teardown(() => app.close())
-  await app.ready()
-  await app.monitor.ready
-
+  const { app, proxy, store } = await appBehindProxy(t)
   for (let i = 0; i < 30; i++) await app.inject({ url: `/users/${i}` })
   await app.monitor.flush()
   proxy.cut()
@@ -58,14 +66,7 @@ t.test('a database that dies mid-run and returns loses nothing', async (t) => {
 })
 
 t.test('when the buffer is full the oldest records are dropped and counted', async (t) => {
-  const proxy = await new TcpProxy().start()
-  t.teardown(() => proxy.close())
-  const store = await backend('postgres', { database: proxy.url() })
-  t.teardown(store.cleanup)
-  const app = await buildApp({ ...store.options, maxBufferedRecords: 40, maxBatchSize: 10 })
-  t.teardown(() => app.close())
-  await app.ready()
-  await app.monitor.ready
+  const { app, proxy, store } = await appBehindProxy(t, { maxBufferedRecords: 40, maxBatchSize: 10 })
   proxy.cut()
   for (let i = 0; i < 100; i++) await app.inject({ url: `/users/${i}` })
   t.ok(await until(() => app.monitor.stats().dropped === 60), `dropped ${app.monitor.stats().dropped} of 100 with room for 40`)
@@ -84,13 +85,7 @@ t.test('when the buffer is full the oldest records are dropped and counted', asy
 })
 
 t.test('close() with the database unreachable gives up after closeTimeoutMs and reports the loss', async (t) => {
-  const proxy = await new TcpProxy().start()
-  t.teardown(() => proxy.close())
-  const store = await backend('postgres', { database: proxy.url() })
-  t.teardown(store.cleanup)
-  const app = await buildApp({ ...store.options, closeTimeoutMs: 300 })
-  await app.ready()
-  await app.monitor.ready
+  const { app, proxy } = await appBehindProxy(t, { closeTimeoutMs: 300 }, false)
   proxy.cut()
   for (let i = 0; i < 10; i++) await app.inject({ url: `/users/${i}` })
   const started = Date.now()
