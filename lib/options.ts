@@ -35,6 +35,11 @@ export interface MetricsOptions {
   buckets?: number[]
   /** A prom-client registry to put the metrics in (and serve), e.g. one holding your own metrics. Default: a new one. */
   registry?: Registry
+  /**
+   * In a `node:cluster` worker, hand this registry (and prom-client's global one) to prom-client's
+   * AggregatorRegistry, so the primary can serve every worker's metrics summed. Default `false`.
+   */
+  cluster?: boolean
 }
 
 /** Resolved exporter settings. */
@@ -44,6 +49,7 @@ export interface ResolvedMetrics {
   defaultMetrics: boolean
   buckets: number[]
   registry: Registry | undefined
+  cluster: boolean
 }
 
 /** A monitoring level: 0 last-seen only, 1 + every request, 2 + outliers, 3 + profiler. */
@@ -126,7 +132,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics'
 ])
-const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry'])
+const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 const POSTGRES_URL = /^postgres(ql)?:\/\//
 
@@ -212,7 +218,17 @@ function resolveMetrics (value: unknown, env: NodeJS.ProcessEnv): Checked<Resolv
   if (registry !== undefined && (typeof registry !== 'object' || registry === null || typeof (registry as Registry).registerMetric !== 'function')) {
     return new InvalidOptionError('metrics.registry', 'must be a prom-client Registry')
   }
-  return { path, token: token as string | undefined, defaultMetrics: given.defaultMetrics !== false, buckets: buckets as number[], registry: registry as Registry | undefined }
+  if (given.cluster !== undefined && typeof given.cluster !== 'boolean') {
+    return new InvalidOptionError('metrics.cluster', `must be a boolean, got ${describe(given.cluster)}`)
+  }
+  return {
+    path,
+    token: token as string | undefined,
+    defaultMetrics: given.defaultMetrics !== false,
+    buckets: buckets as number[],
+    registry: registry as Registry | undefined,
+    cluster: given.cluster === true
+  }
 }
 
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {

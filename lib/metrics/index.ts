@@ -1,6 +1,7 @@
+import cluster from 'node:cluster'
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { Registry, collectDefaultMetrics } from 'prom-client'
+import { AggregatorRegistry, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client'
 import type { ResolvedMetrics } from '../options.js'
 import type { WriterStats } from '../storage/writer.js'
 import { HttpDurationHistogram } from './http-duration.js'
@@ -29,6 +30,13 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
   registry.registerMetric(httpDuration as never)
   const { onBatchWritten } = registerPluginHealth(registry, deps)
   if (options.defaultMetrics) collectDefaultMetrics({ register: registry })
+  if (options.cluster && cluster.isWorker) {
+    // prom-client answers the primary's AggregatorRegistry with these registries' metrics; a worker
+    // only listens for the primary's requests once an AggregatorRegistry was constructed in it
+    AggregatorRegistry.setRegistries([...new Set([registry, globalRegistry])])
+    // eslint-disable-next-line no-new
+    new AggregatorRegistry()
+  }
 
   const expected = options.token === undefined ? undefined : `Bearer ${options.token}`
   fastify.get(options.path, { config: { monitor: false }, logLevel: 'warn' }, async (request, reply) => {

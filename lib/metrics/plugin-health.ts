@@ -27,6 +27,8 @@ export function registerPluginHealth (registry: Registry, deps: { version: strin
     name: `${PLUGIN_METRIC_PREFIX}app_info`,
     help: 'The monitored app; its version is a label',
     labelNames: ['version'],
+    // summed over cluster workers an info metric would count workers; it stays 1
+    aggregator: 'max',
     registers: [registry]
   }).set({ version: deps.version }, 1)
   new Gauge({
@@ -39,6 +41,8 @@ export function registerPluginHealth (registry: Registry, deps: { version: strin
     name: `${PLUGIN_METRIC_PREFIX}database_up`,
     help: '1 when the last write to the monitoring database succeeded, else 0',
     registers: [registry],
+    // over cluster workers: up only when every worker's writes succeed
+    aggregator: 'min',
     collect () { this.set(deps.stats().databaseUp ? 1 : 0) }
   })
   counter('records_written_total', 'Recorded requests written to the database', 'written')

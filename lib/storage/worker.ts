@@ -65,6 +65,8 @@ async function start (): Promise<void> {
       const today = dayOf(Date.now())
       await partitions.ensure(today - 1, today + options.partitionDaysAhead)
       writer.stats.databaseUp = true
+      // stats first: whoever awaits `ready` then sees the database as up
+      send({ type: 'stats', stats: { ...writer.stats } })
       send({ type: 'ready', databaseKind: opened.kind })
       log('debug', `fastify-monitoring-dashboard: ${opened.kind} database ready`)
       await syncEndpoints()
