@@ -120,3 +120,30 @@ t.test('10k requests to random unmatched URLs add one route label value', async 
   t.ok(routesAfter.has(UNMATCHED_ROUTE))
   t.match(body, new RegExp(`http_request_duration_seconds_count\\{method="GET",route="${UNMATCHED_ROUTE}",status_code="404"\\} 10000`))
 })
+
+t.test('OpenMetrics when the scraper asks for it, Prometheus text otherwise', async (t) => {
+  const store = await backend(dialect)
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, metrics: { defaultMetrics: false } })
+  t.teardown(() => app.close())
+  await app.ready()
+  for (let i = 0; i < 3; i++) await app.inject('/users/1')
+  await app.monitor.flush()
+  // the header Prometheus 2.x sends
+  const accept = 'application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1'
+  const om = await app.inject({ url: '/metrics', headers: { accept } })
+  t.match(om.headers['content-type'], /^application\/openmetrics-text; version=1\.0\.0/)
+  t.ok(om.body.endsWith('# EOF\n'), 'ends with # EOF')
+  t.match(om.body, /^# TYPE fastify_monitor_records_written counter$/m, 'a counter family is named without _total')
+  t.match(om.body, /^fastify_monitor_records_written_total 3$/m, 'its sample with it')
+  t.match(om.body, /^# TYPE http_request_duration_seconds histogram$/m)
+  t.match(om.body, /^http_request_duration_seconds_count\{method="GET",route="\/users\/:id",status_code="200"\} 3$/m)
+  t.match(om.body, /^http_request_duration_seconds_bucket\{method="GET",route="\/users\/:id",status_code="200",le="\+Inf"\} 3$/m)
+
+  // rendering OpenMetrics must not rename anything in the Prometheus format afterwards
+  const text = await app.inject('/metrics')
+  t.match(text.headers['content-type'], /^text\/plain; version=0\.0\.4/)
+  t.match(text.body, /^fastify_monitor_records_written_total 3$/m)
+  t.match(text.body, /^# TYPE fastify_monitor_records_written_total counter$/m)
+  t.notMatch(text.body, /# EOF/)
+})

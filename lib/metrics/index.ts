@@ -5,6 +5,7 @@ import { AggregatorRegistry, Registry, collectDefaultMetrics, register as global
 import type { ResolvedMetrics } from '../options.js'
 import type { WriterStats } from '../storage/writer.js'
 import { HttpDurationHistogram } from './http-duration.js'
+import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, wantsOpenMetrics } from './openmetrics.js'
 import { registerPluginHealth } from './plugin-health.js'
 
 /** What the request path and the storage client feed into the exporter. */
@@ -22,7 +23,8 @@ function sameToken (given: string, expected: string): boolean {
 
 /**
  * Builds the metrics in the caller's registry (or a new one, so two apps in one process never
- * collide) and serves them on `options.path`, outside monitoring itself.
+ * collide) and serves them on `options.path`, outside monitoring itself: in the Prometheus text
+ * format, or OpenMetrics when the scraper's Accept header asks for it.
  */
 export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, stats: () => WriterStats }): Metrics {
   const registry = options.registry ?? new Registry()
@@ -43,8 +45,10 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
     if (expected !== undefined && !sameToken(request.headers.authorization ?? '', expected)) {
       return await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a bearer token is required' })
     }
-    const body = await registry.metrics()
-    return await reply.type(registry.contentType).send(body)
+    if (wantsOpenMetrics(request.headers.accept)) {
+      return await reply.type(OPENMETRICS_CONTENT_TYPE).send(await renderOpenMetrics(registry))
+    }
+    return await reply.type(registry.contentType).send(await registry.metrics())
   })
   return { registry, httpDuration, onBatchWritten }
 }
