@@ -1,18 +1,21 @@
 // The demo app: a small API with the plugin on the embedded database (PGlite in ./.fastify-monitor).
 // npm run demo            → http://127.0.0.1:3000
 // DATABASE_URL=postgres://… npm run demo  → the same on a PostgreSQL server
+import { existsSync } from 'node:fs'
 import Fastify from 'fastify'
 import monitor from 'fastify-monitoring-dashboard'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+// the version is this checkout's commit when there is one (git wins over appVersion, as in FMD)
+const gitDir = new URL('../.git', import.meta.url).pathname
 
 await app.register(monitor, {
   database: process.env.DATABASE_URL,
   dataDir: process.env.FMD_DATA_DIR,
-  git: process.env.APP_VERSION === undefined ? new URL('../.git', import.meta.url).pathname : undefined,
-  appVersion: process.env.APP_VERSION,
+  git: process.env.APP_VERSION === undefined && existsSync(gitDir) ? gitDir : undefined,
+  appVersion: process.env.APP_VERSION ?? '0.1.0-demo',
   // the group-by key: who made the request (here a header; in a real app, request.user.id)
   groupBy: (request) => request.headers['x-user-id']
 })
