@@ -62,7 +62,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // before any route of ours, so the metrics route is known (and skipped) like every other
   fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
   if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, stats: () => storage.stats })
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats })
   }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
@@ -138,6 +138,7 @@ export { plugin as fastifyMonitoringDashboard }
 export { errors } from './errors.js'
 export { readGitCommit } from './version.js'
 export { UNMATCHED_ROUTE } from './options.js'
+export { findRequestByExemplarId, type RequestDetail } from './queries/requests.js'
 export type { MonitorOptions, MonitorLevel, MetricsOptions } from './options.js'
 export type { GroupBy } from './group-by.js'
 export type { MonitorApi, MonitoredEndpoint } from './types.js'

@@ -18,13 +18,13 @@ t.test('a batch whose commit acknowledgement is lost is written once, not twice'
   t.teardown(() => rawDb.destroy())
   const db = rawDb.withPlugin(new TablePrefixPlugin(store.prefix)) as Kysely<Database>
   await migrateToLatest(rawDb, store.prefix)
-  const { versionId, instanceId } = await registerInstance(db, 'v1')
+  const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID())
   const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1)
   await new PartitionManager(db, store.prefix).ensure(dayOf(Date.now()) - 1, dayOf(Date.now()) + 1)
 
   const unit: WriteUnit = {
     id: randomUUID(), endpointId: [endpoint!.id, endpoint!.id], timeMs: [Date.now(), Date.now()], durationMs: [1, 2],
-    statusCode: [200, 500], group: [null, 'g'], ip: ['::1', null], attempts: 0
+    statusCode: [200, 500], seq: [1, 2], group: [null, 'g'], ip: ['::1', null], attempts: 0
   }
   t.equal(await writeUnit(db, unit, versionId, instanceId), true)
   t.equal(await writeUnit(db, unit, versionId, instanceId), false, 'the retry sees its id and writes nothing')
@@ -44,7 +44,7 @@ t.test('a batch whose commit acknowledgement is lost is written once, not twice'
   }, { maxBufferedRecords: 1000, maxBatchSize: 1000, retryMaxDelayMs: 50 })
   const batch = createRecordBatch(3)
   for (let i = 0; i < 3; i++) {
-    batch.endpoint[i] = 0; batch.timeMs[i] = Date.now(); batch.durationMs[i] = i; batch.statusCode[i] = 200; batch.group[i] = -1; batch.ip[i] = -1
+    batch.endpoint[i] = 0; batch.timeMs[i] = Date.now(); batch.durationMs[i] = i; batch.statusCode[i] = 200; batch.seq[i] = 3 + i; batch.group[i] = -1; batch.ip[i] = -1
   }
   batch.length = 3
   writer.enqueue(batch)

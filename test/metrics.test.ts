@@ -147,3 +147,35 @@ t.test('OpenMetrics when the scraper asks for it, Prometheus text otherwise', as
   t.match(text.body, /^# TYPE fastify_monitor_records_written_total counter$/m)
   t.notMatch(text.body, /# EOF/)
 })
+
+for (const backendName of DIALECTS) {
+  t.test(`${backendName}: OpenMetrics buckets carry an exemplar naming a stored request`, async (t) => {
+    const { findRequestByExemplarId } = await import('../lib/index.js')
+    const store = await backend(backendName)
+    t.teardown(store.cleanup)
+    const app = await buildApp({ ...store.options, metrics: { defaultMetrics: false, buckets: [0.01, 5] } })
+    t.teardown(() => app.close())
+    await app.ready()
+    await app.monitor.ready
+    await app.inject('/slow')
+    await app.monitor.setMonitorLevel('GET', '/users/:id', 0)
+    await app.inject('/users/1')
+    await app.monitor.flush()
+
+    const accept = 'application/openmetrics-text;version=1.0.0'
+    const body = (await app.inject({ url: '/metrics', headers: { accept } })).body
+    const line = body.split('\n').find((l) => l.startsWith('http_request_duration_seconds_bucket{method="GET",route="/slow"') && l.includes('le="5"'))!
+    const match = / # \{request_id="([^"]+)"\} ([0-9.e-]+) ([0-9.]+)$/.exec(line)
+    t.ok(match, `the bucket the request fell in has an exemplar: ${line}`)
+    const [, requestId, seconds, timestamp] = match!
+    t.ok(Math.abs(Number(timestamp) - Date.now() / 1000) < 60, 'exemplar timestamp is now, in seconds')
+    const stored = await findRequestByExemplarId(app.monitor.db, requestId!)
+    t.ok(stored, 'the exemplar resolves to the stored request')
+    t.equal(stored!.route, '/slow')
+    t.equal(stored!.statusCode, 200)
+    t.ok(Math.abs(stored!.durationMs - Number(seconds) * 1000) < 0.01, 'with the same duration')
+    t.notMatch(body.split('\n').filter((l) => l.includes('route="/users/:id"')).join('\n'), /# \{/, 'a level-0 request is not stored, so it is no exemplar')
+    t.notMatch((await app.inject('/metrics')).body, /request_id/, 'the Prometheus text format carries no exemplars')
+    t.equal(await findRequestByExemplarId(app.monitor.db, "x'; drop table request; --"), undefined)
+  })
+}

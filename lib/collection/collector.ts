@@ -23,6 +23,7 @@ export class Collector {
   #strings = new Map<string, number>()
   #lastSeen = new Map<number, number>()
   #timer: NodeJS.Timeout | undefined
+  #seq = 0
 
   constructor (sink: BatchSink, flushIntervalMs: number, capacity = DEFAULT_COLLECTOR_CAPACITY) {
     this.#sink = sink
@@ -32,9 +33,12 @@ export class Collector {
     this.#timer.unref()
   }
 
-  record (endpoint: number, timeMs: number, durationMs: number, statusCode: number, group: string | null, ip: string | undefined): void {
+  /** Records one request; returns its sequence number in this process. */
+  record (endpoint: number, timeMs: number, durationMs: number, statusCode: number, group: string | null, ip: string | undefined): number {
     const batch = this.#batch
     const row = batch.length++
+    const seq = ++this.#seq
+    batch.seq[row] = seq
     batch.endpoint[row] = endpoint
     batch.timeMs[row] = timeMs
     batch.durationMs[row] = durationMs
@@ -42,6 +46,7 @@ export class Collector {
     batch.group[row] = group === null ? -1 : this.#intern(group)
     batch.ip[row] = ip === undefined ? -1 : this.#intern(ip)
     if (batch.length === this.#capacity) this.flush()
+    return seq
   }
 
   /** A request to a level-0 endpoint: only its last-seen time is kept. */

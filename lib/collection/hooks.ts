@@ -56,14 +56,15 @@ export function createResponseHook (deps: {
       const now = Date.now()
       const durationMs = reply.elapsedTime
       const statusCode = reply.statusCode
-      // Prometheus sees every request whatever the endpoint's storage level
-      httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000)
+      let seq = 0
       if (endpoint.level === 0) {
         collector.seen(endpoint.index, now)
       } else {
-        collector.record(endpoint.index, now - durationMs, durationMs, statusCode,
+        seq = collector.record(endpoint.index, now - durationMs, durationMs, statusCode,
           groupBy === undefined ? null : group(endpoint, request), request.ip)
       }
+      // Prometheus sees every request whatever the endpoint's storage level; stored ones become exemplars
+      httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000, seq)
     }
     done()
   }

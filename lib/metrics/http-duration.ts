@@ -17,8 +17,20 @@ interface Series {
   readonly labels: { method: string, route: string, status_code: string }
   /** Count per bucket, not cumulative (made cumulative at scrape). The last slot is +Inf. */
   readonly counts: Float64Array
+  /** Latest stored request per bucket: its sequence number (0: none), duration and time. Arrays, so observe allocates nothing. */
+  readonly exemplarSeq: Float64Array
+  readonly exemplarSeconds: Float64Array
+  readonly exemplarTimeMs: Float64Array
   sum: number
   count: number
+}
+
+/** An OpenMetrics exemplar as prom-client's JSON snapshot carries it. */
+export interface Exemplar {
+  labelSet: { request_id: string }
+  value: number
+  /** Seconds since the epoch. */
+  timestamp: number
 }
 
 /**
@@ -43,16 +55,29 @@ export class HttpDurationHistogram {
   readonly aggregator = 'sum' as const
   readonly #buckets: number[]
   readonly #series = new Map<string, Series>()
+  readonly #exemplarPrefix: string
 
-  constructor (buckets: number[]) {
+  /** `instanceToken` names this process in exemplars: `request_id="<token>:<seq>"`. */
+  constructor (buckets: number[], instanceToken = '') {
     this.#buckets = buckets
+    this.#exemplarPrefix = `${instanceToken}:`
   }
 
-  observe (method: string, route: string, statusCode: number, seconds: number): void {
+  /** `seq` is the stored request's number in this process, 0 when the request was not stored (level 0). */
+  observe (method: string, route: string, statusCode: number, seconds: number, seq = 0): void {
     const key = `${statusCode}${method} ${route}`
     let series = this.#series.get(key)
     if (series === undefined) {
-      series = { labels: { method, route, status_code: String(statusCode) }, counts: new Float64Array(this.#buckets.length + 1), sum: 0, count: 0 }
+      const slots = this.#buckets.length + 1
+      series = {
+        labels: { method, route, status_code: String(statusCode) },
+        counts: new Float64Array(slots),
+        exemplarSeq: new Float64Array(slots),
+        exemplarSeconds: new Float64Array(slots),
+        exemplarTimeMs: new Float64Array(slots),
+        sum: 0,
+        count: 0
+      }
       this.#series.set(key, series)
     }
     const buckets = this.#buckets
@@ -61,6 +86,11 @@ export class HttpDurationHistogram {
     series.counts[i]!++
     series.sum += seconds
     series.count++
+    if (seq > 0) {
+      series.exemplarSeq[i] = seq
+      series.exemplarSeconds[i] = seconds
+      series.exemplarTimeMs[i] = Date.now()
+    }
   }
 
   async get (): Promise<MetricSnapshot> {
@@ -70,7 +100,11 @@ export class HttpDurationHistogram {
       for (let i = 0; i <= this.#buckets.length; i++) {
         cumulative += series.counts[i]!
         const le = i < this.#buckets.length ? this.#buckets[i]! : '+Inf'
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...series.labels, le }, value: cumulative })
+        const seq = series.exemplarSeq[i]!
+        const exemplar: Exemplar | undefined = seq === 0
+          ? undefined
+          : { labelSet: { request_id: this.#exemplarPrefix + String(seq) }, value: series.exemplarSeconds[i]!, timestamp: series.exemplarTimeMs[i]! / 1000 }
+        values.push({ metricName: `${this.name}_bucket`, labels: { ...series.labels, le }, value: cumulative, ...(exemplar === undefined ? {} : { exemplar }) } as MetricValueWithName<string>)
       }
       values.push({ metricName: `${this.name}_sum`, labels: series.labels, value: series.sum })
       values.push({ metricName: `${this.name}_count`, labels: series.labels, value: series.count })

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client'
+import type { Exemplar } from './http-duration.js'
 
 export const OPENMETRICS_CONTENT_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
 
@@ -6,7 +7,7 @@ interface MetricJson {
   name: string
   help: string
   type: string
-  values: Array<{ value: number, labels: Record<string, string | number>, metricName?: string }>
+  values: Array<{ value: number, labels: Record<string, string | number>, metricName?: string, exemplar?: Exemplar | null }>
 }
 
 function escapeLabel (value: string): string {
@@ -33,7 +34,8 @@ export function wantsOpenMetrics (accept: string | undefined): boolean {
  * The registry in the OpenMetrics text format. prom-client can render it, but does so by renaming
  * counter objects in place (dropping `_total`), which would corrupt the Prometheus-format output of
  * the same registry; so the snapshot prom-client exposes as JSON is rendered here instead.
- * A counter's family is named without `_total`, its sample with it, and the text ends with `# EOF`.
+ * A counter's family is named without `_total`, its sample with it, histogram buckets carry their
+ * exemplar (the latest stored request that fell in them), and the text ends with `# EOF`.
  */
 export async function renderOpenMetrics (registry: Registry): Promise<string> {
   const families = await registry.getMetricsAsJSON() as unknown as MetricJson[]
@@ -45,7 +47,11 @@ export async function renderOpenMetrics (registry: Registry): Promise<string> {
     lines.push(`# TYPE ${name} ${type}`, `# HELP ${name} ${family.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`)
     for (const sample of family.values) {
       const sampleName = sample.metricName ?? (isCounter ? `${name}_total` : name)
-      lines.push(`${sampleName}${formatLabels(sample.labels)} ${formatValue(sample.value)}`)
+      // prom-client's own metrics carry exemplar: null
+      const exemplar = sample.exemplar === undefined || sample.exemplar === null
+        ? ''
+        : ` # ${formatLabels(sample.exemplar.labelSet)} ${formatValue(sample.exemplar.value)} ${sample.exemplar.timestamp.toFixed(3)}`
+      lines.push(`${sampleName}${formatLabels(sample.labels)} ${formatValue(sample.value)}${exemplar}`)
     }
   }
   lines.push('# EOF', '')

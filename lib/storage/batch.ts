@@ -10,6 +10,8 @@ export interface RecordBatch {
   timeMs: Float64Array
   durationMs: Float64Array
   statusCode: Uint16Array
+  /** The request's number in this process (1, 2, …): with the process's token it names the request in exemplars. */
+  seq: Float64Array
   /** Index into `strings`, or -1 for none. */
   group: Int32Array
   ip: Int32Array
@@ -36,6 +38,7 @@ export function createRecordBatch (capacity: number): RecordBatch {
     timeMs: new Float64Array(capacity),
     durationMs: new Float64Array(capacity),
     statusCode: new Uint16Array(capacity),
+    seq: new Float64Array(capacity),
     group: new Int32Array(capacity),
     ip: new Int32Array(capacity),
     strings: []
@@ -44,6 +47,6 @@ export function createRecordBatch (capacity: number): RecordBatch {
 
 /** The buffers to transfer with `postMessage`. */
 export function transferList (batch: RecordBatch): ArrayBuffer[] {
-  return [batch.endpoint, batch.timeMs, batch.durationMs, batch.statusCode, batch.group, batch.ip]
+  return [batch.endpoint, batch.timeMs, batch.durationMs, batch.statusCode, batch.seq, batch.group, batch.ip]
     .map((column) => column.buffer as ArrayBuffer)
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StorageOptions } from '../options.js'
@@ -46,6 +47,8 @@ export class StorageClient {
   #stats: WriterStats = { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
   #statsBase = { written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0 }
   databaseKind: 'postgres' | 'pglite' | undefined
+  /** Random per process start: `<instanceToken>:<seq>` names a stored request (Prometheus exemplars). */
+  readonly instanceToken = randomUUID()
   readonly ready: Promise<void>
   #markReady!: () => void
 
@@ -76,7 +79,7 @@ export class StorageClient {
   }
 
   #spawn (): void {
-    const init: WorkerInit = { options: this.#options }
+    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken }
     const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()

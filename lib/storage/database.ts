@@ -30,6 +30,8 @@ export interface RequestTable {
   time_requested: Timestamp
   duration_ms: number
   status_code: number
+  /** The request's number in the process that served it (see {@link InstanceTable.token}); null before schema 0002. */
+  seq: string | null
   version_id: number
   group_by: string | null
   ip: string | null
@@ -48,6 +50,8 @@ export interface InstanceTable {
   host: string
   pid: number
   started_at: Generated<Date>
+  /** Random per process start; `<token>:<seq>` names a request in Prometheus exemplars. */
+  token: string | null
 }
 
 /** Ids of written batches, so a batch retried after a lost commit acknowledgement is not written twice. */

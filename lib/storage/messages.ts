@@ -6,6 +6,8 @@ import type { WriterStats } from './writer.js'
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
   options: StorageOptions
+  /** This process's random token, stored with its instance row. */
+  instanceToken: string
 }
 
 /** Main thread → writer thread. Requests carry an id; the answer comes back as a `reply` with it. */

@@ -11,6 +11,7 @@ export interface WriteUnit {
   timeMs: number[]
   durationMs: number[]
   statusCode: number[]
+  seq: number[]
   group: Array<string | null>
   ip: Array<string | null>
   attempts: number
@@ -37,10 +38,12 @@ export function textArrayLiteral (values: ReadonlyArray<string | null>): string 
 }
 
 /** Registers this process and its version; returns their ids. */
-export async function registerInstance (db: Kysely<Database>, version: string): Promise<{ versionId: number, instanceId: number }> {
+export async function registerInstance (db: Kysely<Database>, version: string, token: string): Promise<{ versionId: number, instanceId: number }> {
   await db.insertInto('version').values({ version }).onConflict((oc) => oc.column('version').doNothing()).execute()
   const { id: versionId } = await db.selectFrom('version').select('id').where('version', '=', version).executeTakeFirstOrThrow()
-  const { id: instanceId } = await db.insertInto('instance').values({ host: hostname(), pid: process.pid })
+  // a restarted writer thread registers the same process again: same token, same row
+  const { id: instanceId } = await db.insertInto('instance').values({ host: hostname(), pid: process.pid, token })
+    .onConflict((oc) => oc.column('token').doUpdateSet({ pid: process.pid }))
     .returning('id').executeTakeFirstOrThrow()
   return { versionId, instanceId }
 }
@@ -89,11 +92,12 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
       .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst()
     if (claimed === undefined) return false
     await sql`insert into ${sql.table('request')}
-      (endpoint_id, time_requested, duration_ms, status_code, group_by, ip, version_id, instance_id)
-      select e, to_timestamp(t / 1000.0), d, s, g, i, ${versionId}::integer, ${instanceId}::integer
+      (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
+      select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer
       from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
         ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
-        ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[]) as u(e, t, d, s, g, i)`.execute(trx)
+        ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
+        as u(e, t, d, s, q, g, i)`.execute(trx)
     return true
   })
 }

@@ -20,7 +20,7 @@ const DAY_MS = 86_400_000
 const STARTUP_RETRY_MAX_MS = 5_000
 
 const port = parentPort!
-const { options } = workerData as WorkerInit
+const { options, instanceToken } = workerData as WorkerInit
 const send = (message: FromWorker): void => port.postMessage(message)
 const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ReturnType<typeof summarizeError>): void =>
   send({ type: 'log', level, msg, err })
@@ -60,7 +60,7 @@ async function start (): Promise<void> {
     try {
       opened ??= await openDatabase(options)
       await migrateToLatest(opened.rawDb, options.tablePrefix)
-      ids = await registerInstance(opened.db, options.appVersion)
+      ids = await registerInstance(opened.db, options.appVersion, instanceToken)
       partitions = new PartitionManager(opened.db, options.tablePrefix)
       const today = dayOf(Date.now())
       await partitions.ensure(today - 1, today + options.partitionDaysAhead)

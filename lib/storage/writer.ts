@@ -242,7 +242,7 @@ export class Writer {
    */
   #takeUnit (): WriteUnit | undefined {
     const unit: WriteUnit = {
-      id: randomUUID(), endpointId: [], timeMs: [], durationMs: [], statusCode: [], group: [], ip: [], attempts: 0
+      id: randomUUID(), endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0
     }
     while (this.#queue.length > 0 && unit.endpointId.length < this.#maxBatchSize) {
       const queued = this.#queue[0]!
@@ -264,6 +264,7 @@ export class Writer {
         unit.timeMs.push(timeMs)
         unit.durationMs.push(batch.durationMs[row]!)
         unit.statusCode.push(batch.statusCode[row]!)
+        unit.seq.push(batch.seq[row]!)
         unit.group.push(group < 0 ? null : clean(batch.strings[group], MAX_GROUP_LENGTH))
         unit.ip.push(ip < 0 ? null : clean(batch.strings[ip], MAX_IP_LENGTH))
       }
@@ -291,7 +292,8 @@ export class Writer {
     // the unit waiting for a retry holds the oldest rows; a unit being written now is left alone
     if (this.#unit !== undefined && !this.#running) {
       const cut = Math.min(excess, this.#unit.endpointId.length)
-      for (const column of [this.#unit.endpointId, this.#unit.timeMs, this.#unit.durationMs, this.#unit.statusCode, this.#unit.group, this.#unit.ip]) {
+      const unit = this.#unit
+      for (const column of [unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode, unit.seq, unit.group, unit.ip]) {
         column.splice(0, cut)
       }
       excess -= cut

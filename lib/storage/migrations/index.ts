@@ -64,6 +64,21 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           await db.schema.dropTable(table).ifExists().execute()
         }
       }
+    },
+    // Exemplars name a stored request as <instance token>:<seq>, known on the request thread before
+    // the database assigns ids. seq is not indexed: a lookup also has the exemplar's time.
+    '0002_request_seq': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.alterTable('instance').addColumn('token', 'text').execute()
+        await sql`create unique index ${index('instance_token')} on ${sql.table('instance')} (token)`.execute(db)
+        await db.schema.alterTable('request').addColumn('seq', 'bigint').execute()
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.alterTable('request').dropColumn('seq').execute()
+        await db.schema.alterTable('instance').dropColumn('token').execute()
+      }
     }
   }
 }
