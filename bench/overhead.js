@@ -7,7 +7,7 @@ import autocannon from 'autocannon'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
-const SERVERS = (arg('servers', 'bare,fastify-metrics,level0-pglite,level1-pglite,level1-postgres')).split(',')
+const SERVERS = (arg('servers', 'bare,empty-hook,fastify-metrics,level0-pglite,level0-postgres,level1-pglite,level1-postgres')).split(',')
 const ROUNDS = Number(arg('rounds', 3))
 const DURATION_S = Number(arg('duration', 6))
 const CONNECTIONS = Number(arg('connections', 50))
