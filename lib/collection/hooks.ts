@@ -64,7 +64,7 @@ export function createResponseHook (deps: {
           groupBy === undefined ? null : group(endpoint, request), request.ip)
       }
       // Prometheus sees every request whatever the endpoint's storage level; stored ones become exemplars
-      httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000, seq)
+      httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000, seq, now)
     }
     done()
   }

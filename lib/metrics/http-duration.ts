@@ -63,8 +63,8 @@ export class HttpDurationHistogram {
     this.#exemplarPrefix = `${instanceToken}:`
   }
 
-  /** `seq` is the stored request's number in this process, 0 when the request was not stored (level 0). */
-  observe (method: string, route: string, statusCode: number, seconds: number, seq = 0): void {
+  /** `seq` is the stored request's number in this process, 0 when the request was not stored (level 0); `nowMs` the exemplar's time. */
+  observe (method: string, route: string, statusCode: number, seconds: number, seq = 0, nowMs = 0): void {
     const key = `${statusCode}${method} ${route}`
     let series = this.#series.get(key)
     if (series === undefined) {
@@ -89,7 +89,7 @@ export class HttpDurationHistogram {
     if (seq > 0) {
       series.exemplarSeq[i] = seq
       series.exemplarSeconds[i] = seconds
-      series.exemplarTimeMs[i] = Date.now()
+      series.exemplarTimeMs[i] = nowMs
     }
   }
 
