@@ -50,6 +50,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   const registry = new EndpointRegistry(resolved)
   // the exporter reads the writer's counters; the storage client feeds it batch durations
   let metrics: Metrics | undefined
+  let groupByErrors = 0
   const storage: StorageClient = new StorageClient(storageOptions(resolved), log, {
     onBatchWritten: (durationMs) => metrics?.onBatchWritten(durationMs),
     onLevels: (levels) => {
@@ -62,7 +63,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // before any route of ours, so the metrics route is known (and skipped) like every other
   fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
   if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats })
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors })
   }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
@@ -79,7 +80,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     groupBy: resolved.groupBy,
     log,
     httpDuration: metrics?.httpDuration,
-    onNewEndpoint: () => { if (started) registerEndpoints() }
+    onNewEndpoint: () => { if (started) registerEndpoints() },
+    onGroupByError: () => { groupByErrors++ }
   }))
   fastify.addHook('onReady', async () => {
     started = true

@@ -65,6 +65,8 @@ for (const dialect of DIALECTS) {
     t.ok(rows.every((r) => r.ip === null || r.ip.length <= 64), 'IPs are bounded')
     t.equal(app.monitor.stats().dropped, 0)
     t.equal(app.monitor.stats().writeErrors, 0)
+    // every fifth groupBy call threw; the groupBy runs for stored requests to /users/:id and unmatched ones
+    t.match((await app.inject('/metrics')).body, new RegExp(`^fastify_monitor_group_by_errors_total ${Math.floor(call / 5)}$`, 'm'), 'each throw is counted')
   })
 
   t.test(`${dialect}: group-by strings with NUL and quotes round-trip through the writer`, async (t) => {

@@ -20,8 +20,10 @@ export function createResponseHook (deps: {
   httpDuration: HttpDurationHistogram | undefined
   /** An endpoint seen for the first time after start (a route registered before the plugin). */
   onNewEndpoint: (endpoint: EndpointState) => void
+  /** The user's groupBy threw (counted as a metric; logged here once per endpoint). */
+  onGroupByError: () => void
 }): ResponseHook {
-  const { registry, collector, groupBy, log, onNewEndpoint, httpDuration } = deps
+  const { registry, collector, groupBy, log, onNewEndpoint, onGroupByError, httpDuration } = deps
 
   function endpointOf (request: FastifyRequest): EndpointState | undefined {
     const config = request.routeOptions.config as { [kEndpoints]?: RouteEndpoints, url?: string, method?: string, monitor?: boolean }
@@ -42,6 +44,7 @@ export function createResponseHook (deps: {
     try {
       return resolveGroupBy(groupBy, request)
     } catch (err) {
+      onGroupByError()
       if (!endpoint.groupByFailed) {
         endpoint.groupByFailed = true
         log.warn({ err, route: endpoint.route }, 'fastify-monitoring-dashboard: groupBy threw; requests of this endpoint are stored without a group (logged once per endpoint)')

@@ -26,7 +26,7 @@ function sameToken (given: string, expected: string): boolean {
  * collide) and serves them on `options.path`, outside monitoring itself: in the Prometheus text
  * format, or OpenMetrics when the scraper's Accept header asks for it.
  */
-export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats }): Metrics {
+export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats, groupByErrors: () => number }): Metrics {
   const registry = options.registry ?? new Registry()
   const httpDuration = new HttpDurationHistogram(options.buckets, deps.instanceToken)
   registry.registerMetric(httpDuration as never)

@@ -8,18 +8,19 @@ export const PLUGIN_METRIC_PREFIX = 'fastify_monitor_'
  * errors, batch write duration, whether the database answers, and the app's version as an info
  * metric (a label on one series, not on every series).
  */
-export function registerPluginHealth (registry: Registry, deps: { version: string, stats: () => WriterStats }): { onBatchWritten: (durationMs: number) => void } {
-  const counted = { written: 0, dropped: 0, writeErrors: 0 }
-  const counter = (name: string, help: string, key: keyof typeof counted): void => {
+export function registerPluginHealth (registry: Registry, deps: { version: string, stats: () => WriterStats, groupByErrors: () => number }):
+{ onBatchWritten: (durationMs: number) => void } {
+  const counter = (name: string, help: string, total: () => number): void => {
+    let counted = 0
     // prom-client counters only go up by inc(): add what happened since the last scrape
     new Counter({
       name: `${PLUGIN_METRIC_PREFIX}${name}`,
       help,
       registers: [registry],
       collect () {
-        const now = deps.stats()[key]
-        if (now > counted[key]) this.inc(now - counted[key])
-        counted[key] = now
+        const now = total()
+        if (now > counted) this.inc(now - counted)
+        counted = now
       }
     })
   }
@@ -45,9 +46,10 @@ export function registerPluginHealth (registry: Registry, deps: { version: strin
     aggregator: 'min',
     collect () { this.set(deps.stats().databaseUp ? 1 : 0) }
   })
-  counter('records_written_total', 'Recorded requests written to the database', 'written')
-  counter('records_dropped_total', 'Recorded requests dropped: buffer full, or not written before close', 'dropped')
-  counter('write_errors_total', 'Failed attempts to write to the monitoring database', 'writeErrors')
+  counter('records_written_total', 'Recorded requests written to the database', () => deps.stats().written)
+  counter('records_dropped_total', 'Recorded requests dropped: buffer full, or not written before close', () => deps.stats().dropped)
+  counter('write_errors_total', 'Failed attempts to write to the monitoring database', () => deps.stats().writeErrors)
+  counter('group_by_errors_total', 'Requests whose groupBy callback threw (stored without a group)', deps.groupByErrors)
   const batchDuration = new Histogram({
     name: `${PLUGIN_METRIC_PREFIX}batch_write_duration_seconds`,
     help: 'Time to write one batch of records to the database',
