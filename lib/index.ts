@@ -7,6 +7,7 @@ import { createResponseHook } from './collection/hooks.js'
 import { InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
+import { emptyWriterStats } from './storage/writer.js'
 import type { Database } from './storage/database.js'
 import { lockDataDir } from './storage/lock.js'
 import { setupMetrics, type Metrics } from './metrics/index.js'
@@ -29,7 +30,7 @@ function disabledApi (version: string): MonitorApi {
     endpoints: () => [],
     setMonitorLevel: off,
     flush: async () => {},
-    stats: () => ({ buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }),
+    stats: emptyWriterStats,
     registry: undefined
   }
 }

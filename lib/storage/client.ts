@@ -5,7 +5,7 @@ import type { StorageOptions } from '../options.js'
 import { transferList, type EndpointKey, type LastSeen, type RecordBatch } from './batch.js'
 import type { ErrorSummary } from './errors.js'
 import type { FromWorker, ToWorker, WorkerInit } from './messages.js'
-import type { WriterStats } from './writer.js'
+import { emptyWriterStats, type WriterStats } from './writer.js'
 
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
 
@@ -44,7 +44,7 @@ export class StorageClient {
   /** Records handed to the current worker, to count what a crash loses. */
   #sentToWorker = 0
   #droppedByCrashes = 0
-  #stats: WriterStats = { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
+  #stats: WriterStats = emptyWriterStats()
   #statsBase = { written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0 }
   databaseKind: 'postgres' | 'pglite' | undefined
   /** Random per process start: `<instanceToken>:<seq>` names a stored request (Prometheus exemplars). */
@@ -97,7 +97,7 @@ export class StorageClient {
       const lost = Math.max(0, this.#sentToWorker - this.#stats.written - this.#stats.dropped)
       this.#droppedByCrashes += lost
       for (const key of ['written', 'dropped', 'writeErrors', 'batchesWritten'] as const) this.#statsBase[key] += this.#stats[key]
-      this.#stats = { ...this.#stats, buffered: 0, written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0, databaseUp: false }
+      this.#stats = { ...emptyWriterStats(), lastBatchDurationMs: this.#stats.lastBatchDurationMs }
       this.#sentToWorker = 0
       this.#log.error(`fastify-monitoring-dashboard: writer thread exited with code ${code}; ${lost} records lost; restarting`)
       setTimeout(() => {

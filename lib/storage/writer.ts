@@ -22,6 +22,11 @@ export interface WriterStats {
   batchesWritten: number
 }
 
+/** Counters before anything was written. */
+export function emptyWriterStats (): WriterStats {
+  return { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
+}
+
 /** What the writer needs from the database and the rest of the worker. */
 export interface WriterSink {
   /** Database id of an endpoint index and its level, or undefined while unknown. */
@@ -72,9 +77,7 @@ export class Writer {
   #retryTimer: NodeJS.Timeout | undefined
   #droppingSince = -1
   #drainWaiters: Array<() => void> = []
-  readonly stats: WriterStats = {
-    buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0
-  }
+  readonly stats: WriterStats = emptyWriterStats()
 
   constructor (sink: WriterSink, opts: { maxBufferedRecords: number, maxBatchSize: number, retryMaxDelayMs: number }) {
     this.#sink = sink
