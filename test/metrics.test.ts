@@ -174,6 +174,10 @@ for (const backendName of DIALECTS) {
     t.equal(stored!.route, '/slow')
     t.equal(stored!.statusCode, 200)
     t.ok(Math.abs(stored!.durationMs - Number(seconds) * 1000) < 0.01, 'with the same duration')
+    const at = new Date(Number(timestamp) * 1000)
+    t.same(await findRequestByExemplarId(app.monitor.db, requestId!, at), stored, 'bounded by the exemplar time, the same request')
+    t.equal(await findRequestByExemplarId(app.monitor.db, requestId!, new Date(at.getTime() - 7_200_000)), undefined,
+      'a bound that excludes the request finds nothing')
     t.notMatch(body.split('\n').filter((l) => l.includes('route="/users/:id"')).join('\n'), /# \{/, 'a level-0 request is not stored, so it is no exemplar')
     t.notMatch((await app.inject('/metrics')).body, /request_id/, 'the Prometheus text format carries no exemplars')
     t.equal(await findRequestByExemplarId(app.monitor.db, "x'; drop table request; --"), undefined)

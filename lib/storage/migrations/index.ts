@@ -66,7 +66,8 @@ export function createMigrations (prefix: string): Record<string, Migration> {
       }
     },
     // Exemplars name a stored request as <instance token>:<seq>, known on the request thread before
-    // the database assigns ids. seq is not indexed: a lookup also has the exemplar's time.
+    // the database assigns ids. seq is not indexed: a lookup also has the exemplar's time, which
+    // bounds time_requested to one day's partition (findRequestByExemplarId's `at`).
     '0002_request_seq': {
       async up (rawDb: Kysely<any>): Promise<void> {
         const db = withPrefix(rawDb)
