@@ -10,6 +10,10 @@ export interface Database {
   version: VersionTable
   instance: InstanceTable
   batch: BatchTable
+  request_hour: RequestHourTable
+  duration_hour: DurationHourTable
+  dashboard_user: DashboardUserTable
+  setting: SettingTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -59,6 +63,40 @@ export interface BatchTable {
   id: string
   rows: number
   written_at: Generated<Date>
+}
+
+/** Requests per endpoint, UTC hour, version and status code; kept by the writer with the raw rows. */
+export interface RequestHourTable {
+  endpoint_id: number
+  hour: Timestamp
+  version_id: number
+  status_code: number
+  /** bigint: pg returns it as a string */
+  hits: ColumnType<string, number | string, number | string>
+  duration_sum: number
+}
+
+/** The latency sketch per endpoint, UTC hour and version: request counts per log-spaced bucket (see rollup.ts). */
+export interface DurationHourTable {
+  endpoint_id: number
+  hour: Timestamp
+  version_id: number
+  bucket: number
+  hits: ColumnType<string, number | string, number | string>
+}
+
+export interface DashboardUserTable {
+  id: Generated<number>
+  username: string
+  /** `scrypt$<N>$<r>$<p>$<salt b64>$<hash b64>` */
+  password_hash: string
+  role: 'admin' | 'guest'
+  created_at: Generated<Date>
+}
+
+export interface SettingTable {
+  key: string
+  value: string
 }
 
 export type Endpoint = Selectable<EndpointTable>

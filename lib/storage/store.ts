@@ -2,6 +2,7 @@ import { hostname } from 'node:os'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import type { EndpointKey } from './batch.js'
+import { bucketSql } from './rollup.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
 export interface WriteUnit {
@@ -82,8 +83,8 @@ export async function setLevel (db: Kysely<Database>, endpointId: number, level:
 }
 
 /**
- * Writes one unit in one transaction: its id into the batch table, then every row with a single
- * `insert … select from unnest(…)`. Returns false when the id was already there, i.e. an earlier
+ * Writes one unit in one transaction: its id into the batch table, then every row and its share of
+ * the hourly rollups with a single statement over `unnest(…)`. Returns false when the id was already there, i.e. an earlier
  * attempt committed but its acknowledgement was lost.
  */
 export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number): Promise<boolean> {
@@ -91,13 +92,29 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
     const claimed = await trx.insertInto('batch').values({ id: unit.id, rows: unit.endpointId.length })
       .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst()
     if (claimed === undefined) return false
-    await sql`insert into ${sql.table('request')}
-      (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
-      select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer
-      from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
-        ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
-        ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
-        as u(e, t, d, s, q, g, i)`.execute(trx)
+    // One statement: the raw rows and both hourly rollups, from the arrays sent once. Rollup rows
+    // are upserted in key order, so concurrent writers lock them in the same order (no deadlock).
+    await sql`with rows as materialized (
+        select e, to_timestamp(t / 1000.0) as t, d, s, q, g, i
+        from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
+          ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
+          ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
+          as u(e, t, d, s, q, g, i)
+      ), raw as (
+        insert into ${sql.table('request')}
+          (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
+        select e, t, d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer from rows
+      ), counts as (
+        insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
+        select e, date_trunc('hour', t, 'UTC'), ${versionId}::integer, s, count(*), sum(d) from rows
+        group by 1, 2, 4 order by 1, 2, 4
+        on conflict (endpoint_id, hour, version_id, status_code)
+        do update set hits = h.hits + excluded.hits, duration_sum = h.duration_sum + excluded.duration_sum
+      )
+      insert into ${sql.table('duration_hour')} as h (endpoint_id, hour, version_id, bucket, hits)
+      select e, date_trunc('hour', t, 'UTC'), ${versionId}::integer, ${bucketSql(sql.ref('d'))}, count(*) from rows
+      group by 1, 2, 4 order by 1, 2, 4
+      on conflict (endpoint_id, hour, version_id, bucket) do update set hits = h.hits + excluded.hits`.execute(trx)
     return true
   })
 }

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration } from 'kysely'
 import { TablePrefixPlugin } from '../table-prefix-plugin.js'
+import { bucketSql } from '../rollup.js'
 
 /**
  * The schema's migrations, frozen in time: never edit one that has shipped, add a new one.
@@ -79,6 +80,57 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         const db = withPrefix(rawDb)
         await db.schema.alterTable('request').dropColumn('seq').execute()
         await db.schema.alterTable('instance').dropColumn('token').execute()
+      }
+    },
+    // Hourly rollups, maintained by the writer in the transaction that inserts the raw rows, so they
+    // always agree with them and the dashboard's windows never scan raw requests. Backfilled from the
+    // raw rows already stored. Hours are UTC hour starts.
+    '0003_rollups_and_users': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('request_hour')
+          .addColumn('endpoint_id', 'integer', (col) => col.notNull())
+          .addColumn('hour', 'timestamptz', (col) => col.notNull())
+          .addColumn('version_id', 'integer', (col) => col.notNull())
+          .addColumn('status_code', 'smallint', (col) => col.notNull())
+          .addColumn('hits', 'bigint', (col) => col.notNull())
+          .addColumn('duration_sum', 'float8', (col) => col.notNull())
+          .addPrimaryKeyConstraint(`${prefix}request_hour_pk`, ['endpoint_id', 'hour', 'version_id', 'status_code'])
+          .execute()
+        await sql`create index ${index('request_hour_hour')} on ${sql.table('request_hour')} (hour)`.execute(db)
+        await db.schema.createTable('duration_hour')
+          .addColumn('endpoint_id', 'integer', (col) => col.notNull())
+          .addColumn('hour', 'timestamptz', (col) => col.notNull())
+          .addColumn('version_id', 'integer', (col) => col.notNull())
+          .addColumn('bucket', 'smallint', (col) => col.notNull())
+          .addColumn('hits', 'bigint', (col) => col.notNull())
+          .addPrimaryKeyConstraint(`${prefix}duration_hour_pk`, ['endpoint_id', 'hour', 'version_id', 'bucket'])
+          .execute()
+        await sql`create index ${index('duration_hour_hour')} on ${sql.table('duration_hour')} (hour)`.execute(db)
+        await sql`insert into ${sql.table('request_hour')} (endpoint_id, hour, version_id, status_code, hits, duration_sum)
+          select endpoint_id, date_trunc('hour', time_requested, 'UTC'), version_id, status_code, count(*), sum(duration_ms)
+          from ${sql.table('request')} group by 1, 2, 3, 4`.execute(db)
+        await sql`insert into ${sql.table('duration_hour')} (endpoint_id, hour, version_id, bucket, hits)
+          select endpoint_id, date_trunc('hour', time_requested, 'UTC'), version_id, ${bucketSql(sql.ref('duration_ms'))}, count(*)
+          from ${sql.table('request')} group by 1, 2, 3, 4`.execute(db)
+        await db.schema.createTable('dashboard_user')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('username', 'text', (col) => col.notNull().unique())
+          .addColumn('password_hash', 'text', (col) => col.notNull())
+          .addColumn('role', 'text', (col) => col.notNull().check(sql`role in ('admin', 'guest')`))
+          .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        // settings shared by every process on this database, such as the session key
+        await db.schema.createTable('setting')
+          .addColumn('key', 'text', (col) => col.primaryKey())
+          .addColumn('value', 'text', (col) => col.notNull())
+          .execute()
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['setting', 'dashboard_user', 'duration_hour', 'request_hour']) {
+          await db.schema.dropTable(table).ifExists().execute()
+        }
       }
     }
   }
