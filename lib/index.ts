@@ -14,9 +14,11 @@ import { setupMetrics, type Metrics } from './metrics/index.js'
 import { RemoteDialect } from './storage/remote-dialect.js'
 import { TablePrefixPlugin } from './storage/table-prefix-plugin.js'
 import type { MonitorApi } from './types.js'
+import { dashboardRoutes } from './routes/dashboard.js'
+import { storeLevel } from './queries/admin.js'
 
 function storageOptions (resolved: ResolvedOptions): StorageOptions {
-  const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, ...rest } = resolved
+  const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, dashboard, ...rest } = resolved
   return rest
 }
 
@@ -120,6 +122,29 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     registry: metrics?.registry
   }
   fastify.decorate('monitor', api)
+
+  const dashboard = resolved.dashboard
+  if (dashboard !== false) {
+    const setLevel = async (endpoint: { id: number, method: string, route: string }, level: 0 | 1 | 2 | 3): Promise<void> => {
+      // an endpoint only another process serves is changed in the database; that process polls it
+      if (registry.find(endpoint.method, endpoint.route) !== undefined) await api.setMonitorLevel(endpoint.method, endpoint.route, level)
+      else await storeLevel(db, endpoint.id, level)
+    }
+    await fastify.register(async (child) => {
+      await dashboardRoutes(child, {
+        db,
+        options: dashboard,
+        tablePrefix: resolved.tablePrefix,
+        version: resolved.appVersion,
+        databaseKind: () => storage.databaseKind,
+        retentionDays: resolved.retentionDays,
+        rollupRetentionDays: resolved.rollupRetentionDays,
+        ready: storage.ready,
+        sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,
+        setLevel
+      })
+    }, { prefix: dashboard.prefix })
+  }
 }
 
 /**

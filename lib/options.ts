@@ -22,6 +22,54 @@ export const DATABASE_ENV = 'FASTIFY_MONITOR_DATABASE_URL'
 export const METRICS_TOKEN_ENV = 'FASTIFY_MONITOR_METRICS_TOKEN'
 export const UNMATCHED_ROUTE = '__unmatched__'
 export const DEFAULT_METRICS_PATH = '/metrics'
+export const DEFAULT_RETENTION_DAYS = 30
+export const DEFAULT_ROLLUP_RETENTION_DAYS = 400
+export const DEFAULT_DASHBOARD_PREFIX = '/dashboard'
+export const DEFAULT_SESSION_TTL_S = 8 * 3600
+export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 60_000 }
+export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
+export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
+const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
+
+/** A dashboard user created or updated at start. */
+export interface DashboardUser {
+  username: string
+  /** The password itself; prefer `passwordEnv`. */
+  password?: string
+  /** Name of an environment variable holding the password. */
+  passwordEnv?: string
+  /** Default `guest` (read-only). */
+  role?: 'admin' | 'guest'
+}
+
+/** The dashboard and its JSON API. */
+export interface DashboardOptions {
+  /** Where the dashboard is served; the API is under `<prefix>/api`. Default `/dashboard`. */
+  prefix?: string
+  /**
+   * Users made or updated at every start (the password is reset to the configured one).
+   * With no user at all in the database, the first start creates `admin` with a random password and logs it once.
+   */
+  users?: DashboardUser[]
+  /** Key material for the session cookie, at least 32 characters; also from `FASTIFY_MONITOR_SESSION_SECRET`. Default: a random key kept in the database, shared by every process using it. */
+  sessionSecret?: string
+  /** A session ends this long after login. Default 28800 s (8 h). */
+  sessionTtlS?: number
+  /** Bearer token of the export API; also from `FASTIFY_MONITOR_EXPORT_TOKEN`. Absent: the export API is off. */
+  exportToken?: string
+  /** Login attempts allowed per client IP in a time window. Default 5 per 60000 ms. */
+  loginRateLimit?: { max: number, timeWindowMs: number }
+}
+
+/** Resolved dashboard settings. */
+export interface ResolvedDashboard {
+  prefix: string
+  users: Array<{ username: string, password: string, role: 'admin' | 'guest' }>
+  sessionSecret: string | undefined
+  sessionTtlS: number
+  exportToken: string | undefined
+  loginRateLimit: { max: number, timeWindowMs: number }
+}
 
 /** The Prometheus exporter's settings. */
 export interface MetricsOptions {
@@ -102,6 +150,12 @@ export interface MonitorOptions {
   configFile?: string
   /** The Prometheus exporter: `false` to turn it off, a path, or {@link MetricsOptions}. Default `/metrics`. */
   metrics?: boolean | string | MetricsOptions
+  /** Days raw requests are kept; older daily partitions are dropped. Default 30. */
+  retentionDays?: number
+  /** Days the hourly rollups are kept (at least `retentionDays`). Default 400. */
+  rollupRetentionDays?: number
+  /** The dashboard and its API: `false` to turn it off, a prefix, or {@link DashboardOptions}. Default `/dashboard`. */
+  dashboard?: boolean | string | DashboardOptions
 }
 
 /** Options after defaults, config file and env vars are applied and everything is checked. */
@@ -121,17 +175,22 @@ export interface ResolvedOptions {
   closeTimeoutMs: number
   levelPollIntervalMs: number
   partitionDaysAhead: number
+  retentionDays: number
+  rollupRetentionDays: number
   metrics: ResolvedMetrics | false
+  dashboard: ResolvedDashboard | false
 }
 
 /** The options that cross into the writer's thread (no functions). */
-export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics'>
+export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics' | 'dashboard'>
 
 const KNOWN_OPTIONS = new Set<string>([
   'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
-  'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics'
+  'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
+  'retentionDays', 'rollupRetentionDays', 'dashboard'
 ])
+const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 const POSTGRES_URL = /^postgres(ql)?:\/\//
@@ -231,6 +290,69 @@ function resolveMetrics (value: unknown, env: NodeJS.ProcessEnv): Checked<Resolv
   }
 }
 
+function resolveUsers (value: unknown, env: NodeJS.ProcessEnv): Checked<ResolvedDashboard['users']> {
+  if (value === undefined) return []
+  if (!Array.isArray(value)) return new InvalidOptionError('dashboard.users', `must be an array, got ${describe(value)}`)
+  const users: ResolvedDashboard['users'] = []
+  for (const [i, user] of value.entries()) {
+    const name = `dashboard.users[${i}]`
+    if (typeof user !== 'object' || user === null) return new InvalidOptionError(name, 'must be an object')
+    const { username, password, passwordEnv, role = 'guest' } = user as Record<string, unknown>
+    if (typeof username !== 'string' || !USERNAME.test(username)) return new InvalidOptionError(`${name}.username`, `must match ${USERNAME}`)
+    if (role !== 'admin' && role !== 'guest') return new InvalidOptionError(`${name}.role`, `must be "admin" or "guest", got ${describe(role)}`)
+    const secret = password ?? (typeof passwordEnv === 'string' ? env[passwordEnv] : undefined)
+    if (typeof secret !== 'string' || secret.length < 8) {
+      return new InvalidOptionError(`${name}.password`, typeof passwordEnv === 'string' && password === undefined
+        ? `must be at least 8 characters: environment variable ${passwordEnv} is unset or shorter`
+        : 'must be a string of at least 8 characters (or give passwordEnv)')
+    }
+    users.push({ username, password: secret, role })
+  }
+  return users
+}
+
+function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<ResolvedDashboard | false> {
+  if (value === false) return false
+  const given: unknown = value === undefined || value === true ? {} : typeof value === 'string' ? { prefix: value } : value
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) {
+    return new InvalidOptionError('dashboard', `must be a boolean, a prefix or an object, got ${describe(value)}`)
+  }
+  const options = given as Record<string, unknown>
+  for (const key of Object.keys(options)) {
+    if (!DASHBOARD_KEYS.has(key)) return new InvalidOptionError(`dashboard.${key}`, 'is not an option of the dashboard')
+  }
+  const prefix = options.prefix ?? DEFAULT_DASHBOARD_PREFIX
+  if (typeof prefix !== 'string' || !/^\/[A-Za-z0-9_\-/]*[A-Za-z0-9_-]$/.test(prefix)) {
+    return new InvalidOptionError('dashboard.prefix', `must be a path like "/dashboard" (no trailing slash), got ${describe(prefix)}`)
+  }
+  const users = resolveUsers(options.users, env)
+  if (users instanceof Error) return users
+  const sessionSecret = options.sessionSecret ?? env[SESSION_SECRET_ENV]
+  if (sessionSecret !== undefined && (typeof sessionSecret !== 'string' || sessionSecret.length < 32)) {
+    return new InvalidOptionError('dashboard.sessionSecret', 'must be a string of at least 32 characters')
+  }
+  const sessionTtlS = integer('dashboard.sessionTtlS', options.sessionTtlS, DEFAULT_SESSION_TTL_S, 60, 30 * 86_400)
+  if (sessionTtlS instanceof Error) return sessionTtlS
+  const exportToken = options.exportToken ?? env[EXPORT_TOKEN_ENV]
+  if (exportToken !== undefined && (typeof exportToken !== 'string' || exportToken.length < 16)) {
+    return new InvalidOptionError('dashboard.exportToken', 'must be a string of at least 16 characters')
+  }
+  const limit = options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT
+  if (typeof limit !== 'object' || limit === null) return new InvalidOptionError('dashboard.loginRateLimit', 'must be { max, timeWindowMs }')
+  const max = integer('dashboard.loginRateLimit.max', (limit as Record<string, unknown>).max, DEFAULT_LOGIN_RATE_LIMIT.max, 1, 10_000)
+  if (max instanceof Error) return max
+  const timeWindowMs = integer('dashboard.loginRateLimit.timeWindowMs', (limit as Record<string, unknown>).timeWindowMs, DEFAULT_LOGIN_RATE_LIMIT.timeWindowMs, 1_000, 86_400_000)
+  if (timeWindowMs instanceof Error) return timeWindowMs
+  return {
+    prefix,
+    users,
+    sessionSecret: sessionSecret as string | undefined,
+    sessionTtlS,
+    exportToken: exportToken as string | undefined,
+    loginRateLimit: { max, timeWindowMs }
+  }
+}
+
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {
   if (raw.appVersion !== undefined && (typeof raw.appVersion !== 'string' || raw.appVersion === '' || raw.appVersion.length > 100)) {
     return new InvalidOptionError('appVersion', `must be a string of 1 to 100 characters, got ${describe(raw.appVersion)}`)
@@ -287,10 +409,18 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   const closeTimeoutMs = integer('closeTimeoutMs', raw.closeTimeoutMs, DEFAULT_CLOSE_TIMEOUT_MS, 0, 600_000)
   const levelPollIntervalMs = integer('levelPollIntervalMs', raw.levelPollIntervalMs, DEFAULT_LEVEL_POLL_INTERVAL_MS, 50, 3_600_000)
   const partitionDaysAhead = integer('partitionDaysAhead', raw.partitionDaysAhead, DEFAULT_PARTITION_DAYS_AHEAD, 1, 60)
+  const retentionDays = integer('retentionDays', raw.retentionDays, DEFAULT_RETENTION_DAYS, 1, 36_500)
+  const rollupRetentionDays = integer('rollupRetentionDays', raw.rollupRetentionDays,
+    Math.max(DEFAULT_ROLLUP_RETENTION_DAYS, typeof retentionDays === 'number' ? retentionDays : 0), 1, 36_500)
   for (const checked of [level, ignoreMethods, ignoreRoutes, maxBufferedRecords, maxBatchSize, flushIntervalMs,
-    retryMaxDelayMs, closeTimeoutMs, levelPollIntervalMs, partitionDaysAhead]) {
+    retryMaxDelayMs, closeTimeoutMs, levelPollIntervalMs, partitionDaysAhead, retentionDays, rollupRetentionDays]) {
     if (checked instanceof Error) return checked
   }
+  if ((rollupRetentionDays as number) < (retentionDays as number)) {
+    return new InvalidOptionError('rollupRetentionDays', `must be at least retentionDays (${retentionDays as number}), got ${rollupRetentionDays as number}`)
+  }
+  const dashboard = resolveDashboard(raw.dashboard, env)
+  if (dashboard instanceof Error) return dashboard
   const metrics = resolveMetrics(raw.metrics, env)
   if (metrics instanceof Error) return metrics
   const groupBy = raw.groupBy as GroupBy | undefined
@@ -314,6 +444,9 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     closeTimeoutMs: closeTimeoutMs as number,
     levelPollIntervalMs: levelPollIntervalMs as number,
     partitionDaysAhead: partitionDaysAhead as number,
-    metrics
+    retentionDays: retentionDays as number,
+    rollupRetentionDays: rollupRetentionDays as number,
+    metrics,
+    dashboard
   }
 }

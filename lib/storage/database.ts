@@ -13,7 +13,6 @@ export interface Database {
   request_hour: RequestHourTable
   duration_hour: DurationHourTable
   dashboard_user: DashboardUserTable
-  setting: SettingTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -92,11 +91,6 @@ export interface DashboardUserTable {
   password_hash: string
   role: 'admin' | 'guest'
   created_at: Generated<Date>
-}
-
-export interface SettingTable {
-  key: string
-  value: string
 }
 
 export type Endpoint = Selectable<EndpointTable>

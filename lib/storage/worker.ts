@@ -14,6 +14,7 @@ import { migrateToLatest } from './migrate.js'
 import { PartitionManager, dayOf } from './partitions.js'
 import { pruneBatchIds, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeUnit } from './store.js'
 import { Writer } from './writer.js'
+import { deleteOlderThan } from './retention.js'
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
@@ -71,6 +72,7 @@ async function start (): Promise<void> {
       log('debug', `fastify-monitoring-dashboard: ${opened.kind} database ready`)
       await syncEndpoints()
       writer.kick()
+      runMaintenance()
       return
     } catch (err) {
       writer.stats.writeErrors++
@@ -121,6 +123,12 @@ async function maintain (): Promise<void> {
   const today = dayOf(Date.now())
   await partitions.ensure(today - 1, today + options.partitionDaysAhead)
   await pruneBatchIds(requireDb(), DAY_MS)
+  const now = Date.now()
+  const removed = await deleteOlderThan(requireDb(), options.tablePrefix, new Date(now - options.retentionDays * DAY_MS), new Date(now - options.rollupRetentionDays * DAY_MS))
+  if (removed.droppedPartitions > 0) {
+    partitions.reset()
+    log('info', `fastify-monitoring-dashboard: retention dropped ${removed.droppedPartitions} daily partitions`)
+  }
 }
 
 async function handle (message: ToWorker): Promise<unknown> {
@@ -173,8 +181,9 @@ port.on('message', (message: ToWorker) => {
 
 timers.push(setInterval(() => { writer.kick() }, options.flushIntervalMs))
 timers.push(setInterval(() => { pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
-timers.push(setInterval(() => {
-  maintain().catch((err: unknown) => log('warn', 'fastify-monitoring-dashboard: partition maintenance failed', summarizeError(err)))
-}, HOUR_MS))
+function runMaintenance (): void {
+  maintain().catch((err: unknown) => log('warn', 'fastify-monitoring-dashboard: partition maintenance and retention failed', summarizeError(err)))
+}
+timers.push(setInterval(runMaintenance, HOUR_MS))
 for (const timer of timers) timer.unref()
 start().catch((err: unknown) => log('error', 'fastify-monitoring-dashboard: writer failed to start', summarizeError(err)))

@@ -120,15 +120,10 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           .addColumn('role', 'text', (col) => col.notNull().check(sql`role in ('admin', 'guest')`))
           .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
           .execute()
-        // settings shared by every process on this database, such as the session key
-        await db.schema.createTable('setting')
-          .addColumn('key', 'text', (col) => col.primaryKey())
-          .addColumn('value', 'text', (col) => col.notNull())
-          .execute()
       },
       async down (rawDb: Kysely<any>): Promise<void> {
         const db = withPrefix(rawDb)
-        for (const table of ['setting', 'dashboard_user', 'duration_hour', 'request_hour']) {
+        for (const table of ['dashboard_user', 'duration_hour', 'request_hour']) {
           await db.schema.dropTable(table).ifExists().execute()
         }
       }

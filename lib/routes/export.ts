@@ -1,0 +1,92 @@
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from '../storage/database.js'
+import { exportRequests, exportRollups } from '../queries/export.js'
+
+const DAY_MS = 86_400_000
+const MAX_PAGE = 10_000
+
+const EXPORT_QUERY = {
+  type: 'object',
+  properties: {
+    from: { type: 'string', format: 'date-time' },
+    to: { type: 'string', format: 'date-time' },
+    limit: { type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 1000 },
+    format: { type: 'string', enum: ['json', 'csv'], default: 'json' },
+    afterTime: { type: 'string', format: 'date-time' },
+    afterId: { type: 'string', pattern: '^[0-9]{1,19}$' },
+    offset: { type: 'integer', minimum: 0, default: 0 }
+  },
+  additionalProperties: false
+} as const
+
+interface ExportQuery {
+  from?: string
+  to?: string
+  limit: number
+  format: 'json' | 'csv'
+  afterTime?: string
+  afterId?: string
+  offset: number
+}
+
+/** RFC 4180 field; a leading = + - @ is prefixed with ' so a spreadsheet does not run it as a formula. */
+function csvField (value: unknown): string {
+  if (value === null || value === undefined) return ''
+  let text = String(value)
+  if (/^[=+\-@\t\r]/.test(text) && typeof value === 'string') text = `'${text}`
+  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text
+}
+
+function toCsv (rows: Array<Record<string, unknown>>, columns: string[]): string {
+  return [columns.join(','), ...rows.map((row) => columns.map((column) => csvField(row[column])).join(','))].join('\r\n') + '\r\n'
+}
+
+/**
+ * The export API (FMD's, done safely): raw requests and hourly rollups as JSON or CSV, paged, for a
+ * bearer token only — it is for machines, so no session or cookie is involved (and no CSRF surface).
+ */
+export function registerExportRoutes (app: FastifyInstance, db: Kysely<Database>, token: string): void {
+  const expected = Buffer.from(`Bearer ${token}`)
+  const checkToken = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const given = Buffer.from(request.headers.authorization ?? '')
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid export token is required' })
+    }
+  }
+  const window = (query: ExportQuery): { from: Date, to: Date } => {
+    const to = query.to === undefined ? new Date() : new Date(query.to)
+    const from = query.from === undefined ? new Date(to.getTime() - DAY_MS) : new Date(query.from)
+    return { from, to }
+  }
+  const config = { monitor: false }
+
+  app.get<{ Querystring: ExportQuery }>('/api/export/requests', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY } }, async (request, reply) => {
+    const { from, to } = window(request.query)
+    const { afterTime, afterId, limit, format } = request.query
+    const after = afterTime !== undefined && afterId !== undefined ? { time: new Date(afterTime), id: afterId } : undefined
+    const rows = await exportRequests(db, from, to, limit, after)
+    const last = rows.at(-1)
+    const next = rows.length === limit && last !== undefined ? { afterTime: last.timeRequested, afterId: last.id } : null
+    if (format === 'csv') {
+      if (next !== null) reply.header('x-next-page', new URLSearchParams(next).toString())
+      return await reply.type('text/csv; charset=utf-8').send(toCsv(rows as unknown as Array<Record<string, unknown>>,
+        ['id', 'method', 'route', 'timeRequested', 'durationMs', 'statusCode', 'version', 'groupBy', 'ip']))
+    }
+    return { rows, next }
+  })
+
+  app.get<{ Querystring: ExportQuery }>('/api/export/rollups', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY } }, async (request, reply) => {
+    const { from, to } = window(request.query)
+    const { limit, offset, format } = request.query
+    const rows = await exportRollups(db, from, to, limit, offset)
+    const next = rows.length === limit ? { offset: offset + limit } : null
+    if (format === 'csv') {
+      if (next !== null) reply.header('x-next-page', `offset=${next.offset}`)
+      return await reply.type('text/csv; charset=utf-8').send(toCsv(rows as unknown as Array<Record<string, unknown>>,
+        ['hour', 'method', 'route', 'version', 'statusCode', 'hits', 'durationSumMs']))
+    }
+    return { rows, next }
+  })
+}
