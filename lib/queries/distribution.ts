@@ -44,14 +44,15 @@ Promise<Map<K, Distribution>> {
 
 /**
  * Exact distributions per key from raw rows (`k`, `d` = duration in ms), for keys the rollups do not
- * hold (group-by values, client IPs). The caller bounds the rows by endpoint and time.
+ * hold (group-by values, client IPs), for the `limit` busiest keys, busiest first. The caller bounds
+ * the rows by endpoint and time.
  */
-export async function distributionsFromRaw<K extends string | number | null> (db: Kysely<Database>, rows: RawBuilder<unknown>):
+export async function distributionsFromRaw<K extends string | number | null> (db: Kysely<Database>, rows: RawBuilder<unknown>, limit: number):
 Promise<Map<K, Distribution>> {
   const result = await sql<{ k: K, n: string, min: number, max: number, q1: number, median: number, q3: number, p95: number, p99: number }>`
     select k, count(*) as n, min(d) as min, max(d) as max,
       ${sql.join(Object.entries(QUANTILES).map(([name, q]) => sql`percentile_cont(${sql.lit(q)}) within group (order by d) as ${sql.ref(name)}`))}
-    from (${rows}) as source group by k`.execute(db)
+    from (${rows}) as source group by k order by count(*) desc, k limit ${limit}`.execute(db)
   return new Map(result.rows.map((row) => [row.k, {
     count: Number(row.n), min: row.min, q1: row.q1, median: row.median, q3: row.q3, p95: row.p95, p99: row.p99, max: row.max
   }]))

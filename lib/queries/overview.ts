@@ -45,12 +45,26 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     from ${sql.table('endpoint')} e left join ${sql.table('request_hour')} h on h.endpoint_id = e.id
     where e.route like ${like}
     group by e.id order by e.route, e.method`.execute(db)
-  // medians: the first bucket whose running count reaches half the window's hits, per endpoint and window
+  // Medians: the first bucket whose running count reaches half the window's hits. Today reads hourly
+  // rows. The week reads hourly rows up to the first UTC midnight in it, daily rows for the whole UTC
+  // days after, and hourly rows again from the last UTC midnight to the local start of today. All time
+  // reads daily rows. The writer keeps both grains current, so the split is exact, not stale.
+  const weekDays = sql`(date_trunc('day', ${week}, 'UTC') + interval '1 day')`
+  const lastMidnight = sql`date_trunc('day', ${today}, 'UTC')`
   const medians = await sql<{ endpoint_id: number, today: number | null, week: number | null, all: number | null }>`
-    with b as (
-      select endpoint_id, bucket,
-        ${sql.join(windows.map(([name, where]) => sql`sum(hits) filter (where ${where}) as ${sql.ref(name)}`))}
-      from ${sql.table('duration_hour')} group by endpoint_id, bucket
+    with source as (
+      select endpoint_id, bucket, hits as today, hits as week, 0::bigint as all_time
+        from ${sql.table('duration_hour')} where hour >= ${today}
+      union all
+      select endpoint_id, bucket, 0, hits, 0 from ${sql.table('duration_hour')}
+        where (hour >= ${week} and hour < ${weekDays}) or (hour >= ${lastMidnight} and hour < ${today})
+      union all
+      select endpoint_id, bucket, 0, hits, 0 from ${sql.table('duration_day')}
+        where day >= (${weekDays} at time zone 'UTC')::date and day < (${lastMidnight} at time zone 'UTC')::date
+      union all
+      select endpoint_id, bucket, 0, 0, hits from ${sql.table('duration_day')}
+    ), b as (
+      select endpoint_id, bucket, sum(today) as today, sum(week) as week, sum(all_time) as "all" from source group by endpoint_id, bucket
     ), c as (
       select endpoint_id, bucket,
         ${sql.join(windows.map(([name]) => sql`
@@ -59,7 +73,7 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
       from b
     )
     select endpoint_id,
-      ${sql.join(windows.map(([name]) => sql`min(bucket) filter (where ${sql.ref(`${name}_cum`)} >= 0.5 * ${sql.ref(`${name}_n`)}) as ${sql.ref(name)}`))}
+      ${sql.join(windows.map(([name]) => sql`min(bucket) filter (where ${sql.ref(`${name}_cum`)} >= 0.5 * ${sql.ref(`${name}_n`)} and ${sql.ref(`${name}_n`)} > 0) as ${sql.ref(name)}`))}
     from c group by endpoint_id`.execute(db)
   const medianBy = new Map(medians.rows.map((row) => [row.endpoint_id, row]))
   const window = (row: Record<string, unknown>, name: Window, median: number | null | undefined): WindowCounts => ({

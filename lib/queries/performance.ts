@@ -28,14 +28,9 @@ export const MAX_GROUPS = 50
 export async function performanceBy (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip'):
 Promise<Array<{ key: string | null } & Distribution>> {
   const column = sql.ref(by)
-  const byKey = await distributionsFromRaw<string | null>(db, sql`select r.${column} as k, r.duration_ms as d
-    from ${sql.table('request')} r join (
-      select ${column} as key from ${sql.table('request')}
-      where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}
-      group by 1 order by count(*) desc, 1 limit ${MAX_GROUPS}
-    ) top on r.${column} is not distinct from top.key
-    where r.endpoint_id = ${endpointId} and r.time_requested >= ${range.from} and r.time_requested < ${range.to}`)
-  return [...byKey].map(([key, d]) => ({ key, ...d })).sort((a, b) => b.count - a.count)
+  const byKey = await distributionsFromRaw<string | null>(db, sql`select ${column} as k, duration_ms as d from ${sql.table('request')}
+    where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}`, MAX_GROUPS)
+  return [...byKey].map(([key, d]) => ({ key, ...d }))
 }
 
 /** One cell of a version × group-by (or × IP) matrix. */
@@ -46,7 +41,10 @@ export interface MatrixCell {
   median: number
 }
 
-/** Requests and exact median per version × group-by value (or × IP) of one endpoint, for the busiest keys. */
+/**
+ * Requests and exact median per version × group-by value (or × IP) of one endpoint, for the busiest
+ * keys; requests without a value are left out.
+ */
 export async function versionMatrix (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip'): Promise<MatrixCell[]> {
   const column = sql.ref(by)
   const { rows } = await sql<{ version: string, key: string | null, hits: string, median: number }>`
@@ -54,9 +52,9 @@ export async function versionMatrix (db: Kysely<Database>, range: TimeRange, end
     from ${sql.table('request')} r join ${sql.table('version')} v on v.id = r.version_id
     join (
       select ${column} as key from ${sql.table('request')}
-      where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}
+      where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to} and ${column} is not null
       group by 1 order by count(*) desc, 1 limit ${MAX_GROUPS}
-    ) top on r.${column} is not distinct from top.key
+    ) top on r.${column} = top.key
     where r.endpoint_id = ${endpointId} and r.time_requested >= ${range.from} and r.time_requested < ${range.to}
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ version: row.version, key: row.key, hits: Number(row.hits), median: row.median }))

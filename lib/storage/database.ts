@@ -12,6 +12,7 @@ export interface Database {
   batch: BatchTable
   request_hour: RequestHourTable
   duration_hour: DurationHourTable
+  duration_day: DurationDayTable
   dashboard_user: DashboardUserTable
 }
 
@@ -79,6 +80,15 @@ export interface RequestHourTable {
 export interface DurationHourTable {
   endpoint_id: number
   hour: Timestamp
+  version_id: number
+  bucket: number
+  hits: ColumnType<string, number | string, number | string>
+}
+
+/** {@link DurationHourTable} per UTC day (`YYYY-MM-DD`), for long windows. */
+export interface DurationDayTable {
+  endpoint_id: number
+  day: ColumnType<string, string, string>
   version_id: number
   bucket: number
   hits: ColumnType<string, number | string, number | string>

@@ -35,9 +35,11 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
   const deleted = await db.deleteFrom('request').where('time_requested', '<', rawBefore).executeTakeFirst()
   const counts = await db.deleteFrom('request_hour').where('hour', '<', rollupBefore).executeTakeFirst()
   const durations = await db.deleteFrom('duration_hour').where('hour', '<', rollupBefore).executeTakeFirst()
+  // a day row goes once its whole day is before the cut-off
+  const days = await db.deleteFrom('duration_day').where('day', '<', rollupBefore.toISOString().slice(0, 10)).executeTakeFirst()
   return {
     droppedPartitions,
     deletedRequests: Number(deleted.numDeletedRows),
-    deletedRollupRows: Number(counts.numDeletedRows) + Number(durations.numDeletedRows)
+    deletedRollupRows: Number(counts.numDeletedRows) + Number(durations.numDeletedRows) + Number(days.numDeletedRows)
   }
 }

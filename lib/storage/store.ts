@@ -110,6 +110,11 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
         group by 1, 2, 4 order by 1, 2, 4
         on conflict (endpoint_id, hour, version_id, status_code)
         do update set hits = h.hits + excluded.hits, duration_sum = h.duration_sum + excluded.duration_sum
+      ), days as (
+        insert into ${sql.table('duration_day')} as h (endpoint_id, day, version_id, bucket, hits)
+        select e, (t at time zone 'UTC')::date, ${versionId}::integer, ${bucketSql(sql.ref('d'))}, count(*) from rows
+        group by 1, 2, 4 order by 1, 2, 4
+        on conflict (endpoint_id, day, version_id, bucket) do update set hits = h.hits + excluded.hits
       )
       insert into ${sql.table('duration_hour')} as h (endpoint_id, hour, version_id, bucket, hits)
       select e, date_trunc('hour', t, 'UTC'), ${versionId}::integer, ${bucketSql(sql.ref('d'))}, count(*) from rows
