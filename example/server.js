@@ -17,7 +17,10 @@ await app.register(monitor, {
   git: process.env.APP_VERSION === undefined && existsSync(gitDir) ? gitDir : undefined,
   appVersion: process.env.APP_VERSION ?? '0.1.0-demo',
   // the group-by key: who made the request (here a header; in a real app, request.user.id)
-  groupBy: (request) => request.headers['x-user-id']
+  groupBy: (request) => request.headers['x-user-id'],
+  // a known login for the demo only (it listens on 127.0.0.1); a real app leaves `users` out, so the
+  // first start creates "admin" with a random password, or takes passwords from env vars (passwordEnv)
+  dashboard: { users: [{ username: 'demo', password: process.env.DEMO_PASSWORD ?? 'demo-password', role: 'admin' }] }
 })
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -45,6 +48,7 @@ app.get('/health', { config: { monitor: false } }, async () => ({ ok: true }))
 await app.listen({ port, host })
 await app.monitor.ready
 app.log.info(`demo app on http://${host}:${port} — try /users, /users/1, /reports/2026, /error, /nope; Prometheus metrics on http://${host}:${port}/metrics`)
+app.log.info(`dashboard API on http://${host}:${port}/dashboard/api (log in as demo / ${process.env.DEMO_PASSWORD === undefined ? 'demo-password' : '$DEMO_PASSWORD'})`)
 app.log.info(`monitoring: ${app.monitor.endpoints().length} endpoints, version ${app.monitor.version.slice(0, 12)}; requests are stored in ${process.env.DATABASE_URL ? 'PostgreSQL' : `embedded PGlite (${process.env.FMD_DATA_DIR ?? './.fastify-monitor'})`}`)
 if (process.env.DEMO_TRAFFIC !== '0') {
   // a trickle of traffic so there is something to look at
