@@ -38,10 +38,16 @@ export const StorageUnavailableError = createError<[string]>(
   503
 )
 
+export const UiMissingError = createError<[string]>(
+  'FST_MONITORING_UI_MISSING',
+  'the dashboard UI is not built (no %s): run `npm run build`, or register with dashboard: false'
+)
+
 export const errors = {
   InvalidOptionError,
   ConfigFileError,
   DataDirLockedError,
   UnknownEndpointError,
-  StorageUnavailableError
+  StorageUnavailableError,
+  UiMissingError
 }

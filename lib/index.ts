@@ -50,7 +50,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     ? lockDataDir(database.dataDir)
     : () => {}
 
-  const registry = new EndpointRegistry(resolved)
+  const registry = new EndpointRegistry(resolved, resolved.dashboard === false ? undefined : resolved.dashboard.prefix)
   // the exporter reads the writer's counters; the storage client feeds it batch durations
   let metrics: Metrics | undefined
   let groupByErrors = 0

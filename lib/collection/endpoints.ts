@@ -29,16 +29,20 @@ export class EndpointRegistry {
   readonly #defaultLevel: MonitorLevel
   readonly #ignoreMethods: ReadonlySet<string>
   readonly #ignoreRoutes: ReadonlySet<string>
+  readonly #ownPrefix: string | undefined
 
-  constructor (opts: { defaultMonitorLevel: MonitorLevel, ignoreMethods: ReadonlySet<string>, ignoreRoutes: ReadonlySet<string> }) {
+  /** `ownPrefix`: where the plugin serves its dashboard; those routes are never endpoints. */
+  constructor (opts: { defaultMonitorLevel: MonitorLevel, ignoreMethods: ReadonlySet<string>, ignoreRoutes: ReadonlySet<string> }, ownPrefix?: string) {
     this.#defaultLevel = opts.defaultMonitorLevel
     this.#ignoreMethods = opts.ignoreMethods
     this.#ignoreRoutes = opts.ignoreRoutes
+    this.#ownPrefix = ownPrefix
     this.unmatched = this.add(UNMATCHED_METHOD, UNMATCHED_ROUTE)
   }
 
   ignores (method: string, route: string): boolean {
-    return this.#ignoreMethods.has(method) || this.#ignoreRoutes.has(route)
+    return this.#ignoreMethods.has(method) || this.#ignoreRoutes.has(route) ||
+      (this.#ownPrefix !== undefined && (route === this.#ownPrefix || route.startsWith(`${this.#ownPrefix}/`)))
   }
 
   add (method: string, route: string): EndpointState {

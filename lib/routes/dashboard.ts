@@ -14,6 +14,7 @@ import { findEndpoint, storeLevel, tableSizes } from '../queries/admin.js'
 import type { TimeRange } from '../queries/range.js'
 import { deleteOlderThan } from '../storage/retention.js'
 import { registerExportRoutes } from './export.js'
+import { uiRoutes } from './ui.js'
 import { DISTRIBUTION, ERROR_REPLY, ID_PARAMS, PASSWORD, TIME_RANGE_QUERY, USERNAME, WINDOW_COUNTS } from './schemas.js'
 
 const DAY_MS = 86_400_000
@@ -68,6 +69,7 @@ type RangeQuery = { Querystring: { from?: string, to?: string, tz?: string } }
  */
 export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardContext): Promise<void> {
   const { db } = ctx
+  await uiRoutes(app, ctx.options.prefix)
   const guards = await setupAuth(app, db, ctx.options, ctx.sessionKeyFile)
   const reader = { preHandler: guards.authenticate }
   const admin = { onRequest: guards.csrf, preHandler: [guards.authenticate, guards.requireAdmin] }

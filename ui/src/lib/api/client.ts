@@ -1,0 +1,34 @@
+/** The one fetch wrapper: JSON in and out, the CSRF header on writes, 401 → the session is over. */
+export class ApiError extends Error {
+  constructor (readonly status: number, message: string) {
+    super(message)
+  }
+}
+
+let csrfToken = ''
+let onUnauthorized: () => void = () => {}
+
+export function setCsrfToken (token: string): void { csrfToken = token }
+export function whenUnauthorized (handler: () => void): void { onUnauthorized = handler }
+
+export async function request<T> (path: string, options: { method?: string, body?: unknown } = {}): Promise<T> {
+  const method = options.method ?? 'GET'
+  const headers: Record<string, string> = { accept: 'application/json' }
+  if (options.body !== undefined) headers['content-type'] = 'application/json'
+  if (method !== 'GET') headers['x-csrf-token'] = csrfToken
+  // relative to the page (…/dashboard/), so any prefix works
+  const res = await fetch(`./api${path}`, { method, headers, credentials: 'same-origin', body: options.body === undefined ? undefined : JSON.stringify(options.body) })
+  const text = await res.text()
+  const data: unknown = text === '' ? undefined : JSON.parse(text)
+  if (res.status === 401 && path !== '/login') onUnauthorized()
+  if (!res.ok) throw new ApiError(res.status, (data as { error?: string } | undefined)?.error ?? res.statusText)
+  return data as T
+}
+
+/** `?a=1&b=2` from the defined entries. */
+export function query (params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams()
+  for (const [key, value] of Object.entries(params)) if (value !== undefined && value !== '') search.set(key, String(value))
+  const text = search.toString()
+  return text === '' ? '' : `?${text}`
+}

@@ -1,0 +1,29 @@
+import { query, request } from './client.js'
+import type { Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
+
+export interface Range { from: string, to: string, tz: string }
+
+export const session = {
+  current: async () => await request<SessionInfo>('/session'),
+  login: async (username: string, password: string) => await request<SessionInfo>('/login', { method: 'POST', body: { username, password } }),
+  logout: async () => await request<{ ok: true }>('/logout', { method: 'POST' })
+}
+
+export const dashboard = {
+  overview: async (tz: string, prefix?: string) => await request<Overview[]>(`/overview${query({ tz, prefix })}`),
+  load: async (range: Range, endpoint?: number) => await request<LoadCell[]>(`/load${query({ ...range, endpoint })}`),
+  versions: async (range: Range) => await request<Versions>(`/versions${query({ ...range })}`),
+  performance: async (range: Range) => await request<Performance>(`/performance${query({ ...range })}`),
+  endpoint: async (id: number, range: Range) => await request<EndpointDetail>(`/endpoints/${id}${query({ ...range })}`),
+  breakdown: async (id: number, by: 'group_by' | 'ip', range: Range) => await request<Breakdown>(`/endpoints/${id}/breakdown${query({ ...range, by })}`),
+  setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
+}
+
+export const admin = {
+  config: async () => await request<DashboardConfig>('/config'),
+  deleteBefore: async (before: string) => await request<RetentionResult>('/retention/delete', { method: 'POST', body: { before } }),
+  users: async () => await request<UserRow[]>('/users'),
+  addUser: async (username: string, password: string, role: 'admin' | 'guest') => await request('/users', { method: 'POST', body: { username, password, role } }),
+  deleteUser: async (username: string) => await request(`/users/${encodeURIComponent(username)}`, { method: 'DELETE' }),
+  setPassword: async (username: string, password: string) => await request(`/users/${encodeURIComponent(username)}/password`, { method: 'PUT', body: { password } })
+}

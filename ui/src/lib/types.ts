@@ -1,0 +1,37 @@
+// The API's types, taken from the server code; dates arrive as ISO strings.
+import type { EndpointOverview, WindowCounts } from '../../../lib/queries/overview.js'
+import type { LoadCell } from '../../../lib/queries/load.js'
+import type { VersionUsage } from '../../../lib/queries/versions.js'
+import type { Distribution } from '../../../lib/queries/distribution.js'
+import type { MatrixCell } from '../../../lib/queries/performance.js'
+import type { TableSize } from '../../../lib/queries/admin.js'
+import type { RetentionResult } from '../../../lib/storage/retention.js'
+
+/** What JSON makes of a server type: dates become strings. */
+export type Json<T> = T extends Date ? string : T extends Array<infer U> ? Array<Json<U>> : T extends object ? { [K in keyof T]: Json<T[K]> } : T
+
+export type Overview = Json<EndpointOverview>
+export type { WindowCounts, LoadCell, Distribution, MatrixCell, TableSize, RetentionResult }
+export type Versions = { versions: Array<Json<VersionUsage>>, daily: Array<{ day: string, version: string, hits: number }> }
+export type Performance = Array<{ endpointId: number } & Distribution>
+export interface EndpointDetail {
+  endpoint: { id: number, method: string, route: string, level: number }
+  load: LoadCell[]
+  byVersion: Array<{ version: string } & Distribution>
+  statusCodes: Array<{ day: string, statusCode: number, hits: number }>
+}
+export interface Breakdown {
+  distributions: Array<{ key: string | null } & Distribution>
+  matrix: MatrixCell[]
+}
+export interface SessionInfo { username: string, role: 'admin' | 'guest', csrfToken: string }
+export interface DashboardConfig {
+  version: string
+  database: string
+  tablePrefix: string
+  retentionDays: number
+  rollupRetentionDays: number
+  exportEnabled: boolean
+  tables: TableSize[]
+}
+export interface UserRow { username: string, role: 'admin' | 'guest', createdAt: string }
