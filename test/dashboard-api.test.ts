@@ -1,9 +1,11 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { sql } from 'kysely'
 import { Writable } from 'node:stream'
 import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests, type SeedRequest } from '../lib/storage/seed.js'
 import { ROLLUP_RELATIVE_ERROR } from '../lib/storage/rollup.js'
+import { breakdown } from '../lib/queries/performance.js'
 import { DIALECTS, backend, until } from './helpers.js'
 
 const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
@@ -87,14 +89,15 @@ for (const dialect of DIALECTS) {
     const itemsToday: number[] = []
     const itemsWeek: number[] = []
     const itemsAll: number[] = []
+    const ago = (i: number): number => i % 3 === 0 ? 0 : i % 3 === 1 ? 3 : 20 // days
     for (let i = 0; i < 600; i++) {
       const durationMs = Math.exp(1 + 2 * random())
-      const ago = i % 3 === 0 ? 0 : i % 3 === 1 ? 3 : 20 // days
-      const time = ago === 0 ? todayTime : new Date(todayStart - ago * DAY_MS + (i % 24) * 3_600_000)
+      const daysAgo = ago(i)
+      const time = daysAgo === 0 ? todayTime : new Date(todayStart - daysAgo * DAY_MS + (i % 24) * 3_600_000)
       const statusCode = i % 10 === 0 ? 500 : i % 10 === 1 ? 404 : 200
       rows.push({ endpointId: items, time, durationMs, statusCode, version: i < 300 ? 'v1' : 'v2', groupBy: `user${i % 4}`, ip: `10.0.0.${i % 3}` })
-      if (ago === 0) itemsToday.push(durationMs)
-      if (ago <= 3) itemsWeek.push(durationMs)
+      if (daysAgo === 0) itemsToday.push(durationMs)
+      if (daysAgo <= 3) itemsWeek.push(durationMs)
       itemsAll.push(durationMs)
     }
     rows.push({ endpointId: orders, time: todayTime, durationMs: 5, statusCode: 201, version: 'v1', groupBy: '<script>alert(1)</script>', ip: '::1' })
@@ -152,6 +155,16 @@ for (const dialect of DIALECTS) {
     t.equal(user0Row.count, user0.length)
     t.ok(Math.abs(user0Row.median - percentileCont(user0, 0.5)) < 1e-6, 'group median is exact')
     t.equal(groups.body.matrix.length, 8, '2 versions × 4 users')
+    t.equal(groups.body.requests, 600)
+    t.equal(groups.body.limited, false)
+    // capped: only the newest requests of the range are read
+    const newest = [...rows.keys()].filter((i) => rows[i]!.endpointId === items)
+      .sort((a, b) => rows[b]!.time.getTime() - rows[a]!.time.getTime())
+    const capped = await breakdown(app.monitor.db, { from: new Date(from), to: new Date(to), tz: 'UTC' }, items, 'group_by', 200)
+    t.equal(capped.requests, 200)
+    t.equal(capped.limited, true)
+    t.equal(capped.distributions.reduce((sum, d) => sum + d.count, 0), 200, 'the distributions cover the 200 read')
+    t.ok(newest.slice(0, 200).every((i) => rows[i]!.time.getTime() === todayTime.getTime() || ago(i) === 3), 'which are the newest (today and 3 days ago)')
     const cell = groups.body.matrix.find((c: { version: string, key: string }) => c.version === 'v2' && c.key === 'user1')
     const cellValues = rows.filter((r, i) => r.endpointId === items && r.version === 'v2' && i % 4 === 1).map((r) => r.durationMs)
     t.equal(cell.hits, cellValues.length)
@@ -185,6 +198,11 @@ for (const dialect of DIALECTS) {
     t.equal(after.body.find((e: { id: number }) => e.id === items).allTime.hits, 400, 'the 200 rows from 20 days ago are gone from the rollups')
     const raw = await app.monitor.db.selectFrom('request').select(({ fn }) => fn.countAll<string>().as('n')).where('endpoint_id', '=', items).executeTakeFirstOrThrow()
     t.equal(Number(raw.n), 400, 'and from the raw rows')
+    t.ok(deleted.json().droppedPartitions >= 1, 'whole days went by dropping their partitions')
+    const oldDay = new Date(todayStart - 20 * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')
+    const partitions = await app.monitor.db.selectFrom(sql<{ relname: string }>`pg_class`.as('c')).select('relname')
+      .where('relname', '=', `${store.prefix}request_p${oldDay}`).execute()
+    t.same(partitions, [], `the partition of the day 20 days ago is gone`)
   })
 
   t.test(`${dialect}: hourly load counts local days and hours, across a DST change`, async (t) => {

@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../storage/database.js'
 import { distributionsFromBuckets, distributionsFromRaw, type Distribution } from './distribution.js'
 import type { TimeRange } from './range.js'
@@ -20,17 +20,29 @@ export async function performanceByVersion (db: Kysely<Database>, range: TimeRan
 
 /** Most distinct values shown per group-by or IP breakdown; the busiest are kept. */
 export const MAX_GROUPS = 50
-
 /**
- * Exact duration distribution of one endpoint per group-by value or per client IP in the range, from
- * the raw rows (these keys are unbounded, so they are not in the rollups), for the busiest {@link MAX_GROUPS}.
+ * Breakdowns by group-by value or IP read the latest this many requests of the range: their keys are
+ * unbounded, so they come from raw rows, and this keeps an endpoint page fast at any table size.
  */
-export async function performanceBy (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip'):
-Promise<Array<{ key: string | null } & Distribution>> {
-  const column = sql.ref(by)
-  const byKey = await distributionsFromRaw<string | null>(db, sql`select ${column} as k, duration_ms as d from ${sql.table('request')}
-    where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}`, MAX_GROUPS)
-  return [...byKey].map(([key, d]) => ({ key, ...d }))
+export const MAX_BREAKDOWN_REQUESTS = 100_000
+
+/** The endpoint's latest requests in the range (newest first, by the endpoint + time index), at most `limit`. */
+function latestRequests (range: TimeRange, endpointId: number, limit: number): RawBuilder<unknown> {
+  return sql`select * from ${sql.table('request')}
+    where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}
+    order by time_requested desc limit ${limit}`
+}
+
+/** A breakdown of one endpoint's requests by group-by value or client IP. */
+export interface Breakdown {
+  /** Exact distribution per value, busiest first, at most {@link MAX_GROUPS}. */
+  distributions: Array<{ key: string | null } & Distribution>
+  /** Requests and exact median per version × value (requests without a value left out). */
+  matrix: MatrixCell[]
+  /** Requests the breakdown read: all of the range's, or the latest {@link MAX_BREAKDOWN_REQUESTS}. */
+  requests: number
+  /** True when the range held more requests than were read. */
+  limited: boolean
 }
 
 /** One cell of a version × group-by (or × IP) matrix. */
@@ -42,20 +54,27 @@ export interface MatrixCell {
 }
 
 /**
- * Requests and exact median per version × group-by value (or × IP) of one endpoint, for the busiest
- * keys; requests without a value are left out.
+ * Exact duration distributions of one endpoint per group-by value or per client IP, and the version ×
+ * value matrix, over the range's latest {@link MAX_BREAKDOWN_REQUESTS} requests. Three statements at once.
  */
-export async function versionMatrix (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip'): Promise<MatrixCell[]> {
+export async function breakdown (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip', limit = MAX_BREAKDOWN_REQUESTS): Promise<Breakdown> {
   const column = sql.ref(by)
-  const { rows } = await sql<{ version: string, key: string | null, hits: string, median: number }>`
-    select v.version, r.${column} as key, count(*) as hits, percentile_cont(0.5) within group (order by r.duration_ms) as median
-    from ${sql.table('request')} r join ${sql.table('version')} v on v.id = r.version_id
-    join (
-      select ${column} as key from ${sql.table('request')}
-      where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to} and ${column} is not null
-      group by 1 order by count(*) desc, 1 limit ${MAX_GROUPS}
-    ) top on r.${column} = top.key
-    where r.endpoint_id = ${endpointId} and r.time_requested >= ${range.from} and r.time_requested < ${range.to}
-    group by 1, 2 order by 1, 2`.execute(db)
-  return rows.map((row) => ({ version: row.version, key: row.key, hits: Number(row.hits), median: row.median }))
+  const latest = latestRequests(range, endpointId, limit)
+  const [byKey, matrix, counted] = await Promise.all([
+    distributionsFromRaw<string | null>(db, sql`select ${column} as k, duration_ms as d from (${latest}) as latest`, MAX_GROUPS),
+    sql<{ version: string, key: string | null, hits: string, median: number }>`
+      with latest as (${latest}),
+      top as (select ${column} as key from latest where ${column} is not null group by 1 order by count(*) desc, 1 limit ${MAX_GROUPS})
+      select v.version, r.${column} as key, count(*) as hits, percentile_cont(0.5) within group (order by r.duration_ms) as median
+      from latest r join top on r.${column} = top.key join ${sql.table('version')} v on v.id = r.version_id
+      group by 1, 2 order by 1, 2`.execute(db),
+    sql<{ n: string }>`select count(*) as n from (${latestRequests(range, endpointId, limit + 1)}) as latest`.execute(db)
+  ])
+  const n = Number(counted.rows[0]?.n ?? 0)
+  return {
+    distributions: [...byKey].map(([key, d]) => ({ key, ...d })),
+    matrix: matrix.rows.map((row) => ({ version: row.version, key: row.key, hits: Number(row.hits), median: row.median })),
+    requests: Math.min(n, limit),
+    limited: n > limit
+  }
 }

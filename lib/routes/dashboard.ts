@@ -9,7 +9,7 @@ import { findUser, listUsers, createUser, deleteUser, setPassword } from '../que
 import { overview } from '../queries/overview.js'
 import { hourlyLoad, statusCodesPerDay } from '../queries/load.js'
 import { dailyVersionUse, versionUsage } from '../queries/versions.js'
-import { endpointPerformance, performanceBy, performanceByVersion, versionMatrix } from '../queries/performance.js'
+import { breakdown, endpointPerformance, performanceByVersion } from '../queries/performance.js'
 import { findEndpoint, storeLevel, tableSizes } from '../queries/admin.js'
 import type { TimeRange } from '../queries/range.js'
 import { deleteOlderThan } from '../storage/retention.js'
@@ -185,11 +185,7 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
-    const range = timeRange(request.query)
-    return {
-      distributions: await performanceBy(db, range, endpoint.id, request.query.by),
-      matrix: await versionMatrix(db, range, endpoint.id, request.query.by)
-    }
+    return await breakdown(db, timeRange(request.query), endpoint.id, request.query.by)
   })
 
   app.put<{ Params: { id: number }, Body: { level: MonitorLevel } }>('/api/endpoints/:id/level', {

@@ -20,10 +20,7 @@ export interface EndpointDetail {
   byVersion: Array<{ version: string } & Distribution>
   statusCodes: Array<{ day: string, statusCode: number, hits: number }>
 }
-export interface Breakdown {
-  distributions: Array<{ key: string | null } & Distribution>
-  matrix: MatrixCell[]
-}
+export type { Breakdown } from '../../../lib/queries/performance.js'
 export interface SessionInfo { username: string, role: 'admin' | 'guest', csrfToken: string }
 export interface DashboardConfig {
   version: string
