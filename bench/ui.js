@@ -12,8 +12,8 @@ const ROUNDS = Number(arg('rounds', 7))
 const USER = { username: 'bench', password: 'bench-password', role: 'admin' }
 
 const assets = new URL('../ui/dist/assets/', import.meta.url)
-const js = readdirSync(assets).filter((f) => f.endsWith('.js'))
-const jsGzipBytes = js.reduce((sum, f) => sum + gzipSync(readFileSync(new URL(f, assets))).length, 0)
+const allJs = readdirSync(assets).filter((f) => f.endsWith('.js'))
+const gzipped = (file) => gzipSync(readFileSync(new URL(file, assets))).length
 
 const app = await seededApp({ dataDir: arg('data-dir', 'bench/results/pglite-api'), requests: REQUESTS, dashboard: { users: [USER], sessionSecret: 'x'.repeat(32) } })
 await app.listen({ port: 0, host: '127.0.0.1' })
@@ -26,6 +26,7 @@ if (!login.ok()) throw new Error(`login failed: ${login.status()}`)
 
 const painted = []
 const contentful = []
+let firstViewJs = []
 for (let i = 0; i < ROUNDS; i++) {
   const page = await context.newPage()
   await page.goto(`${base}/dashboard/#/overview`)
@@ -33,6 +34,9 @@ for (let i = 0; i < ROUNDS; i++) {
   // time from navigation start until the overview table (the first view's content) is in the page
   painted.push(await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => resolve(performance.now())))))
   contentful.push(await page.evaluate(() => performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? NaN))
+  const api = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.includes('/api/')).map((e) => `${e.name.split('/api/')[1].split('?')[0]} ${e.startTime.toFixed(0)}→${e.responseEnd.toFixed(0)}`))
+  if (process.env.BENCH_VERBOSE) console.log(api.join(', '))
+  firstViewJs = await page.evaluate(() => performance.getEntriesByType('resource').map((e) => e.name).filter((name) => name.endsWith('.js')).map((name) => name.split('/').pop()))
   await page.close()
 }
 await browser.close()
@@ -40,8 +44,8 @@ await app.close()
 const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
 console.table([{
   'stored requests': REQUESTS,
-  'JS files': js.length,
-  'JS gzipped (KB)': (jsGzipBytes / 1024).toFixed(1),
+  'JS for the first view, gzipped (KB)': (firstViewJs.reduce((sum, f) => sum + gzipped(f), 0) / 1024).toFixed(1),
+  'all JS, gzipped (KB)': (allJs.reduce((sum, f) => sum + gzipped(f), 0) / 1024).toFixed(1),
   'first contentful paint, median (ms)': median(contentful).toFixed(0),
   'overview table painted, median (ms)': median(painted).toFixed(0),
   'overview table painted, max (ms)': Math.max(...painted).toFixed(0)

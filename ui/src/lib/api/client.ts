@@ -11,7 +11,29 @@ let onUnauthorized: () => void = () => {}
 export function setCsrfToken (token: string): void { csrfToken = token }
 export function whenUnauthorized (handler: () => void): void { onUnauthorized = handler }
 
+const prefetched = new Map<string, Promise<unknown>>()
+
+/**
+ * Starts a GET now whose answer the next `request` for the same path takes, e.g. the first view's data
+ * while the session is still being checked. A failed prefetch is simply asked again.
+ */
+export function prefetch (path: string): void {
+  const answer = send(path, {}, false)
+  answer.catch(() => {})
+  prefetched.set(path, answer)
+  setTimeout(() => prefetched.delete(path), 5_000)
+}
+
 export async function request<T> (path: string, options: { method?: string, body?: unknown } = {}): Promise<T> {
+  const early = prefetched.get(path)
+  if (early !== undefined && options.method === undefined) {
+    prefetched.delete(path)
+    try { return await early as T } catch { /* e.g. sent before the login: ask again */ }
+  }
+  return await send<T>(path, options, true)
+}
+
+async function send<T> (path: string, options: { method?: string, body?: unknown }, notifyUnauthorized: boolean): Promise<T> {
   const method = options.method ?? 'GET'
   const headers: Record<string, string> = { accept: 'application/json' }
   if (options.body !== undefined) headers['content-type'] = 'application/json'
@@ -20,7 +42,7 @@ export async function request<T> (path: string, options: { method?: string, body
   const res = await fetch(`./api${path}`, { method, headers, credentials: 'same-origin', body: options.body === undefined ? undefined : JSON.stringify(options.body) })
   const text = await res.text()
   const data: unknown = text === '' ? undefined : JSON.parse(text)
-  if (res.status === 401 && path !== '/login') onUnauthorized()
+  if (res.status === 401 && path !== '/login' && notifyUnauthorized) onUnauthorized()
   if (!res.ok) throw new ApiError(res.status, (data as { error?: string } | undefined)?.error ?? res.statusText)
   return data as T
 }
