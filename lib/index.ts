@@ -4,6 +4,7 @@ import { Kysely } from 'kysely'
 import { Collector } from './collection/collector.js'
 import { EndpointRegistry } from './collection/endpoints.js'
 import { createResponseHook } from './collection/hooks.js'
+import { OutlierRecorder } from './collection/outlier-recorder.js'
 import { InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
@@ -18,7 +19,7 @@ import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 
 function storageOptions (resolved: ResolvedOptions): StorageOptions {
-  const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, dashboard, ...rest } = resolved
+  const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, dashboard, outliers, ...rest } = resolved
   return rest
 }
 
@@ -54,6 +55,13 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // the exporter reads the writer's counters; the storage client feeds it batch durations
   let metrics: Metrics | undefined
   let groupByErrors = 0
+  // the storage client below is its writer; it only sends once requests arrive
+  const outliers = new OutlierRecorder(resolved.outliers, {
+    send: (found, overflow) => storage.sendOutliers(found, overflow),
+    onOutlier: (route) => metrics?.onOutlier(route),
+    log,
+    flushIntervalMs: resolved.flushIntervalMs
+  })
   const storage: StorageClient = new StorageClient(storageOptions(resolved), log, {
     onBatchWritten: (durationMs) => metrics?.onBatchWritten(durationMs),
     onLevels: (levels) => {
@@ -61,6 +69,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         const endpoint = registry.list[index]
         if (endpoint !== undefined) endpoint.level = level as 0 | 1 | 2 | 3
       }
+      outliers.update(registry.list)
     }
   })
   // before any route of ours, so the metrics route is known (and skipped) like every other
@@ -84,13 +93,16 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     log,
     httpDuration: metrics?.httpDuration,
     onNewEndpoint: () => { if (started) registerEndpoints() },
-    onGroupByError: () => { groupByErrors++ }
+    onGroupByError: () => { groupByErrors++ },
+    outliers
   }))
   fastify.addHook('onReady', async () => {
     started = true
+    outliers.update(registry.list)
     registerEndpoints()
   })
   fastify.addHook('onClose', async () => {
+    outliers.stop()
     collector.stop()
     try {
       const lost = await storage.close(resolved.closeTimeoutMs)
@@ -113,6 +125,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       if (endpoint === undefined) throw new UnknownEndpointError(`${method} ${route}`)
       await storage.setLevel(endpoint.index, level)
       endpoint.level = level
+      outliers.update(registry.list)
     },
     async flush () {
       collector.flush()

@@ -27,6 +27,7 @@ export const DEFAULT_ROLLUP_RETENTION_DAYS = 400
 export const DEFAULT_DASHBOARD_PREFIX = '/dashboard'
 export const DEFAULT_SESSION_TTL_S = 8 * 3600
 export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 60_000 }
+export const DEFAULT_REDACT_HEADERS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key']
 export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
@@ -59,6 +60,37 @@ export interface DashboardOptions {
   exportToken?: string
   /** Login attempts allowed per client IP in a time window. Default 5 per 60000 ms. */
   loginRateLimit?: { max: number, timeWindowMs: number }
+}
+
+/** Level 2 and 3: how outliers are found and what is kept of them. */
+export interface OutlierOptions {
+  /** A request is an outlier above this × the endpoint's mean duration (FMD's outlierDetectionConstant). Default 2.5. */
+  constant?: number
+  /** Requests of an endpoint seen before any is called an outlier. Default 50. */
+  minSamples?: number
+  /** Durations the mean is taken over (the latest ones). Default 500. */
+  window?: number
+  /** Outliers kept in full per endpoint per hour; beyond, only counted. Default 100. */
+  maxPerEndpointHour?: number
+  /** Request body bytes kept. Default 4096; 0 keeps none. */
+  bodyLimitBytes?: number
+  /** Header names stored as `[redacted]`, added to authorization, cookie, set-cookie, proxy-authorization, x-api-key. */
+  redactHeaders?: string[]
+  /** Environment variables stored with each outlier. Default none (the environment holds secrets). */
+  envAllowList?: string[]
+  /** The stack sampler's interval, µs. Default 1000. */
+  sampleIntervalUs?: number
+}
+
+export interface ResolvedOutliers {
+  constant: number
+  minSamples: number
+  window: number
+  maxPerEndpointHour: number
+  bodyLimitBytes: number
+  redactHeaders: ReadonlySet<string>
+  envAllowList: string[]
+  sampleIntervalUs: number
 }
 
 /** Resolved dashboard settings. */
@@ -156,6 +188,8 @@ export interface MonitorOptions {
   rollupRetentionDays?: number
   /** The dashboard and its API: `false` to turn it off, a prefix, or {@link DashboardOptions}. Default `/dashboard`. */
   dashboard?: boolean | string | DashboardOptions
+  /** Outlier detection and evidence for endpoints at level 2 and 3. */
+  outliers?: OutlierOptions
 }
 
 /** Options after defaults, config file and env vars are applied and everything is checked. */
@@ -179,17 +213,19 @@ export interface ResolvedOptions {
   rollupRetentionDays: number
   metrics: ResolvedMetrics | false
   dashboard: ResolvedDashboard | false
+  outliers: ResolvedOutliers
 }
 
 /** The options that cross into the writer's thread (no functions). */
-export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics' | 'dashboard'>
+export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics' | 'dashboard' | 'outliers'>
 
 const KNOWN_OPTIONS = new Set<string>([
   'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
-  'retentionDays', 'rollupRetentionDays', 'dashboard'
+  'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
 ])
+const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'maxPerEndpointHour', 'bodyLimitBytes', 'redactHeaders', 'envAllowList', 'sampleIntervalUs'])
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
@@ -353,6 +389,38 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
   }
 }
 
+function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
+  const given = (value ?? {}) as Record<string, unknown>
+  if (typeof given !== 'object' || Array.isArray(given)) return new InvalidOptionError('outliers', `must be an object, got ${describe(value)}`)
+  for (const key of Object.keys(given)) {
+    if (!OUTLIER_KEYS.has(key)) return new InvalidOptionError(`outliers.${key}`, 'is not an option of outlier detection')
+  }
+  const constant = given.constant ?? 2.5
+  if (typeof constant !== 'number' || !Number.isFinite(constant) || constant <= 1 || constant > 1000) {
+    return new InvalidOptionError('outliers.constant', `must be a number above 1, got ${describe(constant)}`)
+  }
+  const minSamples = integer('outliers.minSamples', given.minSamples, 50, 1, 1_000_000)
+  const window = integer('outliers.window', given.window, 500, 1, 100_000)
+  const maxPerEndpointHour = integer('outliers.maxPerEndpointHour', given.maxPerEndpointHour, 100, 0, 1_000_000)
+  const bodyLimitBytes = integer('outliers.bodyLimitBytes', given.bodyLimitBytes, 4_096, 0, 1_048_576)
+  const sampleIntervalUs = integer('outliers.sampleIntervalUs', given.sampleIntervalUs, 1_000, 100, 1_000_000)
+  const redactHeaders = stringList('outliers.redactHeaders', given.redactHeaders, [])
+  const envAllowList = stringList('outliers.envAllowList', given.envAllowList, [])
+  for (const checked of [minSamples, window, maxPerEndpointHour, bodyLimitBytes, sampleIntervalUs, redactHeaders, envAllowList]) {
+    if (checked instanceof Error) return checked
+  }
+  return {
+    constant,
+    minSamples: minSamples as number,
+    window: window as number,
+    maxPerEndpointHour: maxPerEndpointHour as number,
+    bodyLimitBytes: bodyLimitBytes as number,
+    redactHeaders: new Set([...DEFAULT_REDACT_HEADERS, ...(redactHeaders as string[])].map((name) => name.toLowerCase())),
+    envAllowList: envAllowList as string[],
+    sampleIntervalUs: sampleIntervalUs as number
+  }
+}
+
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {
   if (raw.appVersion !== undefined && (typeof raw.appVersion !== 'string' || raw.appVersion === '' || raw.appVersion.length > 100)) {
     return new InvalidOptionError('appVersion', `must be a string of 1 to 100 characters, got ${describe(raw.appVersion)}`)
@@ -421,6 +489,8 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   }
   const dashboard = resolveDashboard(raw.dashboard, env)
   if (dashboard instanceof Error) return dashboard
+  const outliers = resolveOutliers(raw.outliers)
+  if (outliers instanceof Error) return outliers
   const metrics = resolveMetrics(raw.metrics, env)
   if (metrics instanceof Error) return metrics
   const groupBy = raw.groupBy as GroupBy | undefined
@@ -447,6 +517,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     retentionDays: retentionDays as number,
     rollupRetentionDays: rollupRetentionDays as number,
     metrics,
-    dashboard
+    dashboard,
+    outliers
   }
 }

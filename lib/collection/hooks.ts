@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyReply, FastifyRequest, HookHandlerDoneFu
 import { resolveGroupBy, type GroupBy } from '../group-by.js'
 import type { HttpDurationHistogram } from '../metrics/http-duration.js'
 import type { Collector } from './collector.js'
+import type { OutlierRecorder } from './outlier-recorder.js'
 import { kEndpoints, type EndpointRegistry, type EndpointState, type RouteEndpoints } from './endpoints.js'
 
 export type ResponseHook = (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction) => void
@@ -22,8 +23,10 @@ export function createResponseHook (deps: {
   onNewEndpoint: (endpoint: EndpointState) => void
   /** The user's groupBy threw (counted as a metric; logged here once per endpoint). */
   onGroupByError: () => void
+  /** Level 2 and 3: outlier detection and evidence. */
+  outliers: OutlierRecorder
 }): ResponseHook {
-  const { registry, collector, groupBy, log, onNewEndpoint, onGroupByError, httpDuration } = deps
+  const { registry, collector, groupBy, log, onNewEndpoint, onGroupByError, httpDuration, outliers } = deps
 
   function endpointOf (request: FastifyRequest): EndpointState | undefined {
     const config = request.routeOptions.config as { [kEndpoints]?: RouteEndpoints, url?: string, method?: string, monitor?: boolean }
@@ -65,6 +68,7 @@ export function createResponseHook (deps: {
       } else {
         seq = collector.record(endpoint.index, now - durationMs, durationMs, statusCode,
           groupBy === undefined ? null : group(endpoint, request), request.ip)
+        if (endpoint.level >= 2) outliers.observe(endpoint, request, reply, durationMs, now)
       }
       // Prometheus sees every request whatever the endpoint's storage level; stored ones become exemplars
       httpDuration?.observe(request.method, endpoint.route, statusCode, durationMs / 1000, seq, now)

@@ -1,7 +1,7 @@
 import cluster from 'node:cluster'
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { AggregatorRegistry, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client'
+import { AggregatorRegistry, Counter, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client'
 import type { ResolvedMetrics } from '../options.js'
 import type { WriterStats } from '../storage/writer.js'
 import { HttpDurationHistogram } from './http-duration.js'
@@ -13,6 +13,8 @@ export interface Metrics {
   readonly registry: Registry
   readonly httpDuration: HttpDurationHistogram
   onBatchWritten: (durationMs: number) => void
+  /** An outlier was found on a route (level ≥ 2), stored or beyond the hourly cap. */
+  onOutlier: (route: string) => void
 }
 
 function sameToken (given: string, expected: string): boolean {
@@ -50,5 +52,7 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
     }
     return await reply.type(registry.contentType).send(await registry.metrics())
   })
-  return { registry, httpDuration, onBatchWritten }
+  // route is an endpoint's URL template: bounded like http_request_duration_seconds' own label
+  const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['route'], registers: [registry] })
+  return { registry, httpDuration, onBatchWritten, onOutlier: (route) => { outliers.inc({ route }) } }
 }

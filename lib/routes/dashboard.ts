@@ -11,6 +11,7 @@ import { hourlyLoad, statusCodesPerDay } from '../queries/load.js'
 import { dailyVersionUse, versionUsage } from '../queries/versions.js'
 import { breakdown, endpointPerformance, performanceByVersion } from '../queries/performance.js'
 import { findEndpoint, storeLevel, tableSizes } from '../queries/admin.js'
+import { findOutlier, listOutliers } from '../queries/outliers.js'
 import type { TimeRange } from '../queries/range.js'
 import { deleteOlderThan } from '../storage/retention.js'
 import { registerExportRoutes } from './export.js'
@@ -186,6 +187,31 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
     return await breakdown(db, timeRange(request.query), endpoint.id, request.query.by)
+  })
+
+  app.get<RangeQuery & { Params: { id: number }, Querystring: { page?: number, pageSize?: number } }>('/api/endpoints/:id/outliers', {
+    config,
+    ...reader,
+    schema: {
+      params: ID_PARAMS,
+      querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, page: { type: 'integer', minimum: 0, maximum: 100_000 }, pageSize: { type: 'integer', minimum: 1, maximum: 200 } } }
+    }
+  }, async (request, reply) => {
+    const endpoint = await findEndpoint(db, request.params.id)
+    if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
+    const pageSize = request.query.pageSize ?? 25
+    const page = request.query.page ?? 0
+    return { page, pageSize, ...await listOutliers(db, endpoint.id, timeRange(request.query), pageSize, page * pageSize) }
+  })
+
+  app.get<{ Params: { id: string } }>('/api/outliers/:id', {
+    config,
+    ...reader,
+    schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] } }
+  }, async (request, reply) => {
+    const outlier = await findOutlier(db, request.params.id)
+    if (outlier === undefined) return await reply.code(404).send({ error: 'no such outlier' })
+    return outlier
   })
 
   app.put<{ Params: { id: number }, Body: { level: MonitorLevel } }>('/api/endpoints/:id/level', {

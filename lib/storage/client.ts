@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { StorageOptions } from '../options.js'
 import { transferList, type EndpointKey, type LastSeen, type RecordBatch } from './batch.js'
 import type { ErrorSummary } from './errors.js'
-import type { FromWorker, ToWorker, WorkerInit } from './messages.js'
+import type { OutlierRecord, FromWorker, ToWorker, WorkerInit } from './messages.js'
 import { emptyWriterStats, type WriterStats } from './writer.js'
 
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
@@ -158,6 +158,13 @@ export class StorageClient {
     this.#sentToWorker += batch?.length ?? 0
     const message: ToWorker = { type: 'records', batch, lastSeen }
     worker.postMessage(message, batch === undefined ? [] : transferList(batch))
+  }
+
+  /** Hands outliers (and the count of those over the hourly cap) to the writer. */
+  sendOutliers (outliers: OutlierRecord[], overflow: Array<[number, number]>): void {
+    if (this.#worker === undefined || this.#closed) return
+    const message: ToWorker = { type: 'outliers', outliers, overflow }
+    this.#worker.postMessage(message)
   }
 
   /** Registers endpoints; resolves once the database has them (which waits while it is down). */

@@ -14,6 +14,8 @@ export interface Database {
   duration_hour: DurationHourTable
   duration_day: DurationDayTable
   dashboard_user: DashboardUserTable
+  outlier: OutlierTable
+  outlier_hour: OutlierHourTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -92,6 +94,30 @@ export interface DurationDayTable {
   version_id: number
   bucket: number
   hits: ColumnType<string, number | string, number | string>
+}
+
+/** A request slower than its endpoint's threshold, with the evidence of why (level ≥ 2). */
+export interface OutlierTable {
+  id: Generated<string>
+  endpoint_id: number
+  time_requested: Timestamp
+  duration_ms: number
+  threshold_ms: number
+  status_code: number
+  version_id: number
+  instance_id: number
+  request: ColumnType<unknown, string, string>
+  phases: ColumnType<unknown, string, string>
+  process: ColumnType<unknown, string, string>
+  stacks: ColumnType<unknown, string, string>
+}
+
+/** Outliers found per endpoint and UTC hour, and how many of them were kept. */
+export interface OutlierHourTable {
+  endpoint_id: number
+  hour: Timestamp
+  found: ColumnType<string, number | string, number | string>
+  stored: ColumnType<string, number | string, number | string>
 }
 
 export interface DashboardUserTable {

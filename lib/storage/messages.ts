@@ -3,6 +3,19 @@ import type { EndpointKey, LastSeen, RecordBatch } from './batch.js'
 import type { ErrorSummary } from './errors.js'
 import type { WriterStats } from './writer.js'
 
+/** An outlier with its evidence, as the request thread hands it to the writer. */
+export interface OutlierRecord {
+  endpointIndex: number
+  timeMs: number
+  durationMs: number
+  thresholdMs: number
+  statusCode: number
+  request: unknown
+  phases: unknown
+  process: unknown
+  stacks: unknown
+}
+
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
   options: StorageOptions
@@ -16,6 +29,7 @@ export type ToWorker =
   | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
   | { type: 'setLevel', id: number, index: number, level: number }
   | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
+  | { type: 'outliers', outliers: OutlierRecord[], overflow: Array<[endpointIndex: number, timeMs: number]> }
   | { type: 'flush', id: number }
   | { type: 'close', id: number }
 

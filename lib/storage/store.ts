@@ -139,3 +139,40 @@ export async function touchEndpoints (db: Kysely<Database>, lastSeen: Map<number
 export async function pruneBatchIds (db: Kysely<Database>, olderThanMs: number): Promise<void> {
   await db.deleteFrom('batch').where('written_at', '<', new Date(Date.now() - olderThanMs)).execute()
 }
+
+/** Outliers ready to insert: endpoint ids resolved. */
+export interface OutlierRow {
+  endpointId: number
+  timeMs: number
+  durationMs: number
+  thresholdMs: number
+  statusCode: number
+  request: unknown
+  phases: unknown
+  process: unknown
+  stacks: unknown
+}
+
+/**
+ * Inserts outliers (one statement, from a JSON array) and adds what was found and kept to the
+ * per-hour counts, in one transaction.
+ */
+export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, timeMs: number }>, versionId: number, instanceId: number): Promise<void> {
+  await db.transaction().execute(async (trx) => {
+    if (rows.length > 0) {
+      await sql`insert into ${sql.table('outlier')}
+        (endpoint_id, time_requested, duration_ms, threshold_ms, status_code, version_id, instance_id, request, phases, process, stacks)
+        select o."endpointId", to_timestamp(o."timeMs" / 1000.0), o."durationMs", o."thresholdMs", o."statusCode",
+          ${versionId}::integer, ${instanceId}::integer, o.request, o.phases, o.process, o.stacks
+        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
+          "thresholdMs" float8, "statusCode" smallint, request jsonb, phases jsonb, process jsonb, stacks jsonb)`.execute(trx)
+    }
+    const counts = [...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, stored: 1 })), ...overflow.map((o) => ({ ...o, stored: 0 }))]
+    if (counts.length === 0) return
+    await sql`insert into ${sql.table('outlier_hour')} as h (endpoint_id, hour, found, stored)
+      select c."endpointId", date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC'), count(*), sum(c.stored)
+      from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, stored integer)
+      group by 1, 2 order by 1, 2
+      on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = h.stored + excluded.stored`.execute(trx)
+  })
+}

@@ -12,7 +12,8 @@ import { summarizeError } from './errors.js'
 import type { FromWorker, QueryReply, ToWorker, WorkerInit } from './messages.js'
 import { migrateToLatest } from './migrate.js'
 import { PartitionManager, dayOf } from './partitions.js'
-import { pruneBatchIds, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeUnit } from './store.js'
+import { pruneBatchIds, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeUnit } from './store.js'
+import type { OutlierRecord } from './messages.js'
 import { Writer } from './writer.js'
 import { deleteOlderThan } from './retention.js'
 
@@ -35,6 +36,11 @@ const endpoints: Array<{ id: number, level: number } | undefined> = []
 let endpointKeys: EndpointKey[] = []
 let pendingEndpointReplies: number[] = []
 const timers: NodeJS.Timeout[] = []
+/** Outliers waiting for the database: few and large, so bounded by count; the oldest go first. */
+const MAX_PENDING_OUTLIERS = 1_000
+let pendingOutliers: OutlierRecord[] = []
+let pendingOverflow: Array<[number, number]> = []
+let writingOutliers = false
 
 const writer = new Writer({
   resolveEndpoint: (index) => endpoints[index],
@@ -157,8 +163,18 @@ async function handle (message: ToWorker): Promise<unknown> {
       const reply: QueryReply = { rows: result.rows as unknown[], numAffectedRows: result.numAffectedRows?.toString() }
       return reply
     }
+    case 'outliers':
+      pendingOutliers.push(...message.outliers)
+      pendingOverflow.push(...message.overflow)
+      if (pendingOutliers.length > MAX_PENDING_OUTLIERS) {
+        const dropped = pendingOutliers.splice(0, pendingOutliers.length - MAX_PENDING_OUTLIERS)
+        // still counted as found
+        pendingOverflow.push(...dropped.map((o): [number, number] => [o.endpointIndex, o.timeMs]))
+      }
+      return undefined
     case 'flush':
       await writer.drain()
+      await flushOutliers()
       return undefined
     case 'close': {
       closing = true
@@ -179,8 +195,26 @@ port.on('message', (message: ToWorker) => {
   })
 })
 
-timers.push(setInterval(() => { writer.kick() }, options.flushIntervalMs))
+timers.push(setInterval(() => { writer.kick(); flushOutliers().catch(() => {}) }, options.flushIntervalMs))
 timers.push(setInterval(() => { pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
+/** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */
+async function flushOutliers (): Promise<void> {
+  if (writingOutliers || ids === undefined || (pendingOutliers.length === 0 && pendingOverflow.length === 0)) return
+  writingOutliers = true
+  const outliers = pendingOutliers.filter((o) => endpoints[o.endpointIndex] !== undefined)
+  const overflow = pendingOverflow.filter(([index]) => endpoints[index] !== undefined)
+  try {
+    await writeOutliers(requireDb(), outliers.map((o) => ({ ...o, endpointId: endpoints[o.endpointIndex]!.id })),
+      overflow.map(([index, timeMs]) => ({ endpointId: endpoints[index]!.id, timeMs })), ids.versionId, ids.instanceId)
+    pendingOutliers = pendingOutliers.filter((o) => !outliers.includes(o))
+    pendingOverflow = pendingOverflow.filter((o) => !overflow.includes(o))
+  } catch (err) {
+    log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
+  } finally {
+    writingOutliers = false
+  }
+}
+
 function runMaintenance (): void {
   maintain().catch((err: unknown) => log('warn', 'fastify-monitoring-dashboard: partition maintenance and retention failed', summarizeError(err)))
 }

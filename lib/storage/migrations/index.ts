@@ -139,6 +139,39 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           await db.schema.dropTable(table).ifExists().execute()
         }
       }
+    },
+    // Level 2: outliers with their evidence (jsonb, written rarely and read one at a time), and the
+    // number found per endpoint and hour, including those beyond the cap that were not kept.
+    '0004_outliers': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('outlier')
+          .addColumn('id', 'bigint', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+          .addColumn('endpoint_id', 'integer', (col) => col.notNull())
+          .addColumn('time_requested', 'timestamptz', (col) => col.notNull())
+          .addColumn('duration_ms', 'float8', (col) => col.notNull())
+          .addColumn('threshold_ms', 'float8', (col) => col.notNull())
+          .addColumn('status_code', 'smallint', (col) => col.notNull())
+          .addColumn('version_id', 'integer', (col) => col.notNull())
+          .addColumn('instance_id', 'integer', (col) => col.notNull())
+          .addColumn('request', 'jsonb', (col) => col.notNull())
+          .addColumn('phases', 'jsonb', (col) => col.notNull())
+          .addColumn('process', 'jsonb', (col) => col.notNull())
+          .addColumn('stacks', 'jsonb', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('outlier_endpoint_time')} on ${sql.table('outlier')} (endpoint_id, time_requested desc)`.execute(db)
+        await db.schema.createTable('outlier_hour')
+          .addColumn('endpoint_id', 'integer', (col) => col.notNull())
+          .addColumn('hour', 'timestamptz', (col) => col.notNull())
+          .addColumn('found', 'bigint', (col) => col.notNull())
+          .addColumn('stored', 'bigint', (col) => col.notNull())
+          .addPrimaryKeyConstraint(`${prefix}outlier_hour_pk`, ['endpoint_id', 'hour'])
+          .execute()
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['outlier_hour', 'outlier']) await db.schema.dropTable(table).ifExists().execute()
+      }
     }
   }
 }

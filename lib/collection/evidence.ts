@@ -1,0 +1,183 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+
+/** The request as stored with an outlier: secrets redacted, sizes capped. */
+export interface RequestEvidence {
+  method: string
+  url: string
+  params: unknown
+  query: unknown
+  headers: Record<string, string>
+  body: string | null
+  bodyTruncated: boolean
+  ip: string
+}
+
+/** Time per phase of the Fastify lifecycle, in ms. */
+export interface PhaseEvidence {
+  /** onRequest, parsing, validation and preHandler hooks: from the start until the handler ran. */
+  beforeHandler: number | null
+  /** The route handler, until its promise settled (or it returned). */
+  handler: number | null
+  /** Serialisation, onSend hooks and writing the response. */
+  afterHandler: number | null
+  total: number
+}
+
+/** The process while the request ran. */
+export interface ProcessEvidence {
+  /** Process CPU time over wall time during the handler, in %, across all threads. */
+  cpuPercent: number | null
+  rssBytes: number
+  heapUsedBytes: number
+  /** Longest the event loop was blocked during the request, ms (10 ms resolution). */
+  eventLoopDelayMaxMs: number
+  /** Environment variables on the allow-list, if any. */
+  env: Record<string, string>
+}
+
+const REDACTED = '[redacted]'
+const MAX_URL = 2_048
+const MAX_HEADER_VALUE = 1_024
+const MAX_HEADERS = 64
+const MAX_JSON = 4_096
+
+function capped (value: string, max: number): string {
+  return value.length > max ? `${value.slice(0, max)}…` : value
+}
+
+function cappedJson (value: unknown): unknown {
+  if (value === undefined || value === null) return null
+  const text = JSON.stringify(value)
+  return text.length > MAX_JSON ? `${text.slice(0, MAX_JSON)}…` : value
+}
+
+/** The request's evidence: headers on `redact` (lower case) are replaced, the body is cut at `bodyLimit` bytes. */
+export function requestEvidence (request: FastifyRequest, redact: ReadonlySet<string>, bodyLimit: number): RequestEvidence {
+  const headers: Record<string, string> = {}
+  let n = 0
+  for (const [name, value] of Object.entries(request.headers)) {
+    if (n++ >= MAX_HEADERS) break
+    const text = Array.isArray(value) ? value.join(', ') : String(value ?? '')
+    headers[name] = redact.has(name.toLowerCase()) ? REDACTED : capped(text, MAX_HEADER_VALUE)
+  }
+  let body: string | null = null
+  let bodyTruncated = false
+  if (request.body !== undefined && request.body !== null && bodyLimit > 0) {
+    const text = typeof request.body === 'string' ? request.body : Buffer.isBuffer(request.body) ? request.body.toString('utf8') : JSON.stringify(request.body)
+    bodyTruncated = Buffer.byteLength(text) > bodyLimit
+    body = bodyTruncated ? Buffer.from(text).subarray(0, bodyLimit).toString('utf8') : text
+  }
+  return { method: request.method, url: capped(request.url, MAX_URL), params: cappedJson(request.params), query: cappedJson(request.query), headers, body, bodyTruncated, ip: request.ip }
+}
+
+interface HandlerTiming { startMs: number, endMs: number, cpuStart: NodeJS.CpuUsage, cpuEnd: NodeJS.CpuUsage | undefined }
+interface HandlerMessage { request: FastifyRequest, reply: FastifyReply }
+
+const LAG_INTERVAL_MS = 10
+/** 3 s of lag samples at 10 ms: enough for a request's evidence to be read after it ended. */
+const LAG_SAMPLES = 300
+const START = 'tracing:fastify.request.handler:start'
+const END = 'tracing:fastify.request.handler:end'
+// an async handler's promise has settled (asyncEnd comes only after the reply was sent)
+const ASYNC_END = 'tracing:fastify.request.handler:asyncStart'
+
+/**
+ * Handler timing and process state for outliers. It listens on Fastify's own diagnostics channel
+ * for handler start and end (no hook on the request path), and watches event-loop delay, only
+ * while some endpoint is at level 2 or more: started and stopped with {@link EvidenceProbe.setActive}.
+ */
+export class EvidenceProbe {
+  readonly #timings = new WeakMap<FastifyRequest, HandlerTiming>()
+  readonly #envAllowList: readonly string[]
+  /** When the lag probe last ran and how late it was: the loop was blocked for [at − lag, at]. */
+  readonly #lagAt = new Float64Array(LAG_SAMPLES)
+  readonly #lag = new Float64Array(LAG_SAMPLES)
+  #lagNext = 0
+  #lagTimer: NodeJS.Timeout | undefined
+  #lagExpected = 0
+  #active = false
+
+  constructor (envAllowList: readonly string[]) {
+    this.#envAllowList = envAllowList
+  }
+
+  readonly #onStart = (message: unknown): void => {
+    const { request, reply } = message as HandlerMessage
+    this.#timings.set(request, { startMs: reply.elapsedTime, endMs: Number.NaN, cpuStart: process.cpuUsage(), cpuEnd: undefined })
+  }
+
+  readonly #onEnd = (message: unknown): void => {
+    const { request, reply } = message as HandlerMessage & { async?: boolean }
+    const timing = this.#timings.get(request)
+    if (timing === undefined) return
+    // a sync handler ends at `end`; an async one at `asyncEnd`, which comes later and wins
+    timing.endMs = reply.elapsedTime
+    timing.cpuEnd = process.cpuUsage()
+  }
+
+  setActive (active: boolean): void {
+    if (active === this.#active) return
+    this.#active = active
+    if (active) {
+      subscribe(START, this.#onStart)
+      subscribe(END, this.#onEnd)
+      subscribe(ASYNC_END, this.#onEnd)
+      this.#lagExpected = performance.now() + LAG_INTERVAL_MS
+      this.#lagTimer = setInterval(() => {
+        const now = performance.now()
+        this.#lagAt[this.#lagNext] = now
+        this.#lag[this.#lagNext] = Math.max(0, now - this.#lagExpected)
+        this.#lagNext = (this.#lagNext + 1) % LAG_SAMPLES
+        this.#lagExpected = now + LAG_INTERVAL_MS
+      }, LAG_INTERVAL_MS)
+      this.#lagTimer.unref()
+    } else {
+      unsubscribe(START, this.#onStart)
+      unsubscribe(END, this.#onEnd)
+      unsubscribe(ASYNC_END, this.#onEnd)
+      if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer)
+      this.#lagTimer = undefined
+    }
+  }
+
+  /**
+   * The longest the event loop was blocked in [startMs, endMs] (`performance.now()` times). Read once
+   * the loop ran again after the request (when its stacks arrive), so a request that blocked the
+   * loop sees its own block.
+   */
+  eventLoopBlockedMs (startMs: number, endMs: number): number {
+    let max = 0
+    for (let i = 0; i < LAG_SAMPLES; i++) {
+      const at = this.#lagAt[i]!
+      const lag = this.#lag[i]!
+      if (lag > max && at - lag < endMs && at > startMs) max = lag
+    }
+    return Math.round(max * 100) / 100
+  }
+
+  phases (request: FastifyRequest, totalMs: number): PhaseEvidence {
+    const timing = this.#timings.get(request)
+    if (timing === undefined || Number.isNaN(timing.endMs)) return { beforeHandler: null, handler: null, afterHandler: null, total: totalMs }
+    return { beforeHandler: timing.startMs, handler: timing.endMs - timing.startMs, afterHandler: Math.max(0, totalMs - timing.endMs), total: totalMs }
+  }
+
+  process (request: FastifyRequest): ProcessEvidence {
+    const timing = this.#timings.get(request)
+    let cpuPercent: number | null = null
+    if (timing?.cpuEnd !== undefined && timing.endMs > timing.startMs) {
+      const cpuUs = (timing.cpuEnd.user - timing.cpuStart.user) + (timing.cpuEnd.system - timing.cpuStart.system)
+      cpuPercent = Math.round(cpuUs / 10 / (timing.endMs - timing.startMs))
+    }
+    const memory = process.memoryUsage()
+    const env: Record<string, string> = {}
+    for (const name of this.#envAllowList) if (process.env[name] !== undefined) env[name] = process.env[name]!
+    return {
+      cpuPercent,
+      rssBytes: memory.rss,
+      heapUsedBytes: memory.heapUsed,
+      eventLoopDelayMaxMs: 0,
+      env
+    }
+  }
+}

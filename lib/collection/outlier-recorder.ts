@@ -1,0 +1,107 @@
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
+import type { ResolvedOutliers } from '../options.js'
+import type { OutlierRecord } from '../storage/messages.js'
+import { StackSampler, nowUs } from '../profiling/sampler.js'
+import type { EndpointState } from './endpoints.js'
+import { EvidenceProbe, requestEvidence } from './evidence.js'
+import { OutlierCap, OutlierDetector } from './outliers.js'
+
+/**
+ * Level 2 on the request thread: decides whether a finished request is an outlier and gathers its
+ * evidence. The probes (handler timing, event-loop delay, stack sampling) run only while some
+ * endpoint is at level 2 or more; the stacks of an outlier arrive when the sampler next rotates, and
+ * outliers go to the writer in batches.
+ */
+export class OutlierRecorder {
+  readonly #options: ResolvedOutliers
+  readonly #detector: OutlierDetector
+  readonly #cap: OutlierCap
+  readonly #probe: EvidenceProbe
+  readonly #sampler: StackSampler
+  readonly #send: (outliers: OutlierRecord[], overflow: Array<[number, number]>) => void
+  readonly #onOutlier: (route: string) => void
+  readonly #log: FastifyBaseLogger
+  #ready: OutlierRecord[] = []
+  #overflow: Array<[number, number]> = []
+  #timer: NodeJS.Timeout | undefined
+  #failed = false
+
+  constructor (options: ResolvedOutliers, deps: {
+    send: (outliers: OutlierRecord[], overflow: Array<[number, number]>) => void
+    onOutlier: (route: string) => void
+    log: FastifyBaseLogger
+    flushIntervalMs: number
+  }) {
+    this.#options = options
+    this.#detector = new OutlierDetector(options.constant, options.minSamples, options.window)
+    this.#cap = new OutlierCap(options.maxPerEndpointHour)
+    this.#probe = new EvidenceProbe(options.envAllowList)
+    this.#sampler = new StackSampler(options.sampleIntervalUs, 1_000)
+    this.#send = deps.send
+    this.#onOutlier = deps.onOutlier
+    this.#log = deps.log
+    this.#timer = setInterval(() => { this.flush() }, deps.flushIntervalMs)
+    this.#timer.unref()
+  }
+
+  /** Starts or stops the probes as levels change: on while any endpoint is at level 2 or 3. */
+  update (endpoints: readonly EndpointState[]): void {
+    const active = endpoints.some((endpoint) => endpoint.level >= 2)
+    this.#probe.setActive(active)
+    if (active) this.#sampler.start(); else this.#sampler.stop()
+  }
+
+  /** Called for every finished request of an endpoint at level ≥ 2. */
+  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number): void {
+    try {
+      const thresholdMs = this.#detector.threshold(endpoint.index)
+      if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
+      this.#onOutlier(endpoint.route)
+      const timeMs = nowMs - durationMs
+      if (!this.#cap.admit(endpoint.index, nowMs)) {
+        this.#overflow.push([endpoint.index, timeMs])
+        return
+      }
+      const record: OutlierRecord = {
+        endpointIndex: endpoint.index,
+        timeMs,
+        durationMs,
+        thresholdMs,
+        statusCode: reply.statusCode,
+        request: requestEvidence(request, this.#options.redactHeaders, this.#options.bodyLimitBytes),
+        phases: this.#probe.phases(request, durationMs),
+        process: this.#probe.process(request),
+        stacks: null
+      }
+      const endUs = nowUs()
+      const endMs = performance.now()
+      const process = record.process as { eventLoopDelayMaxMs: number }
+      this.#sampler.samplesOf(endUs - durationMs * 1000, endUs).then((stacks) => {
+        record.stacks = stacks
+        process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs + 50)
+        this.#ready.push(record)
+      }, () => { this.#ready.push(record) })
+    } catch (err) {
+      if (!this.#failed) {
+        this.#failed = true
+        this.#log.error({ err }, 'fastify-monitoring-dashboard: gathering outlier evidence failed (logged once)')
+      }
+    }
+  }
+
+  flush (): void {
+    if (this.#ready.length === 0 && this.#overflow.length === 0) return
+    const ready = this.#ready
+    const overflow = this.#overflow
+    this.#ready = []
+    this.#overflow = []
+    this.#send(ready, overflow)
+  }
+
+  stop (): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#probe.setActive(false)
+    this.#sampler.stop()
+    this.flush()
+  }
+}

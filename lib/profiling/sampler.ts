@@ -1,0 +1,168 @@
+import { Session } from 'node:inspector'
+
+/** One frame of a sampled stack. */
+export interface Frame {
+  functionName: string
+  url: string
+  /** 1-based, as editors show it. */
+  line: number
+}
+
+/** Where the main thread was during a time window: the hottest leaf frames and their share of the samples. */
+export interface StackEvidence {
+  samples: number
+  intervalUs: number
+  /** Share of the window the main thread was running JavaScript or native code (not idle), %. */
+  busyPercent: number
+  /** Busiest first: the innermost app frame being executed, with the stack that led to it (outermost first). */
+  hot: Array<{ frame: Frame, samples: number, stack: Frame[] }>
+}
+
+interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, parent?: number, children?: number[] }
+interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
+
+/** A window the caller wants the samples of, answered at the next rotation. */
+interface Pending {
+  startUs: number
+  endUs: number
+  resolve: (evidence: StackEvidence) => void
+}
+
+const MAX_PENDING = 1_000
+const HOT_FRAMES = 10
+const STACK_DEPTH = 30
+
+/** Monotonic µs on the clock V8's profiler uses for sample timestamps (CLOCK_MONOTONIC). */
+export function nowUs (): number {
+  return Number(process.hrtime.bigint() / 1000n)
+}
+
+/**
+ * V8's sampling CPU profiler on the main thread, through the inspector. Samples are taken by V8's
+ * own sampler thread, so a handler that blocks the event loop is still caught. Every `rotateMs` the
+ * profile is stopped, the windows asked for are answered from its samples, and a new one starts.
+ * It only runs while some endpoint is at level 2 or more: off, it costs nothing.
+ *
+ * ### Examples
+ * ```ts
+ * const sampler = new StackSampler(1000, 1000)
+ * sampler.start()
+ * const evidence = await sampler.samplesOf(startUs, nowUs())
+ * ```
+ */
+export class StackSampler {
+  readonly #intervalUs: number
+  readonly #rotateMs: number
+  #session: Session | undefined
+  #timer: NodeJS.Timeout | undefined
+  #pending: Pending[] = []
+  #rotating = false
+
+  constructor (intervalUs: number, rotateMs: number) {
+    this.#intervalUs = intervalUs
+    this.#rotateMs = rotateMs
+  }
+
+  get running (): boolean { return this.#session !== undefined }
+
+  start (): void {
+    if (this.#session !== undefined) return
+    const session = new Session()
+    session.connect()
+    this.#session = session
+    session.post('Profiler.enable')
+    session.post('Profiler.setSamplingInterval', { interval: this.#intervalUs })
+    session.post('Profiler.start')
+    this.#timer = setInterval(() => { this.#rotate() }, this.#rotateMs)
+    this.#timer.unref()
+  }
+
+  stop (): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    const session = this.#session
+    this.#session = undefined
+    if (session === undefined) return
+    const waiting = this.#pending
+    this.#pending = []
+    session.post('Profiler.stop', (err, result) => {
+      const profile = err === null ? (result as { profile: Profile }).profile : undefined
+      for (const p of waiting) p.resolve(profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, p.startUs, p.endUs, this.#intervalUs))
+      session.disconnect()
+    })
+  }
+
+  /** The samples of [startUs, endUs] (from {@link nowUs}), once the current profile is rotated. */
+  async samplesOf (startUs: number, endUs: number): Promise<StackEvidence> {
+    if (this.#session === undefined || this.#pending.length >= MAX_PENDING) return emptyEvidence(this.#intervalUs)
+    return await new Promise((resolve) => { this.#pending.push({ startUs, endUs, resolve }) })
+  }
+
+  #rotate (): void {
+    const session = this.#session
+    if (session === undefined || this.#rotating || this.#pending.length === 0) return
+    this.#rotating = true
+    const waiting = this.#pending
+    this.#pending = []
+    session.post('Profiler.stop', (err, result) => {
+      this.#rotating = false
+      if (this.#session === session) session.post('Profiler.start')
+      const profile = err === null ? (result as { profile: Profile }).profile : undefined
+      for (const p of waiting) p.resolve(profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, p.startUs, p.endUs, this.#intervalUs))
+    })
+  }
+}
+
+function emptyEvidence (intervalUs: number): StackEvidence {
+  return { samples: 0, intervalUs, busyPercent: 0, hot: [] }
+}
+
+function frameOf (node: ProfileNode): Frame {
+  return { functionName: node.callFrame.functionName === '' ? '(anonymous)' : node.callFrame.functionName, url: node.callFrame.url, line: node.callFrame.lineNumber + 1 }
+}
+
+/** Counts the samples of a window per leaf node and describes the hottest with their stacks. */
+export function evidenceOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): StackEvidence {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  // a sample is charged to the innermost frame of JavaScript with a source (a native such as
+  // performance.now() or a node: internal says less than the app code that called it)
+  const ownerCache = new Map<number, number>()
+  const ownerOf = (leaf: number): number => {
+    let owner = ownerCache.get(leaf)
+    if (owner !== undefined) return owner
+    owner = leaf
+    for (let at: number | undefined = leaf; at !== undefined; at = parents.get(at)) {
+      const url = byId.get(at)?.callFrame.url ?? ''
+      if (url !== '' && !url.startsWith('node:')) { owner = at; break }
+    }
+    ownerCache.set(leaf, owner)
+    return owner
+  }
+  const counts = new Map<number, number>()
+  let time = profile.startTime
+  let samples = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    time += profile.timeDeltas[i] ?? 0
+    if (time < startUs || time > endUs) continue
+    const id = profile.samples[i]!
+    const name = byId.get(id)?.callFrame.functionName
+    // idle and the profiler's own bookkeeping say nothing about the request
+    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') continue
+    samples++
+    const owner = ownerOf(id)
+    counts.set(owner, (counts.get(owner) ?? 0) + 1)
+  }
+  const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
+    const stack: Frame[] = []
+    for (let at: number | undefined = id; at !== undefined && stack.length < STACK_DEPTH; at = parents.get(at)) {
+      const node = byId.get(at)
+      if (node === undefined || node.callFrame.functionName === '(root)') break
+      stack.unshift(frameOf(node))
+    }
+    return { frame: frameOf(byId.get(id)!), samples: n, stack }
+  })
+  const busyPercent = Math.min(100, Math.round(samples * intervalUs / Math.max(intervalUs, endUs - startUs) * 100))
+  return { samples, intervalUs, busyPercent, hot }
+}
