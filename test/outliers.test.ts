@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import monitor from '../lib/index.js'
 import { DIALECTS, backend, until } from './helpers.js'
+import { launchChromium } from './browser.js'
 
 /** Burns the main thread; its name is what the outlier's stack evidence must show. */
 function burnCpuForOutlierTest (ms: number): number {
@@ -106,6 +107,25 @@ for (const dialect of DIALECTS) {
     const page = (await app.inject({ url: `/dashboard/api/endpoints/${burnId}/outliers?pageSize=2`, headers: { cookie } })).json() as { found: number, stored: number, rows: unknown[] }
     t.equal(page.rows.length, 2, 'outliers are paged')
     t.ok(page.found >= 9 && page.stored === 4, `found ${page.found}, stored ${page.stored}`)
+
+    // the dashboard's outliers tab shows the evidence
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const browser = await launchChromium()
+    t.teardown(() => browser.close())
+    const ui = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    await ui.goto(`${base}/dashboard/`)
+    await ui.fill('input[name=username]', 'root')
+    await ui.fill('input[name=password]', 'root-password')
+    await ui.click('button[type=submit]')
+    await ui.waitForSelector('[data-testid=who]')
+    await ui.goto(`${base}/dashboard/#/endpoint/${burnId}?tab=outliers`)
+    await ui.waitForSelector('[data-testid=outliers-table]')
+    t.ok((await ui.locator('[data-testid=hottest]').allTextContents()).includes('burnCpuForOutlierTest'), 'the outliers table names the busiest function')
+    await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
+    await ui.waitForSelector('[data-testid=hot-frames] li')
+    t.match(await ui.textContent('[data-testid=evidence]'), /\[redacted\]|Handler/, 'the evidence opens')
+    await ui.screenshot({ path: new URL(`./screenshots/${dialect}-outliers.png`, import.meta.url).pathname, fullPage: true })
   })
 }
 

@@ -30,7 +30,7 @@ export interface ProcessEvidence {
   cpuPercent: number | null
   rssBytes: number
   heapUsedBytes: number
-  /** Longest the event loop was blocked during the request, ms (10 ms resolution). */
+  /** Longest the event loop was blocked within the request's time, ms (10 ms resolution). */
   eventLoopDelayMaxMs: number
   /** Environment variables on the allow-list, if any. */
   env: Record<string, string>
@@ -150,8 +150,9 @@ export class EvidenceProbe {
     let max = 0
     for (let i = 0; i < LAG_SAMPLES; i++) {
       const at = this.#lagAt[i]!
-      const lag = this.#lag[i]!
-      if (lag > max && at - lag < endMs && at > startMs) max = lag
+      // the part of that block inside the request's window
+      const blocked = Math.min(at, endMs) - Math.max(at - this.#lag[i]!, startMs)
+      if (blocked > max) max = blocked
     }
     return Math.round(max * 100) / 100
   }

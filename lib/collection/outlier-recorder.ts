@@ -78,7 +78,7 @@ export class OutlierRecorder {
       const process = record.process as { eventLoopDelayMaxMs: number }
       this.#sampler.samplesOf(endUs - durationMs * 1000, endUs).then((stacks) => {
         record.stacks = stacks
-        process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs + 50)
+        process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs)
         this.#ready.push(record)
       }, () => { this.#ready.push(record) })
     } catch (err) {

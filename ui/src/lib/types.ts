@@ -32,3 +32,14 @@ export interface DashboardConfig {
   tables: TableSize[]
 }
 export interface UserRow { username: string, role: 'admin' | 'guest', createdAt: string }
+
+import type { OutlierSummary, OutlierDetail as StoredOutlier } from '../../../lib/queries/outliers.js'
+import type { PhaseEvidence, ProcessEvidence, RequestEvidence } from '../../../lib/collection/evidence.js'
+import type { StackEvidence } from '../../../lib/profiling/sampler.js'
+export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>> }
+export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'process' | 'stacks'> & {
+  request: RequestEvidence
+  phases: PhaseEvidence
+  process: ProcessEvidence
+  stacks: StackEvidence | null
+}

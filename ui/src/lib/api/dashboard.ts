@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
+import type { OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
 
 export interface Range { from: string, to: string, tz: string }
 
@@ -16,6 +16,8 @@ export const dashboard = {
   performance: async (range: Range) => await request<Performance>(`/performance${query({ ...range })}`),
   endpoint: async (id: number, range: Range) => await request<EndpointDetail>(`/endpoints/${id}${query({ ...range })}`),
   breakdown: async (id: number, by: 'group_by' | 'ip', range: Range) => await request<Breakdown>(`/endpoints/${id}/breakdown${query({ ...range, by })}`),
+  outliers: async (id: number, range: Range, page: number) => await request<OutlierPage>(`/endpoints/${id}/outliers${query({ ...range, page, pageSize: 25 })}`),
+  outlier: async (id: string) => await request<OutlierDetail>(`/outliers/${id}`),
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
 }
 
