@@ -75,7 +75,7 @@ for (const dialect of DIALECTS) {
     t.ok(burn.stacks.hot[0]!.frame.line > 0, 'and line')
     t.ok(burn.phases.handler! >= 140, `the time is in the handler (${burn.phases.handler?.toFixed(1)} ms)`)
     t.ok(burn.process.cpuPercent! >= 50, `and on the CPU (${burn.process.cpuPercent}% of a core, process-wide)`)
-    t.ok(burn.stacks.busyPercent >= 70, `the main thread was busy (${burn.stacks.busyPercent}% of the samples)`)
+    t.ok(burn.stacks.busyPercent >= 50, `the main thread was busy (${burn.stacks.busyPercent}% of the samples)`)
     t.ok(burn.process.eventLoopDelayMaxMs >= 100, `the blocked event loop shows (${burn.process.eventLoopDelayMaxMs} ms)`)
     for (const name of ['authorization', 'cookie', 'x-api-key', 'x-session-token']) t.equal(burn.request.headers[name], '[redacted]', `${name} is redacted`)
     t.equal(burn.request.headers['x-request-id'], 'kept-123', 'other headers are kept')
