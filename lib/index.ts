@@ -57,7 +57,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   let groupByErrors = 0
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
-    send: (found, overflow) => storage.sendOutliers(found, overflow),
+    send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles),
     onOutlier: (route) => metrics?.onOutlier(route),
     log,
     flushIntervalMs: resolved.flushIntervalMs

@@ -78,8 +78,10 @@ export interface OutlierOptions {
   redactHeaders?: string[]
   /** Environment variables stored with each outlier. Default none (the environment holds secrets). */
   envAllowList?: string[]
-  /** The stack sampler's interval, µs. Default 1000. */
+  /** The stack sampler's interval, µs (also the level-3 profiler's). Default 1000. */
   sampleIntervalUs?: number
+  /** Level 3: the share of requests whose call tree is kept, 0 to 1. Default 0.1. */
+  profileShare?: number
 }
 
 export interface ResolvedOutliers {
@@ -91,6 +93,7 @@ export interface ResolvedOutliers {
   redactHeaders: ReadonlySet<string>
   envAllowList: string[]
   sampleIntervalUs: number
+  profileShare: number
 }
 
 /** Resolved dashboard settings. */
@@ -225,7 +228,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
   'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
 ])
-const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'maxPerEndpointHour', 'bodyLimitBytes', 'redactHeaders', 'envAllowList', 'sampleIntervalUs'])
+const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'maxPerEndpointHour', 'bodyLimitBytes', 'redactHeaders', 'envAllowList', 'sampleIntervalUs', 'profileShare'])
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
@@ -399,6 +402,10 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
   if (typeof constant !== 'number' || !Number.isFinite(constant) || constant <= 1 || constant > 1000) {
     return new InvalidOptionError('outliers.constant', `must be a number above 1, got ${describe(constant)}`)
   }
+  const profileShare = given.profileShare ?? 0.1
+  if (typeof profileShare !== 'number' || !(profileShare >= 0 && profileShare <= 1)) {
+    return new InvalidOptionError('outliers.profileShare', `must be a number from 0 to 1, got ${describe(profileShare)}`)
+  }
   const minSamples = integer('outliers.minSamples', given.minSamples, 50, 1, 1_000_000)
   const window = integer('outliers.window', given.window, 500, 1, 100_000)
   const maxPerEndpointHour = integer('outliers.maxPerEndpointHour', given.maxPerEndpointHour, 100, 0, 1_000_000)
@@ -417,7 +424,8 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
     bodyLimitBytes: bodyLimitBytes as number,
     redactHeaders: new Set([...DEFAULT_REDACT_HEADERS, ...(redactHeaders as string[])].map((name) => name.toLowerCase())),
     envAllowList: envAllowList as string[],
-    sampleIntervalUs: sampleIntervalUs as number
+    sampleIntervalUs: sampleIntervalUs as number,
+    profileShare
   }
 }
 

@@ -1,16 +1,16 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOutliers } from '../options.js'
-import type { OutlierRecord } from '../storage/messages.js'
+import type { OutlierRecord, ProfileRecord } from '../storage/messages.js'
 import { StackSampler, nowUs } from '../profiling/sampler.js'
 import type { EndpointState } from './endpoints.js'
 import { EvidenceProbe, requestEvidence } from './evidence.js'
 import { OutlierCap, OutlierDetector } from './outliers.js'
 
 /**
- * Level 2 on the request thread: decides whether a finished request is an outlier and gathers its
+ * Levels 2 and 3 on the request thread: decides whether a finished request is an outlier and gathers its
  * evidence. The probes (handler timing, event-loop delay, stack sampling) run only while some
- * endpoint is at level 2 or more; the stacks of an outlier arrive when the sampler next rotates, and
- * outliers go to the writer in batches.
+ * endpoint is at level 2 or more; the stacks of an outlier (and at level 3 the call trees of a share
+ * of requests) arrive when the sampler next rotates, and go to the writer in batches.
  */
 export class OutlierRecorder {
   readonly #options: ResolvedOutliers
@@ -18,16 +18,17 @@ export class OutlierRecorder {
   readonly #cap: OutlierCap
   readonly #probe: EvidenceProbe
   readonly #sampler: StackSampler
-  readonly #send: (outliers: OutlierRecord[], overflow: Array<[number, number]>) => void
+  readonly #send: (outliers: OutlierRecord[], overflow: Array<[number, number]>, profiles: ProfileRecord[]) => void
   readonly #onOutlier: (route: string) => void
   readonly #log: FastifyBaseLogger
   #ready: OutlierRecord[] = []
   #overflow: Array<[number, number]> = []
+  #profiles: ProfileRecord[] = []
   #timer: NodeJS.Timeout | undefined
   #failed = false
 
   constructor (options: ResolvedOutliers, deps: {
-    send: (outliers: OutlierRecord[], overflow: Array<[number, number]>) => void
+    send: (outliers: OutlierRecord[], overflow: Array<[number, number]>, profiles: ProfileRecord[]) => void
     onOutlier: (route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
@@ -54,6 +55,7 @@ export class OutlierRecorder {
   /** Called for every finished request of an endpoint at level ≥ 2. */
   observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number): void {
     try {
+      if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, durationMs, nowMs)
       const thresholdMs = this.#detector.threshold(endpoint.index)
       if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
       this.#onOutlier(endpoint.route)
@@ -78,8 +80,11 @@ export class OutlierRecorder {
       const process = record.process as { eventLoopDelayMaxMs: number }
       this.#sampler.samplesOf(endUs - durationMs * 1000, endUs).then((stacks) => {
         record.stacks = stacks
-        process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs)
-        this.#ready.push(record)
+        // after the lag probe's next tick: it measures a block only once the loop runs again
+        setTimeout(() => {
+          process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs)
+          this.#ready.push(record)
+        }, 25).unref()
       }, () => { this.#ready.push(record) })
     } catch (err) {
       if (!this.#failed) {
@@ -89,13 +94,23 @@ export class OutlierRecorder {
     }
   }
 
+  /** Level 3: the request's call tree, from the sampler's next rotation. */
+  #profile (endpoint: EndpointState, durationMs: number, nowMs: number): void {
+    const endUs = nowUs()
+    this.#sampler.treeOf(endUs - durationMs * 1000, endUs).then((tree) => {
+      if (tree !== undefined && tree.samples > 0) this.#profiles.push({ endpointIndex: endpoint.index, timeMs: nowMs - durationMs, durationMs, tree })
+    }, () => {})
+  }
+
   flush (): void {
-    if (this.#ready.length === 0 && this.#overflow.length === 0) return
+    if (this.#ready.length === 0 && this.#overflow.length === 0 && this.#profiles.length === 0) return
     const ready = this.#ready
     const overflow = this.#overflow
+    const profiles = this.#profiles
     this.#ready = []
     this.#overflow = []
-    this.#send(ready, overflow)
+    this.#profiles = []
+    this.#send(ready, overflow, profiles)
   }
 
   stop (): void {

@@ -25,7 +25,19 @@ interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, sa
 interface Pending {
   startUs: number
   endUs: number
-  resolve: (evidence: StackEvidence) => void
+  resolve: (profile: Profile | undefined) => void
+}
+
+/**
+ * A request's call tree, compact: a dictionary of frames and one entry per tree node
+ * `[frame index, parent node index or -1, self µs, total µs]`, parents before children. Each sample
+ * weighs the time until the next one (as DevTools counts), so missed ticks do not shrink the times.
+ */
+export interface CallTree {
+  intervalUs: number
+  samples: number
+  frames: Frame[]
+  nodes: Array<[frame: number, parent: number, selfUs: number, totalUs: number]>
 }
 
 const MAX_PENDING = 1_000
@@ -87,14 +99,25 @@ export class StackSampler {
     this.#pending = []
     session.post('Profiler.stop', (err, result) => {
       const profile = err === null ? (result as { profile: Profile }).profile : undefined
-      for (const p of waiting) p.resolve(profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, p.startUs, p.endUs, this.#intervalUs))
+      for (const p of waiting) p.resolve(profile)
       session.disconnect()
     })
   }
 
   /** The samples of [startUs, endUs] (from {@link nowUs}), once the current profile is rotated. */
   async samplesOf (startUs: number, endUs: number): Promise<StackEvidence> {
-    if (this.#session === undefined || this.#pending.length >= MAX_PENDING) return emptyEvidence(this.#intervalUs)
+    const profile = await this.#profileOf(startUs, endUs)
+    return profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, startUs, endUs, this.#intervalUs)
+  }
+
+  /** The call tree of [startUs, endUs], or undefined when the sampler is off or too many wait. */
+  async treeOf (startUs: number, endUs: number): Promise<CallTree | undefined> {
+    const profile = await this.#profileOf(startUs, endUs)
+    return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs)
+  }
+
+  async #profileOf (startUs: number, endUs: number): Promise<Profile | undefined> {
+    if (this.#session === undefined || this.#pending.length >= MAX_PENDING) return undefined
     return await new Promise((resolve) => { this.#pending.push({ startUs, endUs, resolve }) })
   }
 
@@ -108,9 +131,60 @@ export class StackSampler {
       this.#rotating = false
       if (this.#session === session) session.post('Profiler.start')
       const profile = err === null ? (result as { profile: Profile }).profile : undefined
-      for (const p of waiting) p.resolve(profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, p.startUs, p.endUs, this.#intervalUs))
+      for (const p of waiting) p.resolve(profile)
     })
   }
+}
+
+const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
+
+/** The call tree of the samples in a window: only the nodes on a sampled stack. */
+export function treeOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): CallTree {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const self = new Map<number, number>()
+  let time = profile.startTime
+  let samples = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    time += profile.timeDeltas[i] ?? 0
+    if (time < startUs || time > endUs) continue
+    const id = profile.samples[i]!
+    if (IGNORED.has(byId.get(id)?.callFrame.functionName ?? '')) continue
+    samples++
+    // the sample stands for the time until the next one, capped at a few intervals (a pause is not work)
+    const weight = Math.min(profile.timeDeltas[i + 1] ?? intervalUs, 4 * intervalUs)
+    self.set(id, (self.get(id) ?? 0) + weight)
+  }
+  // totals: each sample counts for its node and every ancestor
+  const total = new Map<number, number>()
+  for (const [id, n] of self) {
+    for (let at: number | undefined = id; at !== undefined && !IGNORED.has(byId.get(at)?.callFrame.functionName ?? ''); at = parents.get(at)) {
+      total.set(at, (total.get(at) ?? 0) + n)
+    }
+  }
+  const frames: Frame[] = []
+  const frameIndex = new Map<string, number>()
+  const nodeIndex = new Map<number, number>()
+  const nodes: CallTree['nodes'] = []
+  // parents first: visit from the root down
+  const visit = (id: number, parent: number): void => {
+    const node = byId.get(id)!
+    let index = parent
+    if (total.has(id)) {
+      const frame = frameOf(node)
+      const key = `${frame.functionName}\u0000${frame.url}\u0000${frame.line}`
+      let f = frameIndex.get(key)
+      if (f === undefined) { f = frames.length; frames.push(frame); frameIndex.set(key, f) }
+      index = nodes.length
+      nodes.push([f, parent, self.get(id) ?? 0, total.get(id)!])
+      nodeIndex.set(id, index)
+    }
+    for (const child of node.children ?? []) if (total.has(child)) visit(child, index)
+  }
+  const root = profile.nodes.find((node) => !parents.has(node.id))
+  if (root !== undefined) for (const child of root.children ?? []) if (total.has(child)) visit(child, -1)
+  return { intervalUs, samples, frames, nodes }
 }
 
 function emptyEvidence (intervalUs: number): StackEvidence {

@@ -12,6 +12,7 @@ import { dailyVersionUse, versionUsage } from '../queries/versions.js'
 import { breakdown, endpointPerformance, performanceByVersion } from '../queries/performance.js'
 import { findEndpoint, storeLevel, tableSizes } from '../queries/admin.js'
 import { findOutlier, listOutliers } from '../queries/outliers.js'
+import { findProfile, groupedProfile, listProfiles } from '../queries/profiles.js'
 import type { TimeRange } from '../queries/range.js'
 import { deleteOlderThan } from '../storage/retention.js'
 import { registerExportRoutes } from './export.js'
@@ -212,6 +213,27 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
     const outlier = await findOutlier(db, request.params.id)
     if (outlier === undefined) return await reply.code(404).send({ error: 'no such outlier' })
     return outlier
+  })
+
+  app.get<{ Params: { id: number }, Querystring: { n?: number } }>('/api/endpoints/:id/profile', {
+    config,
+    ...reader,
+    schema: { params: ID_PARAMS, querystring: { type: 'object', properties: { n: { type: 'integer', minimum: 1, maximum: 1000 } }, additionalProperties: false } }
+  }, async (request, reply) => {
+    const endpoint = await findEndpoint(db, request.params.id)
+    if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
+    const [grouped, latest] = await Promise.all([groupedProfile(db, endpoint.id, request.query.n ?? 100), listProfiles(db, endpoint.id, 20)])
+    return { ...grouped, latest }
+  })
+
+  app.get<{ Params: { id: string } }>('/api/profiles/:id', {
+    config,
+    ...reader,
+    schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] } }
+  }, async (request, reply) => {
+    const profile = await findProfile(db, request.params.id)
+    if (profile === undefined) return await reply.code(404).send({ error: 'no such profile' })
+    return profile
   })
 
   app.put<{ Params: { id: number }, Body: { level: MonitorLevel } }>('/api/endpoints/:id/level', {

@@ -16,6 +16,7 @@ export interface Database {
   dashboard_user: DashboardUserTable
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
+  profile: ProfileTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -118,6 +119,17 @@ export interface OutlierHourTable {
   hour: Timestamp
   found: ColumnType<string, number | string, number | string>
   stored: ColumnType<string, number | string, number | string>
+}
+
+/** A level-3 request's sampled call tree (see CallTree in profiling/sampler.ts). */
+export interface ProfileTable {
+  id: Generated<string>
+  endpoint_id: number
+  time_requested: Timestamp
+  duration_ms: number
+  version_id: number
+  instance_id: number
+  tree: ColumnType<unknown, string, string>
 }
 
 export interface DashboardUserTable {

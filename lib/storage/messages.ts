@@ -16,6 +16,14 @@ export interface OutlierRecord {
   stacks: unknown
 }
 
+/** A level-3 request's call tree. */
+export interface ProfileRecord {
+  endpointIndex: number
+  timeMs: number
+  durationMs: number
+  tree: unknown
+}
+
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
   options: StorageOptions
@@ -29,7 +37,7 @@ export type ToWorker =
   | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
   | { type: 'setLevel', id: number, index: number, level: number }
   | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
-  | { type: 'outliers', outliers: OutlierRecord[], overflow: Array<[endpointIndex: number, timeMs: number]> }
+  | { type: 'outliers', outliers: OutlierRecord[], overflow: Array<[endpointIndex: number, timeMs: number]>, profiles: ProfileRecord[] }
   | { type: 'flush', id: number }
   | { type: 'close', id: number }
 

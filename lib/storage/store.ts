@@ -176,3 +176,19 @@ export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], o
       on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = h.stored + excluded.stored`.execute(trx)
   })
 }
+
+/** Inserts level-3 call trees (one statement). */
+export async function writeProfiles (db: Kysely<Database>, rows: Array<{ endpointId: number, timeMs: number, durationMs: number, tree: unknown }>, versionId: number, instanceId: number): Promise<void> {
+  if (rows.length === 0) return
+  await sql`insert into ${sql.table('profile')} (endpoint_id, time_requested, duration_ms, version_id, instance_id, tree)
+    select p."endpointId", to_timestamp(p."timeMs" / 1000.0), p."durationMs", ${versionId}::integer, ${instanceId}::integer, p.tree
+    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as p("endpointId" integer, "timeMs" float8, "durationMs" float8, tree jsonb)`.execute(db)
+}
+
+/** Keeps the latest `keep` call trees per endpoint. */
+export async function pruneProfiles (db: Kysely<Database>, keep: number): Promise<void> {
+  await sql`delete from ${sql.table('profile')} p using (
+      select id from (select id, row_number() over (partition by endpoint_id order by time_requested desc, id desc) as n from ${sql.table('profile')}) ranked
+      where n > ${keep}
+    ) old where p.id = old.id`.execute(db)
+}

@@ -12,8 +12,8 @@ import { summarizeError } from './errors.js'
 import type { FromWorker, QueryReply, ToWorker, WorkerInit } from './messages.js'
 import { migrateToLatest } from './migrate.js'
 import { PartitionManager, dayOf } from './partitions.js'
-import { pruneBatchIds, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeUnit } from './store.js'
-import type { OutlierRecord } from './messages.js'
+import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
+import type { OutlierRecord, ProfileRecord } from './messages.js'
 import { Writer } from './writer.js'
 import { deleteOlderThan } from './retention.js'
 
@@ -40,6 +40,10 @@ const timers: NodeJS.Timeout[] = []
 const MAX_PENDING_OUTLIERS = 1_000
 let pendingOutliers: OutlierRecord[] = []
 let pendingOverflow: Array<[number, number]> = []
+const MAX_PENDING_PROFILES = 2_000
+/** Call trees kept per endpoint: the grouped profile reads the latest of them. */
+const PROFILES_KEPT_PER_ENDPOINT = 1_000
+let pendingProfiles: ProfileRecord[] = []
 let writingOutliers = false
 
 const writer = new Writer({
@@ -129,6 +133,7 @@ async function maintain (): Promise<void> {
   const today = dayOf(Date.now())
   await partitions.ensure(today - 1, today + options.partitionDaysAhead)
   await pruneBatchIds(requireDb(), DAY_MS)
+  await pruneProfiles(requireDb(), PROFILES_KEPT_PER_ENDPOINT)
   const now = Date.now()
   const removed = await deleteOlderThan(requireDb(), options.tablePrefix, new Date(now - options.retentionDays * DAY_MS), new Date(now - options.rollupRetentionDays * DAY_MS))
   if (removed.droppedPartitions > 0) {
@@ -166,6 +171,8 @@ async function handle (message: ToWorker): Promise<unknown> {
     case 'outliers':
       pendingOutliers.push(...message.outliers)
       pendingOverflow.push(...message.overflow)
+      pendingProfiles.push(...message.profiles)
+      if (pendingProfiles.length > MAX_PENDING_PROFILES) pendingProfiles.splice(0, pendingProfiles.length - MAX_PENDING_PROFILES)
       if (pendingOutliers.length > MAX_PENDING_OUTLIERS) {
         const dropped = pendingOutliers.splice(0, pendingOutliers.length - MAX_PENDING_OUTLIERS)
         // still counted as found
@@ -199,11 +206,14 @@ timers.push(setInterval(() => { writer.kick(); flushOutliers().catch(() => {}) }
 timers.push(setInterval(() => { pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
 /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */
 async function flushOutliers (): Promise<void> {
-  if (writingOutliers || ids === undefined || (pendingOutliers.length === 0 && pendingOverflow.length === 0)) return
+  if (writingOutliers || ids === undefined || (pendingOutliers.length === 0 && pendingOverflow.length === 0 && pendingProfiles.length === 0)) return
   writingOutliers = true
   const outliers = pendingOutliers.filter((o) => endpoints[o.endpointIndex] !== undefined)
   const overflow = pendingOverflow.filter(([index]) => endpoints[index] !== undefined)
+  const profiles = pendingProfiles.filter((p) => endpoints[p.endpointIndex] !== undefined)
   try {
+    await writeProfiles(requireDb(), profiles.map((p) => ({ ...p, endpointId: endpoints[p.endpointIndex]!.id })), ids.versionId, ids.instanceId)
+    pendingProfiles = pendingProfiles.filter((p) => !profiles.includes(p))
     await writeOutliers(requireDb(), outliers.map((o) => ({ ...o, endpointId: endpoints[o.endpointIndex]!.id })),
       overflow.map(([index, timeMs]) => ({ endpointId: endpoints[index]!.id, timeMs })), ids.versionId, ids.instanceId)
     pendingOutliers = pendingOutliers.filter((o) => !outliers.includes(o))

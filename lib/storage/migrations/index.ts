@@ -142,7 +142,7 @@ export function createMigrations (prefix: string): Record<string, Migration> {
     },
     // Level 2: outliers with their evidence (jsonb, written rarely and read one at a time), and the
     // number found per endpoint and hour, including those beyond the cap that were not kept.
-    '0004_outliers': {
+    '0004_outliers_and_profiles': {
       async up (rawDb: Kysely<any>): Promise<void> {
         const db = withPrefix(rawDb)
         await db.schema.createTable('outlier')
@@ -167,10 +167,21 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           .addColumn('stored', 'bigint', (col) => col.notNull())
           .addPrimaryKeyConstraint(`${prefix}outlier_hour_pk`, ['endpoint_id', 'hour'])
           .execute()
+        // level 3: one sampled call tree per profiled request (a frame dictionary and compact nodes)
+        await db.schema.createTable('profile')
+          .addColumn('id', 'bigint', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+          .addColumn('endpoint_id', 'integer', (col) => col.notNull())
+          .addColumn('time_requested', 'timestamptz', (col) => col.notNull())
+          .addColumn('duration_ms', 'float8', (col) => col.notNull())
+          .addColumn('version_id', 'integer', (col) => col.notNull())
+          .addColumn('instance_id', 'integer', (col) => col.notNull())
+          .addColumn('tree', 'jsonb', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('profile_endpoint_time')} on ${sql.table('profile')} (endpoint_id, time_requested desc)`.execute(db)
       },
       async down (rawDb: Kysely<any>): Promise<void> {
         const db = withPrefix(rawDb)
-        for (const table of ['outlier_hour', 'outlier']) await db.schema.dropTable(table).ifExists().execute()
+        for (const table of ['profile', 'outlier_hour', 'outlier']) await db.schema.dropTable(table).ifExists().execute()
       }
     }
   }
