@@ -208,5 +208,28 @@ for (const dialect of DIALECTS) {
     const one = (await app.inject({ url: `/dashboard/api/profiles/${grouped.latest[0]!.id}`, headers: { cookie } })).json() as { tree: { frames: Array<{ functionName: string }>, nodes: number[][], samples: number } }
     t.ok(one.tree.frames.some((frame) => frame.functionName === 'innerHotLoopForProfileTest'), 'a single request\'s tree names the function')
     t.ok(one.tree.samples >= 5)
+
+    // the profiler tab: the grouped table and its sunburst
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const browser = await launchChromium()
+    t.teardown(() => browser.close())
+    const ui = await browser.newPage({ viewport: { width: 1280, height: 1000 } })
+    const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    await ui.goto(`${base}/dashboard/`)
+    await ui.fill('input[name=username]', 'root')
+    await ui.fill('input[name=password]', 'root-password')
+    await ui.click('button[type=submit]')
+    await ui.waitForSelector('[data-testid=who]')
+    await ui.goto(`${base}/dashboard/#/endpoint/${heavyId}?tab=profiler`)
+    await ui.waitForSelector('[data-testid=profile-table]')
+    t.ok((await ui.locator('[data-testid=profile-function]').allTextContents()).includes('innerHotLoopForProfileTest'), 'the grouped profile table names the function')
+    await ui.waitForTimeout(200)
+    const drawn = await ui.$eval('canvas', (canvas) => {
+      const data = canvas.getContext('2d')!.getImageData(0, 0, canvas.width, canvas.height).data
+      for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true
+      return false
+    })
+    t.ok(drawn, 'the sunburst is drawn')
+    await ui.screenshot({ path: new URL(`./screenshots/${dialect}-profiler.png`, import.meta.url).pathname, fullPage: true })
   })
 }

@@ -43,3 +43,6 @@ export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'pr
   process: ProcessEvidence
   stacks: StackEvidence | null
 }
+import type { GroupedNode, ProfileSummary } from '../../../lib/queries/profiles.js'
+export interface GroupedProfile { requests: number, nodes: GroupedNode[], latest: Array<Json<ProfileSummary>> }
+export type { GroupedNode }

@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
+import type { GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
 
 export interface Range { from: string, to: string, tz: string }
 
@@ -18,6 +18,7 @@ export const dashboard = {
   breakdown: async (id: number, by: 'group_by' | 'ip', range: Range) => await request<Breakdown>(`/endpoints/${id}/breakdown${query({ ...range, by })}`),
   outliers: async (id: number, range: Range, page: number) => await request<OutlierPage>(`/endpoints/${id}/outliers${query({ ...range, page, pageSize: 25 })}`),
   outlier: async (id: string) => await request<OutlierDetail>(`/outliers/${id}`),
+  profile: async (id: number, n: number) => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n })}`),
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
 }
 
