@@ -35,6 +35,8 @@ if (kind === 'dc-probe') {
   const [level, backend, variant] = kind.replace('level', '').split('-')
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
+  // BENCH_OPTIONS='{"outliers":{"sampleIntervalUs":10000}}' merges into the plugin's options
+  if (process.env.BENCH_OPTIONS !== undefined) Object.assign(options, JSON.parse(process.env.BENCH_OPTIONS))
   if (variant === 'nometrics') options.metrics = false
   if (variant === 'nodefaultmetrics') options.metrics = { defaultMetrics: false }
   if (backend === 'postgres') {

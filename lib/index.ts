@@ -5,6 +5,7 @@ import { Collector } from './collection/collector.js'
 import { EndpointRegistry } from './collection/endpoints.js'
 import { createResponseHook } from './collection/hooks.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
+import { kHandlerEndMs, kHandlerStartMs } from './collection/evidence.js'
 import { InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
@@ -72,6 +73,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       outliers.update(registry.list)
     }
   })
+  // handler timing for outliers lives on the reply from its construction (no shape change per request)
+  fastify.decorateReply(kHandlerStartMs as unknown as string, Number.NaN)
+  fastify.decorateReply(kHandlerEndMs as unknown as string, Number.NaN)
   // before any route of ours, so the metrics route is known (and skipped) like every other
   fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
   if (resolved.metrics !== false) {

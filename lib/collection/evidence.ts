@@ -26,7 +26,7 @@ export interface PhaseEvidence {
 
 /** The process while the request ran. */
 export interface ProcessEvidence {
-  /** Process CPU time over wall time during the handler, in %, across all threads. */
+  /** Process CPU time over wall time around the request (10 ms ticks), % of one core, all threads. */
   cpuPercent: number | null
   rssBytes: number
   heapUsedBytes: number
@@ -71,8 +71,12 @@ export function requestEvidence (request: FastifyRequest, redact: ReadonlySet<st
   return { method: request.method, url: capped(request.url, MAX_URL), params: cappedJson(request.params), query: cappedJson(request.query), headers, body, bodyTruncated, ip: request.ip }
 }
 
-interface HandlerTiming { startMs: number, endMs: number, cpuStart: NodeJS.CpuUsage, cpuEnd: NodeJS.CpuUsage | undefined }
 interface HandlerMessage { request: FastifyRequest, reply: FastifyReply }
+
+/** Reply fields (set up by `decorateReply`, so every reply has them from its construction: no shape change) holding handler start and end, ms into the request. */
+export const kHandlerStartMs = Symbol('fastify-monitoring-dashboard.handlerStartMs')
+export const kHandlerEndMs = Symbol('fastify-monitoring-dashboard.handlerEndMs')
+type TimedReply = FastifyReply & { [kHandlerStartMs]: number, [kHandlerEndMs]: number }
 
 const LAG_INTERVAL_MS = 10
 /** 3 s of lag samples at 10 ms: enough for a request's evidence to be read after it ended. */
@@ -88,11 +92,12 @@ const ASYNC_END = 'tracing:fastify.request.handler:asyncStart'
  * while some endpoint is at level 2 or more: started and stopped with {@link EvidenceProbe.setActive}.
  */
 export class EvidenceProbe {
-  readonly #timings = new WeakMap<FastifyRequest, HandlerTiming>()
   readonly #envAllowList: readonly string[]
   /** When the lag probe last ran and how late it was: the loop was blocked for [at − lag, at]. */
   readonly #lagAt = new Float64Array(LAG_SAMPLES)
   readonly #lag = new Float64Array(LAG_SAMPLES)
+  /** Process CPU time (µs, all threads) at each tick, for CPU % over a request without a syscall per request. */
+  readonly #cpu = new Float64Array(LAG_SAMPLES)
   #lagNext = 0
   #lagTimer: NodeJS.Timeout | undefined
   #lagExpected = 0
@@ -103,17 +108,14 @@ export class EvidenceProbe {
   }
 
   readonly #onStart = (message: unknown): void => {
-    const { request, reply } = message as HandlerMessage
-    this.#timings.set(request, { startMs: reply.elapsedTime, endMs: Number.NaN, cpuStart: process.cpuUsage(), cpuEnd: undefined })
+    const reply = (message as HandlerMessage).reply as TimedReply
+    reply[kHandlerStartMs] = reply.elapsedTime
   }
 
   readonly #onEnd = (message: unknown): void => {
-    const { request, reply } = message as HandlerMessage & { async?: boolean }
-    const timing = this.#timings.get(request)
-    if (timing === undefined) return
-    // a sync handler ends at `end`; an async one at `asyncEnd`, which comes later and wins
-    timing.endMs = reply.elapsedTime
-    timing.cpuEnd = process.cpuUsage()
+    // a sync handler ends at `end`; an async one when its promise settles, which comes later and wins
+    const reply = (message as HandlerMessage).reply as TimedReply
+    reply[kHandlerEndMs] = reply.elapsedTime
   }
 
   setActive (active: boolean): void {
@@ -128,6 +130,8 @@ export class EvidenceProbe {
         const now = performance.now()
         this.#lagAt[this.#lagNext] = now
         this.#lag[this.#lagNext] = Math.max(0, now - this.#lagExpected)
+        const cpu = process.cpuUsage()
+        this.#cpu[this.#lagNext] = cpu.user + cpu.system
         this.#lagNext = (this.#lagNext + 1) % LAG_SAMPLES
         this.#lagExpected = now + LAG_INTERVAL_MS
       }, LAG_INTERVAL_MS)
@@ -157,24 +161,38 @@ export class EvidenceProbe {
     return Math.round(max * 100) / 100
   }
 
-  phases (request: FastifyRequest, totalMs: number): PhaseEvidence {
-    const timing = this.#timings.get(request)
-    if (timing === undefined || Number.isNaN(timing.endMs)) return { beforeHandler: null, handler: null, afterHandler: null, total: totalMs }
-    return { beforeHandler: timing.startMs, handler: timing.endMs - timing.startMs, afterHandler: Math.max(0, totalMs - timing.endMs), total: totalMs }
+  phases (reply: FastifyReply, totalMs: number): PhaseEvidence {
+    const start = (reply as TimedReply)[kHandlerStartMs]
+    const end = (reply as TimedReply)[kHandlerEndMs]
+    if (Number.isNaN(start) || Number.isNaN(end) || start === undefined || end === undefined) return { beforeHandler: null, handler: null, afterHandler: null, total: totalMs }
+    return { beforeHandler: start, handler: end - start, afterHandler: Math.max(0, totalMs - end), total: totalMs }
   }
 
-  process (request: FastifyRequest): ProcessEvidence {
-    const timing = this.#timings.get(request)
-    let cpuPercent: number | null = null
-    if (timing?.cpuEnd !== undefined && timing.endMs > timing.startMs) {
-      const cpuUs = (timing.cpuEnd.user - timing.cpuStart.user) + (timing.cpuEnd.system - timing.cpuStart.system)
-      cpuPercent = Math.round(cpuUs / 10 / (timing.endMs - timing.startMs))
+  /**
+   * Process CPU (all threads) over [startMs, endMs] as % of one core, from the ticks around it; read
+   * once the loop ran again after the request. Null when the ticks do not cover the window.
+   */
+  cpuPercent (startMs: number, endMs: number): number | null {
+    let before = -1
+    let after = -1
+    for (let i = 0; i < LAG_SAMPLES; i++) {
+      const at = this.#lagAt[i]!
+      if (at === 0) continue
+      if (at <= startMs && (before < 0 || at > this.#lagAt[before]!)) before = i
+      if (at >= endMs && (after < 0 || at < this.#lagAt[after]!)) after = i
     }
+    if (before < 0 || after < 0) return null
+    const wallMs = this.#lagAt[after]! - this.#lagAt[before]!
+    return wallMs <= 0 ? null : Math.round((this.#cpu[after]! - this.#cpu[before]!) / 10 / wallMs)
+  }
+
+  /** Memory now and the allow-listed environment; CPU and loop blocking are filled in later. */
+  process (): ProcessEvidence {
     const memory = process.memoryUsage()
     const env: Record<string, string> = {}
     for (const name of this.#envAllowList) if (process.env[name] !== undefined) env[name] = process.env[name]!
     return {
-      cpuPercent,
+      cpuPercent: null,
       rssBytes: memory.rss,
       heapUsedBytes: memory.heapUsed,
       eventLoopDelayMaxMs: 0,

@@ -71,18 +71,19 @@ export class OutlierRecorder {
         thresholdMs,
         statusCode: reply.statusCode,
         request: requestEvidence(request, this.#options.redactHeaders, this.#options.bodyLimitBytes),
-        phases: this.#probe.phases(request, durationMs),
-        process: this.#probe.process(request),
+        phases: this.#probe.phases(reply, durationMs),
+        process: this.#probe.process(),
         stacks: null
       }
       const endUs = nowUs()
       const endMs = performance.now()
-      const process = record.process as { eventLoopDelayMaxMs: number }
+      const process = record.process as { eventLoopDelayMaxMs: number, cpuPercent: number | null }
       this.#sampler.samplesOf(endUs - durationMs * 1000, endUs).then((stacks) => {
         record.stacks = stacks
         // after the lag probe's next tick: it measures a block only once the loop runs again
         setTimeout(() => {
           process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs)
+          process.cpuPercent = this.#probe.cpuPercent(endMs - durationMs, endMs)
           this.#ready.push(record)
         }, 25).unref()
       }, () => { this.#ready.push(record) })
