@@ -94,7 +94,9 @@ t.test('every panel query runs against the real Prometheus and PostgreSQL, and a
   const store = await backend('postgres')
   t.teardown(store.cleanup)
   const admin = { username: 'root', password: 'root-password', role: 'admin' as const }
-  const app = await buildApp({ ...store.options, appVersion: 'v-grafana', groupBy: (request) => request.headers['x-user'], dashboard: { users: [admin], sessionSecret: 's'.repeat(40) } })
+  // level 2, so the outliers panel has something to show
+  const app = await buildApp({ ...store.options, appVersion: 'v-grafana', defaultMonitorLevel: 2, outliers: { minSamples: 10 }, groupBy: (request) => request.headers['x-user'], dashboard: { users: [admin], sessionSecret: 's'.repeat(40) } })
+  app.get<{ Querystring: { ms: string } }>('/variable', async (request) => { await new Promise((resolve) => setTimeout(resolve, Number(request.query.ms))); return 'ok' })
   t.teardown(() => app.close())
   await app.listen({ port: 0, host: '127.0.0.1' })
   await app.monitor.ready
@@ -132,7 +134,11 @@ scrape_configs:
   for (let i = 0; i < 12; i++) await send('/slow', '/slow')
   for (let i = 0; i < 8; i++) await send('/fail', '/fail')
   for (let i = 0; i < 4; i++) await send(`/missing/${i}`, UNMATCHED_ROUTE)
+  for (let i = 0; i < 15; i++) await send('/variable?ms=1', '/variable')
+  await send('/variable?ms=120', '/variable')
   await app.monitor.flush()
+  // an outlier's stacks come with the sampler's next rotation
+  t.ok(await until(async () => { await app.monitor.flush(); return (await app.monitor.db.selectFrom('outlier').select('id').execute()).length > 0 }, 20_000), 'the slow request is an outlier')
   const end = new Date(Date.now() + 60_000)
 
   // 1. Prometheus
