@@ -1,11 +1,10 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import pg from 'pg'
-import { DIALECTS, POSTGRES_URL, backend, buildApp, tmpDir, until } from './helpers.js'
+import { DIALECTS, POSTGRES_URL, backend, buildApp, tmpDir, until, freePort } from './helpers.js'
 import { UNMATCHED_ROUTE } from '../lib/index.js'
 import { DEFAULT_BUCKETS_SECONDS } from '../lib/metrics/http-duration.js'
 
@@ -78,14 +77,6 @@ t.test('docker-compose.yml passes docker-compose config, and has every service t
   t.match(services.get('grafana'), /GF_SECURITY_ADMIN_PASSWORD: test-password/, 'the admin password comes from the environment')
   await t.rejects(run('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config', '-q'], { env: { ...process.env, GRAFANA_ADMIN_PASSWORD: '' } }), 'no Grafana admin password, no stack')
 })
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** The Prometheus bucket (index into the upper bounds) a duration in seconds falls in. */
 const bucketIndex = (seconds: number): number => { const i = DEFAULT_BUCKETS_SECONDS.findIndex((le) => seconds <= le); return i < 0 ? DEFAULT_BUCKETS_SECONDS.length : i }

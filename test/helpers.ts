@@ -2,6 +2,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, renameSync, rmSync } from '
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { randomBytes } from 'node:crypto'
+import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pg from 'pg'
 import monitor, { type MonitorOptions } from '../lib/index.js'
@@ -102,4 +103,13 @@ export function tmpDir (): string {
   const dir = join(tmpdir(), `fmd-${randomBytes(6).toString('hex')}`)
   mkdirSync(dir, { recursive: true })
   return dir
+}
+
+/** A TCP port free on the loopback interface right now. */
+export async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }

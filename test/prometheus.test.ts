@@ -1,24 +1,15 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { createServer } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { DIALECTS, backend, buildApp, tmpDir, until } from './helpers.js'
+import { DIALECTS, backend, buildApp, tmpDir, until, freePort } from './helpers.js'
 import { UNMATCHED_ROUTE } from '../lib/index.js'
 
 // Real binaries (Debian's prometheus package; .ci/run installs it when absent).
 const run = promisify(execFile)
 const root = new URL('..', import.meta.url).pathname
 const prom = (path: string): string => join(root, 'prometheus', path)
-
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await new Promise((resolve) => server.once('listening', resolve))
-  const { port } = server.address() as { port: number }
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 t.test('promtool accepts the shipped config and rules, and their unit tests pass', async (t) => {
   const config = await run('promtool', ['check', 'config', prom('prometheus.yml')])

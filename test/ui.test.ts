@@ -1,11 +1,10 @@
 import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import Fastify, { type FastifyInstance } from 'fastify'
-import type { Page } from 'playwright-core'
 import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests, type SeedRequest } from '../lib/storage/seed.js'
 import { DIALECTS, backend, until } from './helpers.js'
-import { launchChromium } from './browser.js'
+import { canvasesDrawn, launchChromium, logIn } from './browser.js'
 
 const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
 const GUEST = { username: 'viewer', password: 'viewer-password', role: 'guest' as const }
@@ -24,25 +23,6 @@ async function uiApp (options: MonitorOptions): Promise<FastifyInstance> {
   await app.monitor.ready
   await until(async () => (await app.monitor.db.selectFrom('dashboard_user').select('id').execute()).length >= 2)
   return app
-}
-
-/** True when the canvas has any non-transparent pixel: chart.js drew something. */
-async function canvasesDrawn (page: Page): Promise<boolean[]> {
-  return await page.$$eval('canvas', (canvases) => canvases.map((canvas) => {
-    const { width, height } = canvas
-    if (width === 0 || height === 0) return false
-    const data = canvas.getContext('2d')!.getImageData(0, 0, width, height).data
-    for (let i = 3; i < data.length; i += 4) if (data[i] !== 0) return true
-    return false
-  }))
-}
-
-async function logIn (page: Page, base: string, user: { username: string, password: string }): Promise<void> {
-  await page.goto(`${base}/dashboard/`)
-  await page.fill('input[name=username]', user.username)
-  await page.fill('input[name=password]', user.password)
-  await page.click('button[type=submit]')
-  await page.waitForSelector('[data-testid=who]')
 }
 
 for (const dialect of DIALECTS) {

@@ -136,26 +136,14 @@ export class StackSampler {
   }
 }
 
-const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
 
 /** The call tree of the samples in a window: only the nodes on a sampled stack. */
 export function treeOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): CallTree {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
-  const parents = new Map<number, number>()
-  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const { byId, parents } = indexNodes(profile)
   const self = new Map<number, number>()
-  let time = profile.startTime
-  let samples = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    time += profile.timeDeltas[i] ?? 0
-    if (time < startUs || time > endUs) continue
-    const id = profile.samples[i]!
-    if (IGNORED.has(byId.get(id)?.callFrame.functionName ?? '')) continue
-    samples++
-    // the sample stands for the time until the next one, capped at a few intervals (a pause is not work)
-    const weight = Math.min(profile.timeDeltas[i + 1] ?? intervalUs, 4 * intervalUs)
-    self.set(id, (self.get(id) ?? 0) + weight)
-  }
+  const samples = forEachSample(profile, byId, startUs, endUs, (id, i, time) => {
+    self.set(id, (self.get(id) ?? 0) + sampleWeight(profile, i, time, endUs, intervalUs))
+  })
   // totals: each sample counts for its node and every ancestor
   const total = new Map<number, number>()
   for (const [id, n] of self) {
@@ -187,6 +175,40 @@ export function treeOf (profile: Profile, startUs: number, endUs: number, interv
   return { intervalUs, samples, frames, nodes }
 }
 
+/** Idle, the profiler's own bookkeeping and the root say nothing about a request. */
+const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
+
+/** The profile's nodes by id, and each node's parent. */
+function indexNodes (profile: Profile): { byId: Map<number, ProfileNode>, parents: Map<number, number> } {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  return { byId, parents }
+}
+
+/**
+ * The µs a sample stands for: the time until the next sample (V8's ticks slip when the machine is
+ * busy, and DevTools counts time the same way), cut at the window's end and at 10 intervals.
+ */
+function sampleWeight (profile: Profile, index: number, time: number, endUs: number, intervalUs: number): number {
+  return Math.max(0, Math.min(profile.timeDeltas[index + 1] ?? intervalUs, endUs - time, 10 * intervalUs))
+}
+
+/** Calls `fn` with the leaf node id and index of every sample in [startUs, endUs] that is not idle or bookkeeping; returns how many. */
+function forEachSample (profile: Profile, byId: Map<number, ProfileNode>, startUs: number, endUs: number, fn: (id: number, index: number, time: number) => void): number {
+  let time = profile.startTime
+  let samples = 0
+  for (let i = 0; i < profile.samples.length; i++) {
+    time += profile.timeDeltas[i] ?? 0
+    if (time < startUs || time > endUs) continue
+    const id = profile.samples[i]!
+    if (IGNORED.has(byId.get(id)?.callFrame.functionName ?? '')) continue
+    samples++
+    fn(id, i, time)
+  }
+  return samples
+}
+
 function emptyEvidence (intervalUs: number): StackEvidence {
   return { samples: 0, intervalUs, busyPercent: 0, hot: [] }
 }
@@ -197,9 +219,7 @@ function frameOf (node: ProfileNode): Frame {
 
 /** Counts the samples of a window per leaf node and describes the hottest with their stacks. */
 export function evidenceOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): StackEvidence {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
-  const parents = new Map<number, number>()
-  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const { byId, parents } = indexNodes(profile)
   // a sample is charged to the innermost frame of JavaScript with a source (a native such as
   // performance.now() or a node: internal says less than the app code that called it)
   const ownerCache = new Map<number, number>()
@@ -215,19 +235,12 @@ export function evidenceOf (profile: Profile, startUs: number, endUs: number, in
     return owner
   }
   const counts = new Map<number, number>()
-  let time = profile.startTime
-  let samples = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    time += profile.timeDeltas[i] ?? 0
-    if (time < startUs || time > endUs) continue
-    const id = profile.samples[i]!
-    const name = byId.get(id)?.callFrame.functionName
-    // idle and the profiler's own bookkeeping say nothing about the request
-    if (name === '(idle)' || name === '(program)' || name === '(garbage collector)') continue
-    samples++
+  let busyUs = 0
+  const samples = forEachSample(profile, byId, startUs, endUs, (id, i, time) => {
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
-  }
+    busyUs += sampleWeight(profile, i, time, endUs, intervalUs)
+  })
   const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
     const stack: Frame[] = []
     for (let at: number | undefined = id; at !== undefined && stack.length < STACK_DEPTH; at = parents.get(at)) {
@@ -237,6 +250,6 @@ export function evidenceOf (profile: Profile, startUs: number, endUs: number, in
     }
     return { frame: frameOf(byId.get(id)!), samples: n, stack }
   })
-  const busyPercent = Math.min(100, Math.round(samples * intervalUs / Math.max(intervalUs, endUs - startUs) * 100))
+  const busyPercent = Math.min(100, Math.round(busyUs / Math.max(intervalUs, endUs - startUs) * 100))
   return { samples, intervalUs, busyPercent, hot }
 }
