@@ -11,6 +11,10 @@ const SERVERS = (arg('servers', 'bare,empty-hook,fastify-metrics,level0-pglite,l
 const ROUNDS = Number(arg('rounds', 3))
 const DURATION_S = Number(arg('duration', 6))
 const CONNECTIONS = Number(arg('connections', 50))
+// hello: a route that does almost nothing (the plugin's cost shows in full); cpu: one that computes for ~0.5 ms
+const ROUTE = arg('route', 'hello')
+const PATHS = { hello: '/users/42', cpu: '/work/42' }
+if (PATHS[ROUTE] === undefined) throw new Error(`--route must be one of ${Object.keys(PATHS).join(', ')}`)
 
 async function start (kind) {
   const child = fork(new URL('./server.js', import.meta.url), [kind], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -39,7 +43,7 @@ async function sample (server) {
 }
 
 async function measure (server) {
-  const url = `http://127.0.0.1:${server.port}/users/42`
+  const url = `http://127.0.0.1:${server.port}${PATHS[ROUTE]}`
   await autocannon({ url, connections: CONNECTIONS, duration: 1 }) // warm-up
   const before = await sample(server)
   const result = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S })
@@ -91,4 +95,4 @@ const rows = SERVERS.map((kind) => {
 })
 console.table(rows)
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rows, results }, null, 2))
+writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ route: ROUTE, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rows, results }, null, 2))

@@ -1,5 +1,5 @@
 // One server under test, started by bench/overhead.js as a child process.
-// argv[2]: bare | fastify-metrics | level0-pglite | level1-pglite | level1-postgres
+// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant] | dc-probe
 import Fastify from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -52,6 +52,12 @@ if (kind === 'dc-probe') {
 }
 
 app.get('/users/:id', async (request) => ({ id: request.params.id, name: 'Ada', roles: ['admin', 'dev'] }))
+
+/** The CPU-heavy route's fixed work (about half a millisecond here): a naive Fibonacci. */
+function fibonacci (n) {
+  return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2)
+}
+app.get('/work/:id', async (request) => ({ id: request.params.id, value: fibonacci(22) }))
 
 await app.listen({ port: 0, host: '127.0.0.1' })
 if (app.monitor) await app.monitor.ready

@@ -133,6 +133,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     },
     async flush () {
       collector.flush()
+      outliers.flush()
       await storage.flush()
     },
     stats: () => storage.stats,

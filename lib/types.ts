@@ -34,7 +34,7 @@ export interface MonitorApi {
   endpoints: () => MonitoredEndpoint[]
   /** Changes an endpoint's level now in this process and, in the database, for every process sharing it. */
   setMonitorLevel: (method: string, route: string, level: MonitorLevel) => Promise<void>
-  /** Resolves once every request recorded so far is in the database. */
+  /** Resolves once every request recorded so far is in the database, with the outliers whose evidence is complete. */
   flush: () => Promise<void>
   /** The writer's counters. */
   stats: () => WriterStats

@@ -21,9 +21,9 @@ export async function logIn (page: Page, base: string, user: { username: string,
   await page.waitForSelector('[data-testid=who]')
 }
 
-/** True per canvas of the page when it has any non-transparent pixel: chart.js drew something. */
-export async function canvasesDrawn (page: Page): Promise<boolean[]> {
-  return await page.$$eval('canvas', (canvases) => canvases.map((canvas) => {
+/** True per canvas (of `selector`, all by default) when it has any non-transparent pixel: chart.js drew something. */
+export async function canvasesDrawn (page: Page, selector = 'canvas'): Promise<boolean[]> {
+  return await page.$$eval(selector, (canvases: HTMLCanvasElement[]) => canvases.map((canvas) => {
     const { width, height } = canvas
     if (width === 0 || height === 0) return false
     const data = canvas.getContext('2d')!.getImageData(0, 0, width, height).data

@@ -93,9 +93,17 @@ for (const dialect of DIALECTS) {
     const burnId = await endpointId('/burn')
     const metrics = (await app.inject('/metrics')).body
     t.match(metrics, /fastify_monitor_outliers_total\{route="\/burn"\} [1-9]/, 'the outliers metric counts them')
-    const page = (await app.inject({ url: `/dashboard/api/endpoints/${burnId}/outliers?pageSize=1`, headers: { cookie } })).json() as { found: number, stored: number, rows: unknown[] }
+    type Box = { count: number, min: number, median: number, max: number }
+    const page = (await app.inject({ url: `/dashboard/api/endpoints/${burnId}/outliers?pageSize=1`, headers: { cookie } })).json() as {
+      found: number, stored: number, rows: unknown[], resources: { cpuPercent?: Box, rssMb?: Box, heapUsedMb?: Box, eventLoopDelayMs?: Box }
+    }
     t.equal(page.rows.length, 1, 'outliers are paged')
     t.ok(page.found >= 1 && page.stored === page.found, `found ${page.found}, stored ${page.stored}`)
+    // the resource box plots cover every kept outlier of the range, not only the page
+    t.equal(page.resources.rssMb?.count, page.stored, 'RSS distribution over the kept outliers')
+    t.ok(page.resources.cpuPercent !== undefined && page.resources.cpuPercent.max >= 50, `the CPU distribution reaches the burn (${page.resources.cpuPercent?.max}%)`)
+    t.ok(page.resources.eventLoopDelayMs !== undefined && page.resources.eventLoopDelayMs.max >= 100, 'and so does the event-loop block')
+    t.ok(page.resources.heapUsedMb!.max <= page.resources.rssMb!.max, 'heap within RSS')
 
     // the dashboard's outliers tab shows the evidence
     const ui = await openDashboard(t, app, { username: 'root', password: 'root-password' }, `#/endpoint/${burnId}?tab=outliers`)
@@ -104,6 +112,8 @@ for (const dialect of DIALECTS) {
     await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
     await ui.waitForSelector('[data-testid=hot-frames] li')
     t.match(await ui.textContent('[data-testid=evidence]'), /\[redacted\]|Handler/, 'the evidence opens')
+    await ui.waitForTimeout(300)
+    t.same(await canvasesDrawn(ui, '[data-testid=outlier-resources] canvas'), [true, true, true], 'CPU, memory and event-loop box plots are drawn')
     await ui.screenshot({ path: new URL(`./screenshots/${dialect}-outliers.png`, import.meta.url).pathname, fullPage: true })
   })
 }
@@ -134,6 +144,68 @@ for (const dialect of DIALECTS) {
     t.equal(stored, 3, `only the cap is kept (${found} found)`)
     t.equal((await db.selectFrom('outlier').select('id').where('endpoint_id', '=', id).execute()).length, 3)
     t.match((await app.inject('/metrics')).body, new RegExp(`fastify_monitor_outliers_total\\{route="/capped"\\} ${found}\\b`), 'the metric counts them all')
+  })
+}
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: a burst of 10,000 outliers keeps memory bounded and stores only the cap`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const app = Fastify({ logger: false, bodyLimit: 1 << 20 })
+    const cap = 25
+    await app.register(monitor, {
+      ...store.options,
+      // nothing leaves the process until the explicit flush below: what the burst leaves in memory is what is measured
+      flushIntervalMs: 60_000,
+      defaultMonitorLevel: 2,
+      dashboard: false,
+      // every other request waits 20 ms, the rest answer at once: with this constant each slow one is an outlier
+      outliers: { constant: 1.2, minSamples: 50, window: 2_000, maxPerEndpointHour: cap, bodyLimitBytes: 4_096 }
+    })
+    app.post<{ Querystring: { slow?: string } }>('/burst', async (request) => {
+      if (request.query.slow === '1') await new Promise((resolve) => setTimeout(resolve, 20))
+      return 'ok'
+    })
+    t.teardown(() => app.close())
+    await app.ready()
+    await app.monitor.ready
+    const body = 'b'.repeat(4_096)
+    const send = async (slow: boolean): Promise<void> => { await app.inject({ method: 'POST', url: slow ? '/burst?slow=1' : '/burst', payload: body, headers: { 'content-type': 'text/plain' } }) }
+    for (let i = 0; i < 100; i++) await send(false)
+
+    const { setFlagsFromString } = await import('node:v8')
+    const { runInNewContext } = await import('node:vm')
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const heapAfterGc = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
+    const before = heapAfterGc()
+    const outliersFound = async (): Promise<number> => {
+      const match = /fastify_monitor_outliers_total\{route="\/burst"\} (\d+)/.exec((await app.inject('/metrics')).body)
+      return Number(match?.[1] ?? 0)
+    }
+    // 200 at a time, half of them slow, until 10,000 outliers were found
+    let rounds = 0
+    while (await outliersFound() < 10_000 && rounds++ < 200) {
+      await Promise.all(Array.from({ length: 200 }, async (_, i) => { await send(i % 2 === 0) }))
+    }
+    const found = await outliersFound()
+    t.ok(found >= 10_000, `${found} outliers found in ${rounds} rounds of 200 requests`)
+    // the kept ones wait for their stacks (the sampler's next rotation)
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    const grownMb = (heapAfterGc() - before) / 1e6
+    // a recorder holding every outlier's evidence (a 4 KB body each) would keep over 40 MB
+    t.ok(grownMb < 10, `the heap grew ${grownMb.toFixed(1)} MB with ${found} outliers pending`)
+
+    await app.monitor.flush()
+    const db = app.monitor.db
+    const id = (await db.selectFrom('endpoint').select('id').where('route', '=', '/burst').executeTakeFirstOrThrow()).id
+    const hours = await db.selectFrom('outlier_hour').select(['found', 'stored']).where('endpoint_id', '=', id).execute()
+    const total = hours.reduce((sum, h) => ({ found: sum.found + Number(h.found), stored: sum.stored + Number(h.stored) }), { found: 0, stored: 0 })
+    // the burst may cross an hour: the cap holds per hour
+    t.ok(total.stored >= 1 && total.stored <= cap * hours.length, `stored ${total.stored}, at most ${cap} per hour over ${hours.length} hour(s)`)
+    t.equal(total.found, found, 'every outlier found is counted in the database')
+    t.equal((await db.selectFrom('outlier').select('id').where('endpoint_id', '=', id).execute()).length, total.stored, 'and only the kept ones have rows')
+    t.equal(app.monitor.stats().dropped, 0, 'no request record was dropped')
   })
 }
 

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOutliers } from '../options.js'
-import type { OutlierRecord, ProfileRecord } from '../storage/messages.js'
+import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../storage/messages.js'
 import { StackSampler, nowUs } from '../profiling/sampler.js'
 import type { EndpointState } from './endpoints.js'
 import { EvidenceProbe, requestEvidence } from './evidence.js'
@@ -18,17 +18,17 @@ export class OutlierRecorder {
   readonly #cap: OutlierCap
   readonly #probe: EvidenceProbe
   readonly #sampler: StackSampler
-  readonly #send: (outliers: OutlierRecord[], overflow: Array<[number, number]>, profiles: ProfileRecord[]) => void
+  readonly #send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
   readonly #onOutlier: (route: string) => void
   readonly #log: FastifyBaseLogger
   #ready: OutlierRecord[] = []
-  #overflow: Array<[number, number]> = []
+  readonly #overflow = new OverflowCounts()
   #profiles: ProfileRecord[] = []
   #timer: NodeJS.Timeout | undefined
   #failed = false
 
   constructor (options: ResolvedOutliers, deps: {
-    send: (outliers: OutlierRecord[], overflow: Array<[number, number]>, profiles: ProfileRecord[]) => void
+    send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
     onOutlier: (route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
@@ -61,7 +61,7 @@ export class OutlierRecorder {
       this.#onOutlier(endpoint.route)
       const timeMs = nowMs - durationMs
       if (!this.#cap.admit(endpoint.index, nowMs)) {
-        this.#overflow.push([endpoint.index, timeMs])
+        this.#overflow.add(endpoint.index, timeMs)
         return
       }
       const record: OutlierRecord = {
@@ -104,12 +104,11 @@ export class OutlierRecorder {
   }
 
   flush (): void {
-    if (this.#ready.length === 0 && this.#overflow.length === 0 && this.#profiles.length === 0) return
+    if (this.#ready.length === 0 && this.#overflow.size === 0 && this.#profiles.length === 0) return
     const ready = this.#ready
-    const overflow = this.#overflow
+    const overflow = this.#overflow.take()
     const profiles = this.#profiles
     this.#ready = []
-    this.#overflow = []
     this.#profiles = []
     this.#send(ready, overflow, profiles)
   }

@@ -42,6 +42,19 @@ Promise<Map<K, Distribution>> {
   }]))
 }
 
+/** A row of {@link exactDistributionColumns}; `n` is a bigint (a string from `pg`, a number inside JSON). */
+export interface ExactDistributionRow { n: string | number, min: number, max: number, q1: number, median: number, q3: number, p95: number, p99: number }
+
+/** The aggregates of an exact distribution of the column `d` (of a group, or of every row): `n`, min, max and the quantiles. */
+export function exactDistributionColumns (): RawBuilder<unknown> {
+  return sql`count(*) as n, min(d) as min, max(d) as max,
+    ${sql.join(Object.entries(QUANTILES).map(([name, q]) => sql`percentile_cont(${sql.lit(q)}) within group (order by d) as ${sql.ref(name)}`))}`
+}
+
+export function exactDistribution (row: ExactDistributionRow): Distribution {
+  return { count: Number(row.n), min: row.min, q1: row.q1, median: row.median, q3: row.q3, p95: row.p95, p99: row.p99, max: row.max }
+}
+
 /**
  * Exact distributions per key from raw rows (`k`, `d` = duration in ms), for keys the rollups do not
  * hold (group-by values, client IPs), for the `limit` busiest keys, busiest first. The caller bounds
@@ -49,11 +62,7 @@ Promise<Map<K, Distribution>> {
  */
 export async function distributionsFromRaw<K extends string | number | null> (db: Kysely<Database>, rows: RawBuilder<unknown>, limit: number):
 Promise<Map<K, Distribution>> {
-  const result = await sql<{ k: K, n: string, min: number, max: number, q1: number, median: number, q3: number, p95: number, p99: number }>`
-    select k, count(*) as n, min(d) as min, max(d) as max,
-      ${sql.join(Object.entries(QUANTILES).map(([name, q]) => sql`percentile_cont(${sql.lit(q)}) within group (order by d) as ${sql.ref(name)}`))}
-    from (${rows}) as source group by k order by count(*) desc, k limit ${limit}`.execute(db)
-  return new Map(result.rows.map((row) => [row.k, {
-    count: Number(row.n), min: row.min, q1: row.q1, median: row.median, q3: row.q3, p95: row.p95, p99: row.p99, max: row.max
-  }]))
+  const result = await sql<{ k: K } & ExactDistributionRow>`
+    select k, ${exactDistributionColumns()} from (${rows}) as source group by k order by count(*) desc, k limit ${limit}`.execute(db)
+  return new Map(result.rows.map((row) => [row.k, exactDistribution(row)]))
 }

@@ -1,6 +1,6 @@
-import { sql, type Kysely, type RawBuilder } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../storage/database.js'
-import { distributionsFromBuckets, distributionsFromRaw, type Distribution } from './distribution.js'
+import { distributionsFromBuckets, exactDistribution, exactDistributionColumns, type Distribution, type ExactDistributionRow } from './distribution.js'
 import type { TimeRange } from './range.js'
 
 /** Duration distribution of every endpoint with requests in the range (rollups): FMD's API performance. */
@@ -26,13 +26,6 @@ export const MAX_GROUPS = 50
  */
 export const MAX_BREAKDOWN_REQUESTS = 100_000
 
-/** The endpoint's latest requests in the range (newest first, by the endpoint + time index), at most `limit`. */
-function latestRequests (range: TimeRange, endpointId: number, limit: number): RawBuilder<unknown> {
-  return sql`select * from ${sql.table('request')}
-    where endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}
-    order by time_requested desc limit ${limit}`
-}
-
 /** A breakdown of one endpoint's requests by group-by value or client IP. */
 export interface Breakdown {
   /** Exact distribution per value, busiest first, at most {@link MAX_GROUPS}. */
@@ -55,25 +48,26 @@ export interface MatrixCell {
 
 /**
  * Exact duration distributions of one endpoint per group-by value or per client IP, and the version ×
- * value matrix, over the range's latest {@link MAX_BREAKDOWN_REQUESTS} requests. Three statements at once.
+ * value matrix, over the range's latest {@link MAX_BREAKDOWN_REQUESTS} requests: one statement that
+ * reads those requests once (newest first, by the endpoint + time index), and tells whether there were more.
  */
 export async function breakdown (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip', limit = MAX_BREAKDOWN_REQUESTS): Promise<Breakdown> {
-  const column = sql.ref(by)
-  const latest = latestRequests(range, endpointId, limit)
-  const [byKey, matrix, counted] = await Promise.all([
-    distributionsFromRaw<string | null>(db, sql`select ${column} as k, duration_ms as d from (${latest}) as latest`, MAX_GROUPS),
-    sql<{ version: string, key: string | null, hits: string, median: number }>`
-      with latest as (${latest}),
-      top as (select ${column} as key from latest where ${column} is not null group by 1 order by count(*) desc, 1 limit ${MAX_GROUPS})
-      select v.version, r.${column} as key, count(*) as hits, percentile_cont(0.5) within group (order by r.duration_ms) as median
-      from latest r join top on r.${column} = top.key join ${sql.table('version')} v on v.id = r.version_id
-      group by 1, 2 order by 1, 2`.execute(db),
-    sql<{ n: string }>`select count(*) as n from (${latestRequests(range, endpointId, limit + 1)}) as latest`.execute(db)
-  ])
-  const n = Number(counted.rows[0]?.n ?? 0)
+  const inRange = sql`endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}`
+  const { rows: [row] } = await sql<{ distributions: Array<{ k: string | null } & ExactDistributionRow>, matrix: Array<{ version: string, k: string, hits: number, median: number }>, n: string }>`
+    with latest as materialized (
+      select ${sql.ref(by)} as k, duration_ms as d, version_id from ${sql.table('request')} where ${inRange}
+      order by time_requested desc limit ${limit}),
+    per_key as (select k, ${exactDistributionColumns()} from latest group by k order by count(*) desc, k limit ${MAX_GROUPS}),
+    top as (select k from latest where k is not null group by k order by count(*) desc, k limit ${MAX_GROUPS}),
+    cells as (select v.version, l.k, count(*) as hits, percentile_cont(0.5) within group (order by l.d) as median
+      from latest l join top on top.k = l.k join ${sql.table('version')} v on v.id = l.version_id group by 1, 2)
+    select (select coalesce(json_agg(per_key order by n desc, k), '[]') from per_key) as distributions,
+      (select coalesce(json_agg(cells order by version, k), '[]') from cells) as matrix,
+      (select count(*) from (select 1 from ${sql.table('request')} where ${inRange} order by time_requested desc limit ${limit + 1}) as counted) as n`.execute(db)
+  const n = Number(row?.n ?? 0)
   return {
-    distributions: [...byKey].map(([key, d]) => ({ key, ...d })),
-    matrix: matrix.rows.map((row) => ({ version: row.version, key: row.key, hits: Number(row.hits), median: row.median })),
+    distributions: (row?.distributions ?? []).map(({ k, ...d }) => ({ key: k, ...exactDistribution(d) })),
+    matrix: (row?.matrix ?? []).map((cell) => ({ version: cell.version, key: cell.k, hits: Number(cell.hits), median: cell.median })),
     requests: Math.min(n, limit),
     limited: n > limit
   }

@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { StorageOptions } from '../options.js'
 import { transferList, type EndpointKey, type LastSeen, type RecordBatch } from './batch.js'
 import type { ErrorSummary } from './errors.js'
-import type { OutlierRecord, ProfileRecord, FromWorker, ToWorker, WorkerInit } from './messages.js'
+import type { OutlierOverflow, OutlierRecord, ProfileRecord, FromWorker, ToWorker, WorkerInit } from './messages.js'
 import { emptyWriterStats, type WriterStats } from './writer.js'
 
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
@@ -161,7 +161,7 @@ export class StorageClient {
   }
 
   /** Hands outliers (and the count of those over the hourly cap) and level-3 call trees to the writer. */
-  sendOutliers (outliers: OutlierRecord[], overflow: Array<[number, number]>, profiles: ProfileRecord[]): void {
+  sendOutliers (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]): void {
     if (this.#worker === undefined || this.#closed) return
     const message: ToWorker = { type: 'outliers', outliers, overflow, profiles }
     this.#worker.postMessage(message)

@@ -24,6 +24,42 @@ export interface ProfileRecord {
   tree: unknown
 }
 
+/** Outliers found beyond the per-endpoint hourly cap: counted, not stored. */
+export type OutlierOverflow = [endpointIndex: number, hourMs: number, count: number]
+
+const HOUR_MS = 3_600_000
+
+/**
+ * Overflow counts summed per endpoint and UTC hour, so that a burst of outliers past the cap (or a
+ * long database outage) takes memory per endpoint and hour, not per outlier.
+ */
+export class OverflowCounts {
+  readonly #counts = new Map<string, OutlierOverflow>()
+
+  get size (): number {
+    return this.#counts.size
+  }
+
+  add (endpointIndex: number, timeMs: number, count = 1): void {
+    const hourMs = Math.floor(timeMs / HOUR_MS) * HOUR_MS
+    const key = `${endpointIndex}:${hourMs}`
+    const entry = this.#counts.get(key)
+    if (entry === undefined) this.#counts.set(key, [endpointIndex, hourMs, count])
+    else entry[2] += count
+  }
+
+  /** Removes and returns the counts of the endpoints `accept` takes; the others stay. */
+  take (accept: (endpointIndex: number) => boolean = () => true): OutlierOverflow[] {
+    const taken: OutlierOverflow[] = []
+    for (const [key, entry] of this.#counts) {
+      if (!accept(entry[0])) continue
+      taken.push(entry)
+      this.#counts.delete(key)
+    }
+    return taken
+  }
+}
+
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
   options: StorageOptions
@@ -37,7 +73,7 @@ export type ToWorker =
   | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
   | { type: 'setLevel', id: number, index: number, level: number }
   | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
-  | { type: 'outliers', outliers: OutlierRecord[], overflow: Array<[endpointIndex: number, timeMs: number]>, profiles: ProfileRecord[] }
+  | { type: 'outliers', outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[] }
   | { type: 'flush', id: number }
   | { type: 'close', id: number }
 

@@ -157,7 +157,7 @@ export interface OutlierRow {
  * Inserts outliers (one statement, from a JSON array) and adds what was found and kept to the
  * per-hour counts, in one transaction.
  */
-export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, timeMs: number }>, versionId: number, instanceId: number): Promise<void> {
+export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, hourMs: number, count: number }>, versionId: number, instanceId: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
     if (rows.length > 0) {
       await sql`insert into ${sql.table('outlier')}
@@ -167,11 +167,14 @@ export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], o
         from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
           "thresholdMs" float8, "statusCode" smallint, request jsonb, phases jsonb, process jsonb, stacks jsonb)`.execute(trx)
     }
-    const counts = [...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, stored: 1 })), ...overflow.map((o) => ({ ...o, stored: 0 }))]
+    const counts = [
+      ...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, found: 1, stored: 1 })),
+      ...overflow.map((o) => ({ endpointId: o.endpointId, timeMs: o.hourMs, found: o.count, stored: 0 }))
+    ]
     if (counts.length === 0) return
     await sql`insert into ${sql.table('outlier_hour')} as h (endpoint_id, hour, found, stored)
-      select c."endpointId", date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC'), count(*), sum(c.stored)
-      from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, stored integer)
+      select c."endpointId", date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC'), sum(c.found), sum(c.stored)
+      from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, found integer, stored integer)
       group by 1, 2 order by 1, 2
       on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = h.stored + excluded.stored`.execute(trx)
   })

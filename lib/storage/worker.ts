@@ -13,7 +13,7 @@ import type { FromWorker, QueryReply, ToWorker, WorkerInit } from './messages.js
 import { migrateToLatest } from './migrate.js'
 import { PartitionManager, dayOf } from './partitions.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
-import type { OutlierRecord, ProfileRecord } from './messages.js'
+import { OverflowCounts, type OutlierRecord, type ProfileRecord } from './messages.js'
 import { Writer } from './writer.js'
 import { deleteOlderThan } from './retention.js'
 
@@ -39,7 +39,7 @@ const timers: NodeJS.Timeout[] = []
 /** Outliers waiting for the database: few and large, so bounded by count; the oldest go first. */
 const MAX_PENDING_OUTLIERS = 1_000
 let pendingOutliers: OutlierRecord[] = []
-let pendingOverflow: Array<[number, number]> = []
+const pendingOverflow = new OverflowCounts()
 const MAX_PENDING_PROFILES = 2_000
 /** Call trees kept per endpoint: the grouped profile reads the latest of them. */
 const PROFILES_KEPT_PER_ENDPOINT = 1_000
@@ -170,13 +170,13 @@ async function handle (message: ToWorker): Promise<unknown> {
     }
     case 'outliers':
       pendingOutliers.push(...message.outliers)
-      pendingOverflow.push(...message.overflow)
+      for (const [index, hourMs, count] of message.overflow) pendingOverflow.add(index, hourMs, count)
       pendingProfiles.push(...message.profiles)
       if (pendingProfiles.length > MAX_PENDING_PROFILES) pendingProfiles.splice(0, pendingProfiles.length - MAX_PENDING_PROFILES)
       if (pendingOutliers.length > MAX_PENDING_OUTLIERS) {
         const dropped = pendingOutliers.splice(0, pendingOutliers.length - MAX_PENDING_OUTLIERS)
         // still counted as found
-        pendingOverflow.push(...dropped.map((o): [number, number] => [o.endpointIndex, o.timeMs]))
+        for (const o of dropped) pendingOverflow.add(o.endpointIndex, o.timeMs)
       }
       return undefined
     case 'flush':
@@ -206,19 +206,20 @@ timers.push(setInterval(() => { writer.kick(); flushOutliers().catch(() => {}) }
 timers.push(setInterval(() => { pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
 /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */
 async function flushOutliers (): Promise<void> {
-  if (writingOutliers || ids === undefined || (pendingOutliers.length === 0 && pendingOverflow.length === 0 && pendingProfiles.length === 0)) return
+  if (writingOutliers || ids === undefined || (pendingOutliers.length === 0 && pendingOverflow.size === 0 && pendingProfiles.length === 0)) return
   writingOutliers = true
   const outliers = pendingOutliers.filter((o) => endpoints[o.endpointIndex] !== undefined)
-  const overflow = pendingOverflow.filter(([index]) => endpoints[index] !== undefined)
+  const overflow = pendingOverflow.take((index) => endpoints[index] !== undefined)
   const profiles = pendingProfiles.filter((p) => endpoints[p.endpointIndex] !== undefined)
   try {
     await writeProfiles(requireDb(), profiles.map((p) => ({ ...p, endpointId: endpoints[p.endpointIndex]!.id })), ids.versionId, ids.instanceId)
     pendingProfiles = pendingProfiles.filter((p) => !profiles.includes(p))
     await writeOutliers(requireDb(), outliers.map((o) => ({ ...o, endpointId: endpoints[o.endpointIndex]!.id })),
-      overflow.map(([index, timeMs]) => ({ endpointId: endpoints[index]!.id, timeMs })), ids.versionId, ids.instanceId)
-    pendingOutliers = pendingOutliers.filter((o) => !outliers.includes(o))
-    pendingOverflow = pendingOverflow.filter((o) => !overflow.includes(o))
+      overflow.map(([index, hourMs, count]) => ({ endpointId: endpoints[index]!.id, hourMs, count })), ids.versionId, ids.instanceId)
+    const written = new Set(outliers)
+    pendingOutliers = pendingOutliers.filter((o) => !written.has(o))
   } catch (err) {
+    for (const [index, hourMs, count] of overflow) pendingOverflow.add(index, hourMs, count)
     log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
   } finally {
     writingOutliers = false

@@ -33,10 +33,10 @@ export interface DashboardConfig {
 }
 export interface UserRow { username: string, role: 'admin' | 'guest', createdAt: string }
 
-import type { OutlierSummary, OutlierDetail as StoredOutlier } from '../../../lib/queries/outliers.js'
+import type { OutlierResources, OutlierSummary, OutlierDetail as StoredOutlier } from '../../../lib/queries/outliers.js'
 import type { PhaseEvidence, ProcessEvidence, RequestEvidence } from '../../../lib/collection/evidence.js'
 import type { StackEvidence } from '../../../lib/profiling/sampler.js'
-export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>> }
+export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>>, resources: OutlierResources }
 export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'process' | 'stacks'> & {
   request: RequestEvidence
   phases: PhaseEvidence
