@@ -28,7 +28,8 @@ export async function seededApp ({ database, dataDir, prefix = 'fmdbench_', requ
       versions: ['1.0.0', '1.1.0', '1.2.0', '2.0.0'],
       onProgress: (done) => log(`  ${done} rows`)
     })
-    await sql`analyze`.execute(db)
+    // as autovacuum would in time: the visibility map lets breakdowns scan the covering index alone
+    await sql`vacuum analyze`.execute(db)
     log(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s`)
   } else {
     log(`database already holds ${have} requests`)

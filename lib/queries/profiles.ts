@@ -15,14 +15,31 @@ export interface GroupedNode extends Frame {
   /** Index of the parent row, -1 at the top. Rows come parents first (a table's order; a sunburst's rings). */
   parent: number
   depth: number
+  /**
+   * Set when the node stands for a run of calls inside one library (a node_modules package, or `node` for
+   * Node's internals): its name, and `functionName` is the same. Undefined for the app's own code.
+   */
+  library?: string
+  /** Distinct functions the node stands for: 1, or more for a library's run of calls. */
+  functions: number
   /** Requests whose tree has this path. */
   hits: number
   /** Time in this path and below, summed over those requests, and its mean and standard deviation per request, ms. */
   totalMs: number
   meanMs: number
   stdDevMs: number
-  /** Time in this function itself, summed, ms. */
+  /** Time in this function (or library run) itself, summed, ms. */
   selfMs: number
+}
+
+/**
+ * The library a frame belongs to when it is not the app's code: a node_modules package (scoped ones
+ * whole), `node` for Node's internals and V8 builtins; null for the app's own files and for V8's
+ * pseudo-frames such as `(garbage collector)`.
+ */
+export function libraryOf (frame: Frame): string | null {
+  if (frame.url.startsWith('node:') || (frame.url === '' && !frame.functionName.startsWith('('))) return 'node'
+  return /\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(frame.url)?.[1] ?? null
 }
 
 export async function listProfiles (db: Kysely<Database>, endpointId: number, limit: number): Promise<ProfileSummary[]> {
@@ -41,30 +58,50 @@ export async function findProfile (db: Kysely<Database>, id: string): Promise<(P
 
 /**
  * FMD's grouped profiler: the latest `n` call trees of an endpoint merged by call path, with per
- * path hits, total, mean and standard deviation of the time per request, and self time.
+ * path hits, total, mean and standard deviation of the time per request, and self time. With
+ * `foldLibraries` (the default) a run of calls inside one library becomes one node, so the app's own
+ * functions are not buried twenty levels under Fastify's request lifecycle.
  */
-export async function groupedProfile (db: Kysely<Database>, endpointId: number, n: number): Promise<{ requests: number, nodes: GroupedNode[] }> {
+export async function groupedProfile (db: Kysely<Database>, endpointId: number, n: number, foldLibraries = true): Promise<{ requests: number, nodes: GroupedNode[] }> {
   const { rows } = await sql<{ tree: CallTree }>`select tree from ${sql.table('profile')}
     where endpoint_id = ${endpointId} order by time_requested desc, id desc limit ${n}`.execute(db)
-  interface Acc { frame: Frame, parentKey: string | null, depth: number, hits: number, sum: number, sumSq: number, self: number }
+  interface Acc { frame: Frame, library: string | null, functions: Set<string>, parentKey: string | null, depth: number, hits: number, sum: number, sumSq: number, self: number }
   const byPath = new Map<string, Acc>()
+  const ms = 1 / 1000
   for (const { tree } of rows) {
-    const ms = 1 / 1000
     const keys: string[] = []
+    // a path's time in this request: a folded library run may be entered from several of its caller's calls
+    const totals = new Map<string, number>()
     for (const [f, parent, self, total] of tree.nodes) {
       const frame = tree.frames[f]!
       const parentKey = parent < 0 ? null : keys[parent]!
-      const key = `${parentKey ?? ''}>${frame.functionName}@${frame.url}:${frame.line}`
+      const library = foldLibraries ? libraryOf(frame) : null
+      const frameKey = `${frame.functionName}@${frame.url}:${frame.line}`
+      const caller = parentKey === null ? undefined : byPath.get(parentKey)
+      if (library !== null && caller?.library === library) {
+        // still inside the caller's library: part of its node (its time is already in the caller's total)
+        keys.push(parentKey!)
+        caller.functions.add(frameKey)
+        caller.self += self * ms
+        continue
+      }
+      const key = `${parentKey ?? ''}>${library === null ? frameKey : `[${library}]`}`
       keys.push(key)
       let acc = byPath.get(key)
       if (acc === undefined) {
-        acc = { frame, parentKey, depth: parentKey === null ? 0 : byPath.get(parentKey)!.depth + 1, hits: 0, sum: 0, sumSq: 0, self: 0 }
+        const shown = library === null ? frame : { functionName: library, url: '', line: 0 }
+        acc = { frame: shown, library, functions: new Set(), parentKey, depth: caller === undefined ? 0 : caller.depth + 1, hits: 0, sum: 0, sumSq: 0, self: 0 }
         byPath.set(key, acc)
       }
-      acc.hits++
-      acc.sum += total * ms
-      acc.sumSq += (total * ms) ** 2
+      acc.functions.add(frameKey)
       acc.self += self * ms
+      totals.set(key, (totals.get(key) ?? 0) + total * ms)
+    }
+    for (const [key, totalMs] of totals) {
+      const acc = byPath.get(key)!
+      acc.hits++
+      acc.sum += totalMs
+      acc.sumSq += totalMs ** 2
     }
   }
   // parents first, siblings by time
@@ -79,6 +116,8 @@ export async function groupedProfile (db: Kysely<Database>, endpointId: number, 
       ...acc.frame,
       parent,
       depth: acc.depth,
+      ...(acc.library === null ? {} : { library: acc.library }),
+      functions: acc.functions.size,
       hits: acc.hits,
       totalMs: acc.sum,
       meanMs: mean,

@@ -215,14 +215,17 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
     return outlier
   })
 
-  app.get<{ Params: { id: number }, Querystring: { n?: number } }>('/api/endpoints/:id/profile', {
+  app.get<{ Params: { id: number }, Querystring: { n?: number, libraries?: 'fold' | 'expand' } }>('/api/endpoints/:id/profile', {
     config,
     ...reader,
-    schema: { params: ID_PARAMS, querystring: { type: 'object', properties: { n: { type: 'integer', minimum: 1, maximum: 1000 } }, additionalProperties: false } }
+    schema: {
+      params: ID_PARAMS,
+      querystring: { type: 'object', properties: { n: { type: 'integer', minimum: 1, maximum: 1000 }, libraries: { type: 'string', enum: ['fold', 'expand'] } }, additionalProperties: false }
+    }
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
-    const [grouped, latest] = await Promise.all([groupedProfile(db, endpoint.id, request.query.n ?? 100), listProfiles(db, endpoint.id, 20)])
+    const [grouped, latest] = await Promise.all([groupedProfile(db, endpoint.id, request.query.n ?? 100, request.query.libraries !== 'expand'), listProfiles(db, endpoint.id, 20)])
     return { ...grouped, latest }
   })
 

@@ -183,6 +183,26 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         const db = withPrefix(rawDb)
         for (const table of ['profile', 'outlier_hour', 'outlier']) await db.schema.dropTable(table).ifExists().execute()
       }
+    },
+    // Since the rollups (0003) no query reads raw requests by version or by group, so those two indexes
+    // only cost every insert. Breakdowns by group-by value or IP read an endpoint's latest requests:
+    // with the columns they need in the endpoint + time index they are index-only scans.
+    '0005_request_indexes': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`drop index if exists ${index('request_version_endpoint')}`.execute(db)
+        await sql`drop index if exists ${index('request_endpoint_group')}`.execute(db)
+        await sql`create index ${index('request_endpoint_time_covering')} on ${sql.table('request')}
+          (endpoint_id, time_requested) include (duration_ms, version_id, group_by, ip)`.execute(db)
+        await sql`drop index if exists ${index('request_endpoint_time')}`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`create index if not exists ${index('request_endpoint_time')} on ${sql.table('request')} (endpoint_id, time_requested)`.execute(db)
+        await sql`drop index if exists ${index('request_endpoint_time_covering')}`.execute(db)
+        await sql`create index if not exists ${index('request_version_endpoint')} on ${sql.table('request')} (version_id, endpoint_id)`.execute(db)
+        await sql`create index if not exists ${index('request_endpoint_group')} on ${sql.table('request')} (endpoint_id, group_by) where group_by is not null`.execute(db)
+      }
     }
   }
 }

@@ -18,7 +18,7 @@ export const dashboard = {
   breakdown: async (id: number, by: 'group_by' | 'ip', range: Range) => await request<Breakdown>(`/endpoints/${id}/breakdown${query({ ...range, by })}`),
   outliers: async (id: number, range: Range, page: number) => await request<OutlierPage>(`/endpoints/${id}/outliers${query({ ...range, page, pageSize: 25 })}`),
   outlier: async (id: string) => await request<OutlierDetail>(`/outliers/${id}`),
-  profile: async (id: number, n: number) => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n })}`),
+  profile: async (id: number, n: number, libraries: 'fold' | 'expand') => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n, libraries })}`),
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
 }
 
