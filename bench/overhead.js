@@ -11,7 +11,7 @@ const SERVERS = (arg('servers', 'bare,empty-hook,fastify-metrics,level0-pglite,l
 const ROUNDS = Number(arg('rounds', 3))
 const DURATION_S = Number(arg('duration', 6))
 const CONNECTIONS = Number(arg('connections', 50))
-// hello: a route that does almost nothing (the plugin's cost shows in full); cpu: one that computes for ~0.5 ms
+// hello: a route that does almost nothing (the plugin's cost shows in full); cpu: one that computes for ~0.2 ms
 const ROUTE = arg('route', 'hello')
 const PATHS = { hello: '/users/42', cpu: '/work/42' }
 if (PATHS[ROUTE] === undefined) throw new Error(`--route must be one of ${Object.keys(PATHS).join(', ')}`)

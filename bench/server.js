@@ -53,7 +53,7 @@ if (kind === 'dc-probe') {
 
 app.get('/users/:id', async (request) => ({ id: request.params.id, name: 'Ada', roles: ['admin', 'dev'] }))
 
-/** The CPU-heavy route's fixed work (about half a millisecond here): a naive Fibonacci. */
+/** The CPU-heavy route's fixed work (about 0.2 ms of CPU here): a naive Fibonacci. */
 function fibonacci (n) {
   return n < 2 ? n : fibonacci(n - 1) + fibonacci(n - 2)
 }
