@@ -25,7 +25,35 @@ interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, sa
 interface Pending {
   startUs: number
   endUs: number
-  resolve: (profile: Profile | undefined) => void
+  resolve: (profile: IndexedProfile | undefined) => void
+}
+
+/** A rotated profile, indexed once for all the windows it answers (hundreds a second at level 3). */
+interface IndexedProfile {
+  profile: Profile
+  byId: Map<number, ProfileNode>
+  parents: Map<number, number>
+  root: ProfileNode | undefined
+  /** Each sample's time, µs. */
+  times: Float64Array
+  /** False when V8 logged a sample out of order (a negative delta): windows then scan every sample. */
+  ascending: boolean
+}
+
+function indexProfile (profile: Profile): IndexedProfile {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
+  const parents = new Map<number, number>()
+  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
+  const times = new Float64Array(profile.samples.length)
+  let time = profile.startTime
+  let ascending = true
+  for (let i = 0; i < times.length; i++) {
+    const delta = profile.timeDeltas[i] ?? 0
+    if (delta < 0) ascending = false
+    time += delta
+    times[i] = time
+  }
+  return { profile, byId, parents, root: profile.nodes.find((node) => !parents.has(node.id)), times, ascending }
 }
 
 /**
@@ -98,7 +126,7 @@ export class StackSampler {
     const waiting = this.#pending
     this.#pending = []
     session.post('Profiler.stop', (err, result) => {
-      const profile = err === null ? (result as { profile: Profile }).profile : undefined
+      const profile = err === null && waiting.length > 0 ? indexProfile((result as { profile: Profile }).profile) : undefined
       for (const p of waiting) p.resolve(profile)
       session.disconnect()
     })
@@ -116,7 +144,7 @@ export class StackSampler {
     return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs)
   }
 
-  async #profileOf (startUs: number, endUs: number): Promise<Profile | undefined> {
+  async #profileOf (startUs: number, endUs: number): Promise<IndexedProfile | undefined> {
     if (this.#session === undefined || this.#pending.length >= MAX_PENDING) return undefined
     return await new Promise((resolve) => { this.#pending.push({ startUs, endUs, resolve }) })
   }
@@ -130,7 +158,7 @@ export class StackSampler {
     session.post('Profiler.stop', (err, result) => {
       this.#rotating = false
       if (this.#session === session) session.post('Profiler.start')
-      const profile = err === null ? (result as { profile: Profile }).profile : undefined
+      const profile = err === null ? indexProfile((result as { profile: Profile }).profile) : undefined
       for (const p of waiting) p.resolve(profile)
     })
   }
@@ -138,10 +166,10 @@ export class StackSampler {
 
 
 /** The call tree of the samples in a window: only the nodes on a sampled stack. */
-export function treeOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): CallTree {
-  const { byId, parents } = indexNodes(profile)
+function treeOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number): CallTree {
+  const { profile, byId, parents } = indexed
   const self = new Map<number, number>()
-  const samples = forEachSample(profile, byId, startUs, endUs, (id, i, time) => {
+  const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
     self.set(id, (self.get(id) ?? 0) + sampleWeight(profile, i, time, endUs, intervalUs))
   })
   // totals: each sample counts for its node and every ancestor
@@ -170,21 +198,13 @@ export function treeOf (profile: Profile, startUs: number, endUs: number, interv
     }
     for (const child of node.children ?? []) if (total.has(child)) visit(child, index)
   }
-  const root = profile.nodes.find((node) => !parents.has(node.id))
+  const root = indexed.root
   if (root !== undefined) for (const child of root.children ?? []) if (total.has(child)) visit(child, -1)
   return { intervalUs, samples, frames, nodes }
 }
 
 /** Idle, the profiler's own bookkeeping and the root say nothing about a request. */
 const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
-
-/** The profile's nodes by id, and each node's parent. */
-function indexNodes (profile: Profile): { byId: Map<number, ProfileNode>, parents: Map<number, number> } {
-  const byId = new Map(profile.nodes.map((node) => [node.id, node]))
-  const parents = new Map<number, number>()
-  for (const node of profile.nodes) for (const child of node.children ?? []) parents.set(child, node.id)
-  return { byId, parents }
-}
 
 /**
  * The µs a sample stands for: the time until the next sample (V8's ticks slip when the machine is
@@ -195,11 +215,19 @@ function sampleWeight (profile: Profile, index: number, time: number, endUs: num
 }
 
 /** Calls `fn` with the leaf node id and index of every sample in [startUs, endUs] that is not idle or bookkeeping; returns how many. */
-function forEachSample (profile: Profile, byId: Map<number, ProfileNode>, startUs: number, endUs: number, fn: (id: number, index: number, time: number) => void): number {
-  let time = profile.startTime
+function forEachSample ({ profile, byId, times, ascending }: IndexedProfile, startUs: number, endUs: number, fn: (id: number, index: number, time: number) => void): number {
   let samples = 0
-  for (let i = 0; i < profile.samples.length; i++) {
-    time += profile.timeDeltas[i] ?? 0
+  // the window's first sample by bisection: only its own samples are read
+  let i = 0
+  if (ascending) {
+    for (let high = times.length; i < high;) {
+      const mid = (i + high) >>> 1
+      if (times[mid]! < startUs) i = mid + 1; else high = mid
+    }
+  }
+  for (; i < times.length; i++) {
+    const time = times[i]!
+    if (time > endUs && ascending) break
     if (time < startUs || time > endUs) continue
     const id = profile.samples[i]!
     if (IGNORED.has(byId.get(id)?.callFrame.functionName ?? '')) continue
@@ -218,8 +246,8 @@ function frameOf (node: ProfileNode): Frame {
 }
 
 /** Counts the samples of a window per leaf node and describes the hottest with their stacks. */
-export function evidenceOf (profile: Profile, startUs: number, endUs: number, intervalUs: number): StackEvidence {
-  const { byId, parents } = indexNodes(profile)
+function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number): StackEvidence {
+  const { profile, byId, parents } = indexed
   // a sample is charged to the innermost frame of JavaScript with a source (a native such as
   // performance.now() or a node: internal says less than the app code that called it)
   const ownerCache = new Map<number, number>()
@@ -236,7 +264,7 @@ export function evidenceOf (profile: Profile, startUs: number, endUs: number, in
   }
   const counts = new Map<number, number>()
   let busyUs = 0
-  const samples = forEachSample(profile, byId, startUs, endUs, (id, i, time) => {
+  const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
     busyUs += sampleWeight(profile, i, time, endUs, intervalUs)
