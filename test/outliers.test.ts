@@ -55,7 +55,8 @@ for (const dialect of DIALECTS) {
     await app.inject('/wait?ms=150')
 
     const db = app.monitor.db
-    const slowOnes = async (): Promise<number> => (await db.selectFrom('outlier').select('id').where('duration_ms', '>=', 150).execute()).length
+    // 140: a 150 ms timer may fire a little early by the high-resolution clock (libuv's loop time is cached, in ms)
+    const slowOnes = async (): Promise<number> => (await db.selectFrom('outlier').select('id').where('duration_ms', '>=', 140).execute()).length
     t.ok(await until(async () => { await app.monitor.flush(); return await slowOnes() >= 2 }, 20_000), 'both slow requests are stored as outliers')
 
     const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: 'root', password: 'root-password' } })

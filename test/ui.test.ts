@@ -121,6 +121,11 @@ for (const dialect of DIALECTS) {
     await page.waitForSelector('[data-testid=breakdown-key]')
     const keys = await page.locator('[data-testid=breakdown-key]').allTextContents()
     t.ok(keys.includes(HOSTILE_GROUP), 'a <script> group-by value is shown as text')
+    // an endpoint at level 1 has no outliers and no profiles: the tabs say why, not "no requests"
+    await page.goto(`${base}/dashboard/#/endpoint/${items.id}?range=30d&tz=UTC&tab=outliers`)
+    t.match(await (await page.waitForSelector('[data-testid=empty]:has-text("outliers")')).textContent(), /No outliers in this range.*level 2 or 3/, 'the outliers tab explains its empty state')
+    await page.goto(`${base}/dashboard/#/endpoint/${items.id}?range=30d&tz=UTC&tab=profiler`)
+    t.match(await (await page.waitForSelector('[data-testid=empty]:has-text("profiled")')).textContent(), /No profiled requests yet.*level 3/, 'and so does the profiler tab')
     await page.goto(`${base}/dashboard/#/overview?tz=UTC`)
     await page.waitForSelector('[data-testid=overview-table]')
     t.ok((await page.textContent('[data-testid=overview-table]'))!.includes(HOSTILE_ROUTE), 'an <img onerror> route is shown as text')
