@@ -11,6 +11,8 @@ import {
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
 
 const RESTART_DELAY_MS = 1_000
+/** How long close() waits for the writer thread to close its database before terminating it. */
+const CLOSE_REPLY_TIMEOUT_MS = 5_000
 
 function toError (summary: ErrorSummary): Error {
   return Object.assign(new Error(summary.message), { code: summary.code })
@@ -42,6 +44,7 @@ export class StorageClient {
   readonly #pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
   #endpoints: EndpointKey[] = []
   #closed = false
+  #restartTimer: NodeJS.Timeout | undefined
   /** Records handed to the current worker, to count what a crash loses. */
   #sentToWorker = 0
   #droppedByCrashes = 0
@@ -101,7 +104,8 @@ export class StorageClient {
       this.#stats = { ...emptyWriterStats(), lastBatchDurationMs: this.#stats.lastBatchDurationMs }
       this.#sentToWorker = 0
       this.#log.error(`fastify-monitoring-dashboard: writer thread exited with code ${code}; ${lost} records lost; restarting`)
-      setTimeout(() => {
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = undefined
         if (this.#closed) return
         this.#spawn()
         if (this.#endpoints.length > 0) this.#request({ type: 'endpoints', endpoints: this.#endpoints }).catch(() => {})
@@ -198,16 +202,20 @@ export class StorageClient {
     const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
     await Promise.race([this.flush().catch(() => {}), timedOut])
     clearTimeout(timer)
+    clearTimeout(this.#restartTimer)
     this.#closed = true
     const worker = this.#worker
     if (worker === undefined) return 0
     let lost = 0
+    let closeTimer: NodeJS.Timeout | undefined
     try {
       lost = await Promise.race([
         this.#request({ type: 'close' }) as Promise<number>,
-        new Promise<number>((resolve) => setTimeout(() => resolve(this.#stats.buffered), 5_000).unref())
+        new Promise<number>((resolve) => { closeTimer = setTimeout(() => resolve(this.#stats.buffered), CLOSE_REPLY_TIMEOUT_MS) })
       ])
     } finally {
+      // a pending timer would keep this client, its logger and so the closed app reachable
+      clearTimeout(closeTimer)
       this.#worker = undefined
       await worker.terminate()
     }
