@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import type { TimeRange } from '../queries/range.js'
-import type { Guards } from '../auth/index.js'
+import type { Guards, Sessions } from '../auth/index.js'
 
 const DAY_MS = 86_400_000
 const DEFAULT_RANGE_DAYS = 7
@@ -18,7 +18,6 @@ export interface DashboardContext {
   databaseKind: () => 'postgres' | 'pglite' | undefined
   retentionDays: number
   rollupRetentionDays: number
-  ready: Promise<void>
   /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */
   sessionKeyFile: string | undefined
   /** Changes a level in this process (if it serves the endpoint) and in the database. */
@@ -28,6 +27,7 @@ export interface DashboardContext {
 /** What every resource module of the API gets: the context and the guards of its routes. */
 export interface RouteContext extends DashboardContext {
   guards: Guards
+  sessions: Sessions
 }
 
 /** A resource module: registers its routes under `<prefix>/api`. */
@@ -48,6 +48,25 @@ function isTimeZone (tz: string): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/**
+ * The time zones PostgreSQL knows (`pg_timezone_names`), read once: `timeRange` checks a zone with
+ * JavaScript's Intl, whose list differs (US/Pacific-New is in one and not the other).
+ */
+export class TimeZones {
+  readonly #db: Kysely<Database>
+  #names: Promise<ReadonlySet<string>> | undefined
+
+  constructor (db: Kysely<Database>) { this.#db = db }
+
+  async has (tz: string): Promise<boolean> {
+    this.#names ??= sql<{ name: string }>`select name from pg_timezone_names`.execute(this.#db)
+      .then(({ rows }) => new Set(rows.map((row) => row.name)))
+    // the database is down or not ready: ask again next time (the caller's query will answer 503)
+    this.#names.catch(() => { this.#names = undefined })
+    return (await this.#names).has(tz)
   }
 }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
+import { DatabaseUnavailableError } from '../errors.js'
 import type { StorageOptions } from '../options.js'
 import {
   emptyWriterStats, transferList,
@@ -16,6 +17,20 @@ const CLOSE_REPLY_TIMEOUT_MS = 5_000
 
 function toError (summary: ErrorSummary): Error {
   return Object.assign(new Error(summary.message), { code: summary.code })
+}
+
+/** Node's socket errors while reaching the database server. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+
+/**
+ * Whether a failed query says the database cannot be reached (as opposed to a bad query): not opened
+ * yet (ENOTREADY from the writer thread), a network error, PostgreSQL's connection exceptions (class
+ * 08) or shutdown/start-up states (57P01–57P03), pg's own messages for a lost or timed-out connection.
+ */
+export function isDatabaseUnavailable (err: Error & { code?: unknown }): boolean {
+  const code = typeof err.code === 'string' ? err.code : ''
+  return code === 'ENOTREADY' || NETWORK_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) ||
+    /Connection terminated|timeout exceeded when trying to connect|writer thread (exited|not running)/.test(err.message)
 }
 
 /** Where the writer thread's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
@@ -184,7 +199,13 @@ export class StorageClient {
 
   /** Runs one compiled query in the writer's thread (the only owner of the connection). */
   async query (sql: string, parameters: readonly unknown[]): Promise<unknown> {
-    return await this.#request({ type: 'query', sql, parameters })
+    try {
+      return await this.#request({ type: 'query', sql, parameters })
+    } catch (err) {
+      // a coded 503 that callers (the dashboard, app.monitor.db users) can tell from a bad query
+      if (isDatabaseUnavailable(err as Error)) throw new DatabaseUnavailableError((err as Error).message, { cause: err })
+      throw err
+    }
   }
 
   /** Resolves when everything sent so far is in the database. */
