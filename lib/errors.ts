@@ -23,7 +23,7 @@ export const ConfigFileError = createError<[string, string]>(
 
 export const DataDirLockedError = createError<[string, string]>(
   'FST_MONITORING_DATA_DIR_LOCKED',
-  'embedded database directory "%s" is in use by %s; give each process its own dataDir or use a PostgreSQL server'
+  'embedded database directory "%s" is in use by %s; give each process its own dataDir, or use a PostgreSQL server to share one database'
 )
 
 export const UnknownEndpointError = createError<[string]>(

@@ -20,6 +20,9 @@ import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
 
+/** How long past its close timeout an app of this process may take to release the data directory. */
+const LOCK_WAIT_AFTER_CLOSE_MS = 10_000
+
 function storageOptions (resolved: ResolvedOptions): StorageOptions {
   const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, dashboard, outliers, ...rest } = resolved
   return rest
@@ -53,7 +56,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   const log = fastify.log.child({ plugin: 'fastify-monitoring-dashboard' })
   const { database } = resolved
   const releaseLock = database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
-    ? lockDataDir(database.dataDir)
+    // an app of this process still closing (a test suite that does not await close) is waited for
+    ? await lockDataDir(database.dataDir, resolved.closeTimeoutMs + LOCK_WAIT_AFTER_CLOSE_MS)
     : () => {}
 
   const registry = new EndpointRegistry(resolved, resolved.dashboard === false ? undefined : resolved.dashboard.prefix)

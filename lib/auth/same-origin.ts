@@ -13,10 +13,14 @@ export function isSameOrigin (request: FastifyRequest): boolean {
   const origin = request.headers.origin
   if (origin === undefined) return true
   try {
-    return new URL(origin).host === request.host
+    return withoutDefaultPort(new URL(origin).host) === withoutDefaultPort(request.host)
   } catch {
     return false
   }
+}
+
+function withoutDefaultPort (host: string): string {
+  return host.replace(/:(80|443)$/, '')
 }
 
 /** Refuses cross-origin requests (403) before anything else runs on the dashboard's API routes. */
