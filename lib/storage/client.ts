@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import { DatabaseUnavailableError } from '../errors.js'
+import type { PgliteAssets } from '../db/pglite-assets.js'
 import type { StorageOptions } from '../options.js'
 import {
   emptyWriterStats, transferList,
@@ -18,6 +19,12 @@ const CLOSE_REPLY_TIMEOUT_MS = 5_000
 function toError (summary: ErrorSummary): Error {
   return Object.assign(new Error(summary.message), { code: summary.code })
 }
+
+/**
+ * What the first `memory://` database of this process left for the next ones (compiled PGlite, a
+ * migrated snapshot): a test suite building an app per test then starts each in a fraction of the time.
+ */
+let keptPgliteAssets: PgliteAssets | undefined
 
 /** Node's socket errors while reaching the database server. */
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
@@ -98,7 +105,9 @@ export class StorageClient {
   }
 
   #spawn (): void {
-    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken }
+    const { database } = this.#options
+    const inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
+    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
     const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()
@@ -150,6 +159,9 @@ export class StorageClient {
         // one stats message follows every written batch
         if (message.stats.batchesWritten > this.#stats.batchesWritten) this.#onBatchWritten?.(message.stats.lastBatchDurationMs)
         this.#stats = message.stats
+        return
+      case 'pgliteAssets':
+        keptPgliteAssets = message.assets
         return
       case 'log': {
         const err = message.err === undefined ? undefined : toError(message.err)

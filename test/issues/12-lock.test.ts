@@ -32,11 +32,24 @@ t.test('a lock left by a holder killed with SIGKILL is taken over by a new PID 1
   await once(first.child, 'exit')
   const second = await startHolder(dataDir, true)
   t.teardown(() => { second.child.kill('SIGKILL') })
-  t.equal(second.line, 'locked 1', 'a new PID 1 takes the dead holder\'s lock')
+  t.equal(second.line, 'locked 1', 'a new PID 1 takes the dead holder\'s lock (once it is no longer touched)')
 
-  // while that one lives, another process is refused, with what to do
+  // while that one lives, a process elsewhere (here: outside its PID namespace) is refused, with what to do
   const third = await startHolder(dataDir, false)
-  t.match(third.line, /^refused FST_MONITORING_DATA_DIR_LOCKED .*is in use by process \d+ \(if no such process runs, delete .*\.lock\)/, third.line)
+  t.match(third.line, /^refused FST_MONITORING_DATA_DIR_LOCKED .*is in use by process 1 of another PID namespace.*\(if no such process runs, delete .*\.lock\)/, third.line)
+})
+
+t.test('a lock left by a killed process of this PID namespace is taken over at once; a live one is refused', async (t) => {
+  const dataDir = join(tmpDir(), 'data')
+  const first = await startHolder(dataDir, false)
+  t.match(first.line, /^locked \d+$/)
+  const second = await startHolder(dataDir, false)
+  t.match(second.line, new RegExp(`^refused FST_MONITORING_DATA_DIR_LOCKED .*is in use by process ${first.line.split(' ')[1]!} \\(if no such process runs, delete .*\\.lock\\)`), second.line)
+  first.child.kill('SIGKILL')
+  await once(first.child, 'exit')
+  const third = await startHolder(dataDir, false)
+  t.teardown(() => { third.child.kill('SIGKILL') })
+  t.match(third.line, /^locked \d+$/, 'the dead holder\'s lock is taken over')
 })
 
 // Issue #12 C: a test suite that does not await app.close() starts the next app at once; PGlite's
