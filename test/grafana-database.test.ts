@@ -53,8 +53,11 @@ t.test('every PromQL of the Database board returns data from the real postgres-e
     const exporter = spawn('prometheus-postgres-exporter', [`--web.listen-address=${exporterTarget}`, `--extend.query-path=${QUERIES}`, '--log.level=warn'],
       { env: { ...process.env, DATA_SOURCE_NAME: dsn.href }, stdio: ['ignore', 'ignore', 'pipe'] })
     exporter.stderr.on('data', (chunk: Buffer) => { exporterLog += chunk.toString() })
-    const exporterExited = new Promise((resolve) => exporter.once('close', resolve))
-    exporter.once('error', (err) => { exporterLog += String(err) })
+    // a missing binary emits 'error' and maybe no 'close'
+    const exporterExited = new Promise((resolve) => {
+      exporter.once('close', resolve)
+      exporter.once('error', (err) => { exporterLog += String(err); resolve(undefined) })
+    })
     t.teardown(async () => { exporter.kill('SIGTERM'); await exporterExited })
 
     const prometheus = await startPrometheus({ jobs: { app: appTarget, postgres: exporterTarget }, ruleFiles: [join(root, 'prometheus/rules/database.yml')] })

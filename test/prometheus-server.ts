@@ -39,7 +39,8 @@ ${Object.entries(options.jobs).map(([job, target]) => `  - job_name: ${job}\n   
 `)
   const server = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
     `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: 'ignore' })
-  const exited = new Promise((resolve) => server.once('exit', resolve))
+  // a missing binary emits 'error' and no 'exit'
+  const exited = new Promise((resolve) => { server.once('exit', resolve); server.once('error', resolve) })
   const api = async <T>(path: string): Promise<T> => {
     const json = await (await fetch(base + path)).json() as { status: string, error?: string, data: T }
     if (json.status !== 'success') throw new Error(`${path}: ${json.error}`)
