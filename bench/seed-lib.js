@@ -3,7 +3,7 @@
 import Fastify from 'fastify'
 import { sql } from 'kysely'
 import monitor from '../dist/index.js'
-import { generateTraffic } from '../dist/storage/seed.js'
+import { generateTraffic } from '../dist/db/seed.js'
 
 export const ROUTES = ['/users/:id', '/users', '/orders/:id', '/orders', '/search', '/health', '/reports/:year', '/login']
 

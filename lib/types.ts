@@ -1,8 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { Registry } from 'prom-client'
 import type { MonitorLevel } from './options.js'
-import type { Database } from './storage/database.js'
-import type { WriterStats } from './storage/writer.js'
+import type { Database } from './db/database.js'
+import type { WriterStats } from './protocol.js'
 
 /** An endpoint as `app.monitor.endpoints()` lists it. */
 export interface MonitoredEndpoint {

@@ -14,7 +14,7 @@ t.test('the packed tarball installs into a fresh app, imports by name, type-chec
   const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'))!
   const files = execFileSync('tar', ['-tzf', join(packDir, tarball)], { encoding: 'utf8' }).split('\n')
   t.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), 'compiled JS and types are packed')
-  t.ok(files.includes('package/dist/storage/worker.js'), 'the writer thread is packed')
+  t.ok(files.includes('package/dist/writer/worker.js'), 'the writer thread is packed')
   t.notOk(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/')), 'sources and tests are not')
 
   const app = tmpDir()

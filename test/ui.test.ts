@@ -2,7 +2,7 @@ import t from 'tap'
 import { mkdirSync } from 'node:fs'
 import Fastify, { type FastifyInstance } from 'fastify'
 import monitor, { type MonitorOptions } from '../lib/index.js'
-import { insertRequests, type SeedRequest } from '../lib/storage/seed.js'
+import { insertRequests, type SeedRequest } from '../lib/db/seed.js'
 import { DIALECTS, backend, until } from './helpers.js'
 import { canvasesDrawn, launchChromium, logIn } from './browser.js'
 

@@ -1,4 +1,4 @@
-import { createRecordBatch, type LastSeen, type RecordBatch } from '../storage/batch.js'
+import { createRecordBatch, type LastSeen, type RecordBatch } from '../protocol.js'
 
 /** Rows per batch handed to the writer's thread; big enough to amortise `postMessage`, small enough to stay in cache. */
 export const DEFAULT_COLLECTOR_CAPACITY = 1024

@@ -1,6 +1,6 @@
 import type { RouteOptions } from 'fastify'
 import { UNMATCHED_ROUTE, type MonitorLevel } from '../options.js'
-import type { EndpointKey } from '../storage/batch.js'
+import type { EndpointKey } from '../protocol.js'
 
 /** What the request thread knows of one endpoint (method + URL template). */
 export interface EndpointState {

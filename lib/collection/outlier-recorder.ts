@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOutliers } from '../options.js'
-import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../storage/messages.js'
+import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../protocol.js'
 import { StackSampler, nowUs } from '../profiling/sampler.js'
 import type { EndpointState } from './endpoints.js'
 import { EvidenceProbe, requestEvidence } from './evidence.js'

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import type { WriterStats } from '../storage/writer.js'
+import type { WriterStats } from '../protocol.js'
 
 export const PLUGIN_METRIC_PREFIX = 'fastify_monitor_'
 

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 
 /** An endpoint as stored (any process may have registered it). */
 export async function findEndpoint (db: Kysely<Database>, id: number): Promise<{ id: number, method: string, route: string, level: number } | undefined> {

@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
-import type { Database } from '../storage/database.js'
-import { bucketValue } from '../storage/rollup.js'
+import type { Database } from '../db/database.js'
+import { bucketValue } from '../db/rollup.js'
 
 /** Duration statistics of a set of requests, in ms: what a box plot draws. */
 export interface Distribution {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 
 /** A raw request as the export API hands it out. */
 export interface ExportedRequest {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 import { localDate, localHour, type TimeRange } from './range.js'
 
 /** One cell of the hourly-load heatmap: requests in one local hour of one local day. */

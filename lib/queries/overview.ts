@@ -1,6 +1,6 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
-import { bucketValue } from '../storage/rollup.js'
+import type { Database } from '../db/database.js'
+import { bucketValue } from '../db/rollup.js'
 import { localDayStart } from './range.js'
 
 /** Hits of one window, split by class of status. */

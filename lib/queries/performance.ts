@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 import { distributionsFromBuckets, exactDistribution, exactDistributionColumns, type Distribution, type ExactDistributionRow } from './distribution.js'
 import type { TimeRange } from './range.js'
 

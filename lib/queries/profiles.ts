@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 import type { CallTree, Frame } from '../profiling/sampler.js'
 
 /** A profiled request, without its tree. */

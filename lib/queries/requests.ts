@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 
 /** A stored request with its endpoint, as an exemplar or a link resolves to. */
 export interface RequestDetail {

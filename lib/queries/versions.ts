@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely'
-import type { Database } from '../storage/database.js'
+import type { Database } from '../db/database.js'
 import { localDate, type TimeRange } from './range.js'
 
 /** A version with when it was first seen and its requests per endpoint in the range. */

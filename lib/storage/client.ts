@@ -2,10 +2,11 @@ import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StorageOptions } from '../options.js'
-import { transferList, type EndpointKey, type LastSeen, type RecordBatch } from './batch.js'
-import type { ErrorSummary } from './errors.js'
-import type { OutlierOverflow, OutlierRecord, ProfileRecord, FromWorker, ToWorker, WorkerInit } from './messages.js'
-import { emptyWriterStats, type WriterStats } from './writer.js'
+import {
+  emptyWriterStats, transferList,
+  type EndpointKey, type ErrorSummary, type FromWorker, type LastSeen, type OutlierOverflow, type OutlierRecord,
+  type ProfileRecord, type RecordBatch, type ToWorker, type WorkerInit, type WriterStats
+} from '../protocol.js'
 
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
 
@@ -15,9 +16,9 @@ function toError (summary: ErrorSummary): Error {
   return Object.assign(new Error(summary.message), { code: summary.code })
 }
 
-/** Where the worker's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
+/** Where the writer thread's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
 function workerUrl (): URL {
-  return new URL(import.meta.url.endsWith('.ts') ? './worker.ts' : './worker.js', import.meta.url)
+  return new URL(import.meta.url.endsWith('.ts') ? '../writer/worker.ts' : '../writer/worker.js', import.meta.url)
 }
 
 /**

@@ -12,7 +12,7 @@ import {
   type QueryCompiler,
   type QueryResult
 } from 'kysely'
-import type { QueryReply } from './messages.js'
+import type { QueryReply } from '../protocol.js'
 
 /** Something that runs compiled SQL elsewhere: the writer's thread. */
 export interface QueryRunner {

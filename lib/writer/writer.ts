@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import type { RecordBatch } from './batch.js'
-import { MISSING_PARTITION_SQLSTATE, isPermanentError, summarizeError, type ErrorSummary } from './errors.js'
+import { emptyWriterStats, summarizeError, type ErrorSummary, type RecordBatch, type WriterStats } from '../protocol.js'
+import { MISSING_PARTITION_SQLSTATE, isPermanentError } from './errors.js'
 import type { WriteUnit } from './store.js'
 
 /** Attempts at a unit the database rejects as bad data before it is dropped. */
@@ -11,21 +11,6 @@ const RETRY_BASE_DELAY_MS = 50
 const NUL = /\u0000/g
 const MAX_IP_LENGTH = 64
 
-/** Counters the writer keeps; the main thread exports them as metrics. */
-export interface WriterStats {
-  buffered: number
-  written: number
-  dropped: number
-  writeErrors: number
-  databaseUp: boolean
-  lastBatchDurationMs: number
-  batchesWritten: number
-}
-
-/** Counters before anything was written. */
-export function emptyWriterStats (): WriterStats {
-  return { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
-}
 
 /** What the writer needs from the database and the rest of the worker. */
 export interface WriterSink {

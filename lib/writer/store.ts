@@ -1,8 +1,8 @@
 import { hostname } from 'node:os'
 import { sql, type Kysely } from 'kysely'
-import type { Database } from './database.js'
-import type { EndpointKey } from './batch.js'
-import { bucketSql } from './rollup.js'
+import type { Database } from '../db/database.js'
+import type { EndpointKey } from '../protocol.js'
+import { bucketSql } from '../db/rollup.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
 export interface WriteUnit {

@@ -3,21 +3,6 @@ const PERMANENT_SQLSTATE_CLASSES = new Set(['22', '23', '42'])
 /** "no partition of relation … found for row": the partition must be made, then the batch retried. */
 export const MISSING_PARTITION_SQLSTATE = '23514'
 
-export interface ErrorSummary {
-  message: string
-  code?: string
-  stack?: string
-}
-
-/** Plain copy of an error that can cross threads and be logged. */
-export function summarizeError (err: unknown): ErrorSummary {
-  if (err instanceof Error) {
-    const code = (err as { code?: unknown }).code
-    return { message: err.message, code: typeof code === 'string' ? code : undefined, stack: err.stack }
-  }
-  return { message: String(err) }
-}
-
 /**
  * True when an error says the statement itself is bad (data or schema), so retrying cannot help;
  * false for everything that may pass: refused or broken connections, shutdowns, deadlocks, timeouts.

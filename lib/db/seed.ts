@@ -7,7 +7,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
 import { bucketSql } from './rollup.js'
-import { numberArrayLiteral, textArrayLiteral } from './store.js'
+import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 
 const DAY_MS = 86_400_000
 const HOUR_MS = 3_600_000

@@ -5,16 +5,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads'
 import { CompiledQuery, type Kysely } from 'kysely'
-import type { EndpointKey } from './batch.js'
-import type { Database } from './database.js'
-import { openDatabase, type OpenedDatabase } from './dialect.js'
-import { summarizeError } from './errors.js'
-import { OverflowCounts, type FromWorker, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from './messages.js'
-import { migrateToLatest } from './migrate.js'
-import { PartitionManager, dayOf } from './partitions.js'
+import type { Database } from '../db/database.js'
+import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
+import { OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
+import { migrateToLatest } from '../db/migrate.js'
+import { PartitionManager, dayOf } from '../db/partitions.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
 import { Writer } from './writer.js'
-import { deleteOlderThan } from './retention.js'
+import { deleteOlderThan } from '../db/retention.js'
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000

@@ -1,0 +1,66 @@
+import type { FastifyInstance } from 'fastify'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+import type { MonitorLevel, ResolvedDashboard } from '../options.js'
+import type { TimeRange } from '../queries/range.js'
+import type { Guards } from '../auth/index.js'
+
+const DAY_MS = 86_400_000
+const DEFAULT_RANGE_DAYS = 7
+const MAX_RANGE_DAYS = 1_000
+
+/** What the dashboard needs from the rest of the plugin. */
+export interface DashboardContext {
+  db: Kysely<Database>
+  options: ResolvedDashboard
+  tablePrefix: string
+  version: string
+  databaseKind: () => 'postgres' | 'pglite' | undefined
+  retentionDays: number
+  rollupRetentionDays: number
+  ready: Promise<void>
+  /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */
+  sessionKeyFile: string | undefined
+  /** Changes a level in this process (if it serves the endpoint) and in the database. */
+  setLevel: (endpoint: { id: number, method: string, route: string }, level: MonitorLevel) => Promise<void>
+}
+
+/** What every resource module of the API gets: the context and the guards of its routes. */
+export interface RouteContext extends DashboardContext {
+  guards: Guards
+}
+
+/** A resource module: registers its routes under `<prefix>/api`. */
+export type ApiRoutes = (app: FastifyInstance, ctx: RouteContext) => void
+
+/** Dashboard routes are never endpoints of the host app. */
+export const NOT_MONITORED = { monitor: false } as const
+
+/** A bad parameter the schema cannot express; answered 400 with its message. */
+export class BadRequest extends Error {
+  statusCode = 400
+}
+
+function isTimeZone (tz: string): boolean {
+  try {
+    // eslint-disable-next-line no-new
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** The query string of every route that reads a time range. */
+export type RangeQuery = { Querystring: { from?: string, to?: string, tz?: string } }
+
+/** The range a query asks for: the last 7 days by default, at most 1000 days, in a valid IANA zone. */
+export function timeRange (query: { from?: string, to?: string, tz?: string }): TimeRange {
+  const tz = query.tz ?? 'UTC'
+  if (!isTimeZone(tz)) throw new BadRequest('tz must be an IANA time zone such as Europe/Paris')
+  const to = query.to === undefined ? new Date() : new Date(query.to)
+  const from = query.from === undefined ? new Date(to.getTime() - DEFAULT_RANGE_DAYS * DAY_MS) : new Date(query.from)
+  if (!(from < to)) throw new BadRequest('from must be before to')
+  if (to.getTime() - from.getTime() > MAX_RANGE_DAYS * DAY_MS) throw new BadRequest(`the range may span at most ${MAX_RANGE_DAYS} days`)
+  return { from, to, tz }
+}

@@ -1,0 +1,31 @@
+import { findEndpoint } from '../queries/admin.js'
+import { findProfile, groupedProfile, listProfiles } from '../queries/profiles.js'
+import { NOT_MONITORED, type ApiRoutes } from './context.js'
+import { ID_PARAMS } from './schemas.js'
+
+/** Level 3: an endpoint's grouped profile over its latest call trees, and one request's call tree. */
+export const profileRoutes: ApiRoutes = (app, { db, guards }) => {
+  const reader = { config: NOT_MONITORED, preHandler: guards.authenticate }
+
+  app.get<{ Params: { id: number }, Querystring: { n?: number, libraries?: 'fold' | 'expand' } }>('/api/endpoints/:id/profile', {
+    ...reader,
+    schema: {
+      params: ID_PARAMS,
+      querystring: { type: 'object', properties: { n: { type: 'integer', minimum: 1, maximum: 1000 }, libraries: { type: 'string', enum: ['fold', 'expand'] } }, additionalProperties: false }
+    }
+  }, async (request, reply) => {
+    const endpoint = await findEndpoint(db, request.params.id)
+    if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
+    const [grouped, latest] = await Promise.all([groupedProfile(db, endpoint.id, request.query.n ?? 100, request.query.libraries !== 'expand'), listProfiles(db, endpoint.id, 20)])
+    return { ...grouped, latest }
+  })
+
+  app.get<{ Params: { id: string } }>('/api/profiles/:id', {
+    ...reader,
+    schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] } }
+  }, async (request, reply) => {
+    const profile = await findProfile(db, request.params.id)
+    if (profile === undefined) return await reply.code(404).send({ error: 'no such profile' })
+    return profile
+  })
+}
