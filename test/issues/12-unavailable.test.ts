@@ -4,6 +4,7 @@ import monitor, { type MonitorOptions } from '../../lib/index.js'
 import { CookieJar, dashboardLogin } from '../cookie-jar.js'
 import { DIALECTS, backend, until } from '../helpers.js'
 import { TcpProxy } from '../tcp-proxy.js'
+import { openDashboard } from '../browser.js'
 
 // Issue #12.3: while the database was not ready or down, the dashboard answered
 // 500 {"error":"internal error"}; and the configured users could not log in for ~0.4 s after `ready`.
@@ -65,4 +66,25 @@ t.test('postgres: during an outage the API answers 503 and recovers with the dat
   proxy.restore()
   t.ok(await until(async () => (await jar.inject(app, { url: '/dashboard/api/overview' })).statusCode === 200, 30_000, 200), 'the API answers again once the database is back')
   t.equal((await jar.inject(app, { url: '/dashboard/api/session' })).statusCode, 200, 'the session survived the outage')
+})
+
+t.test('postgres: the dashboard says plainly that the database is unavailable, and recovers by itself', { skip: !DIALECTS.includes('postgres') && 'needs the PostgreSQL backend' }, async (t) => {
+  const proxy = await new TcpProxy().start()
+  t.teardown(() => proxy.close())
+  const store = await backend('postgres', { database: proxy.url() })
+  t.teardown(store.cleanup)
+  const app = await dashboardApp(store.options)
+  t.teardown(() => app.close())
+  await app.monitor.ready
+  const page = await openDashboard(t, app, ADMIN, '#/overview')
+  await page.waitForSelector('[data-testid=overview-table], [data-testid=empty]')
+  proxy.cut()
+  await page.goto(page.url().replace('#/overview', '#/versions'))
+  const notice = await page.waitForSelector('[data-testid=unavailable]', { timeout: 60_000 })
+  t.match(await notice.textContent(), /monitoring database is unavailable/i, 'the view says the database is unavailable, not "internal error"')
+  proxy.restore()
+  // the view asks again after Retry-After, without a reload
+  await page.waitForSelector('[data-testid=unavailable]', { state: 'detached', timeout: 60_000 })
+  t.equal(await page.locator('text=internal error').count(), 0)
+  t.equal(await page.locator('input[name=username]').count(), 0, 'still logged in')
 })
