@@ -146,7 +146,8 @@ export function redactText (text: string, rules: RedactionRules): string {
 /** A URL with the values of secret query parameters replaced and credential-shaped parts of the path cut. */
 export function redactUrl (url: string, rules: RedactionRules): string {
   const q = url.indexOf('?')
-  const path = redactValue(q < 0 ? url : url.slice(0, q))
+  // segment by segment: a token's characters include '/', a path's segments are separate values
+  const path = (q < 0 ? url : url.slice(0, q)).split('/').map(redactValue).join('/')
   if (q < 0) return path
   const query = url.slice(q + 1).split('&').map((pair) => {
     const eq = pair.indexOf('=')

@@ -192,12 +192,18 @@ export class StackSampler {
       global[slot] = fn
       let objectId: string | undefined
       session.post('Runtime.evaluate', { expression: `globalThis.${slot}` }, (err, result) => { if (err === null) objectId = result.result.objectId })
-      if (objectId !== undefined) {
-        session.post('Runtime.getProperties', { objectId, ownProperties: true }, (err, result) => {
-          const location = err === null ? result.internalProperties?.find((p) => p.name === '[[FunctionLocation]]')?.value?.value as { scriptId: string, lineNumber: number, columnNumber: number } | undefined : undefined
+      // a bound function (Fastify binds every route handler) has no location of its own: its target has
+      for (let hops = 0; objectId !== undefined && hops < 4; hops++) {
+        const current: string = objectId
+        objectId = undefined
+        session.post('Runtime.getProperties', { objectId: current, ownProperties: true }, (err, result) => {
+          if (err !== null) return
+          const internal = result.internalProperties ?? []
+          const location = internal.find((p) => p.name === '[[FunctionLocation]]')?.value?.value as { scriptId: string, lineNumber: number, columnNumber: number } | undefined
           if (location !== undefined) key = codeKey(location)
+          else objectId = internal.find((p) => p.name === '[[TargetFunction]]')?.value?.objectId
         })
-        session.post('Runtime.releaseObject', { objectId })
+        session.post('Runtime.releaseObject', { objectId: current })
       }
     } finally {
       // eslint-disable-next-line @typescript-eslint/no-dynamic-delete
