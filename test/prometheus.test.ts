@@ -1,9 +1,9 @@
 import t from 'tap'
 import { execFile, spawn } from 'node:child_process'
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { DIALECTS, backend, buildApp, tmpDir, until, freePort } from './helpers.js'
+import { DIALECTS, backend, buildApp, until } from './helpers.js'
+import { startPrometheus } from './prometheus-server.js'
 import { UNMATCHED_ROUTE } from '../lib/index.js'
 
 // Real binaries (Debian's prometheus package; .ci/run installs it when absent).
@@ -14,10 +14,13 @@ const prom = (path: string): string => join(root, 'prometheus', path)
 t.test('promtool accepts the shipped config and rules, and their unit tests pass', async (t) => {
   const config = await run('promtool', ['check', 'config', prom('prometheus.yml')])
   t.match(config.stdout, /SUCCESS: .*prometheus.yml is valid/)
-  const rules = await run('promtool', ['check', 'rules', prom('rules/recording.yml'), prom('rules/alerts.yml')])
-  t.match(rules.stdout, /SUCCESS: 6 rules found[\s\S]*SUCCESS: 5 rules found/)
-  const tests = await run('promtool', ['test', 'rules', prom('tests/alerts.test.yml')])
-  t.match(tests.stdout, /SUCCESS/)
+  t.match(config.stdout, /rules\/database\.yml/, 'the config loads the database rules')
+  const rules = await run('promtool', ['check', 'rules', prom('rules/recording.yml'), prom('rules/alerts.yml'), prom('rules/database.yml')])
+  t.match(rules.stdout, /SUCCESS: 6 rules found[\s\S]*SUCCESS: 5 rules found[\s\S]*SUCCESS: 8 rules found/)
+  for (const file of ['tests/alerts.test.yml', 'tests/database.test.yml']) {
+    const tests = await run('promtool', ['test', 'rules', prom(file)])
+    t.match(tests.stdout, /SUCCESS/, file)
+  }
 })
 
 t.test('promtool check metrics finds no problem in the plugin\'s series', async (t) => {
@@ -48,25 +51,9 @@ t.test('a real Prometheus scrapes exactly the traffic sent, and every recording 
   await app.listen({ port: 0, host: '127.0.0.1' })
   const appPort = (app.server.address() as { port: number }).port
 
-  const dir = tmpDir()
-  const promPort = await freePort()
-  writeFileSync(join(dir, 'prometheus.yml'), `
-global: { scrape_interval: 1s, evaluation_interval: 1s }
-rule_files: ['${prom('rules/recording.yml')}']
-scrape_configs:
-  - job_name: app
-    static_configs: [{ targets: ['127.0.0.1:${appPort}'] }]
-`)
-  const server = spawn('prometheus', [
-    `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${promPort}`, '--log.level=warn'
-  ], { stdio: 'ignore' })
-  t.teardown(() => { server.kill('SIGTERM') })
-  const query = async (expr: string): Promise<Array<{ metric: Record<string, string>, value: [number, string] }>> => {
-    const res = await fetch(`http://127.0.0.1:${promPort}/api/v1/query?query=${encodeURIComponent(expr)}`)
-    const json = await res.json() as { data: { result: Array<{ metric: Record<string, string>, value: [number, string] }> } }
-    return json.data.result
-  }
+  const prometheus = await startPrometheus({ jobs: { app: `127.0.0.1:${appPort}` }, ruleFiles: [prom('rules/recording.yml')] })
+  t.teardown(prometheus.stop)
+  const query = prometheus.query
   t.ok(await until(async () => (await query('up{job="app"} == 1').catch(() => [])).length === 1, 30_000), 'Prometheus scrapes the app')
 
   const base = `http://127.0.0.1:${appPort}`

@@ -5,7 +5,7 @@ import type { VersionUsage } from '../../../lib/queries/versions.js'
 import type { Distribution } from '../../../lib/queries/distribution.js'
 import type { MatrixCell } from '../../../lib/queries/performance.js'
 import type { TableSize } from '../../../lib/queries/admin.js'
-import type { RetentionResult } from '../../../lib/storage/retention.js'
+import type { RetentionResult } from '../../../lib/db/retention.js'
 
 /** What JSON makes of a server type: dates become strings. */
 export type Json<T> = T extends Date ? string : T extends Array<infer U> ? Array<Json<U>> : T extends object ? { [K in keyof T]: Json<T[K]> } : T
