@@ -29,8 +29,14 @@ function betaWorkForAttributionTest (ms: number): number {
 const PLUGIN_SOURCE = /(^|\/)(lib|dist)\/(profiling|collection|writer|storage|metrics|routes)\//
 
 async function adminCookie (app: FastifyInstance): Promise<string> {
-  const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: 'root', password: 'root-password' } })
-  return String(login.headers['set-cookie']).split(';')[0]!
+  let cookie = ''
+  // configured users are provisioned once the database is ready: retry a 401 for a moment
+  await until(async () => {
+    const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: 'root', password: 'root-password' } })
+    cookie = String(login.headers['set-cookie']).split(';')[0]!
+    return login.statusCode === 200
+  }, 10_000, 100)
+  return cookie
 }
 const dashboard = { users: [{ username: 'root', password: 'root-password', role: 'admin' as const }], sessionSecret: 's'.repeat(40) }
 
@@ -99,6 +105,7 @@ for (const dialect of DIALECTS) {
     }, 30_000), 'the long sleep is an outlier')
     const cookie = await adminCookie(app)
     const list = (await app.inject({ url: `/dashboard/api/endpoints/${sleepId}/outliers`, headers: { cookie } })).json() as { rows: Array<{ id: string, durationMs: number, hottestFunction: string | null }> }
+    if (list.rows === undefined) t.fail(JSON.stringify(list))
     const slowest = list.rows.sort((a, b) => b.durationMs - a.durationMs)[0]!
     t.not(slowest.hottestFunction, 'betaWorkForAttributionTest', 'the list does not say it was busiest in the neighbour')
     const detail = (await app.inject({ url: `/dashboard/api/outliers/${slowest.id}`, headers: { cookie } })).json() as {
@@ -137,27 +144,34 @@ for (const dialect of DIALECTS) {
       // far above the sub-millisecond mean, far under the floor (a timer late by 47 ms would be needed to cross it)
       for (let i = 0; i < 5; i++) await app.inject({ url, headers: { 'x-delay-ms': '3' } })
     }
-    // an outlier's evidence waits for the sampler's next rotation (1 s): wait past it before looking
-    await new Promise((resolve) => setTimeout(resolve, 1_300))
-    await app.monitor.flush()
-    t.same(await outliersOf('/fast'), [], 'a 3 ms request on a fast endpoint is not an outlier')
-    t.same(await outliersOf('__unmatched__'), [], 'nor a 3 ms 404')
-    t.notMatch((await app.inject('/metrics')).body, /fastify_monitor_outliers_total\{route="(\/fast|__unmatched__)"\} [1-9]/, 'nor counted as one')
-
     // above the floor: the first three fill the cap, then only slower ones replace the fastest kept
     for (const ms of [100, 150, 200, 80, 300, 120, 400]) await app.inject({ url: '/nowhere', headers: { 'x-delay-ms': String(ms) } })
     const kept = async (): Promise<number[]> => (await outliersOf('__unmatched__')).map((o) => o.duration_ms).sort((a, b) => a - b)
     t.ok(await until(async () => { await app.monitor.flush(); const k = await kept(); return k.length === cap && k[0]! >= 190 }, 20_000), '404 outliers above the floor are kept')
+    // an outlier's evidence waits for the sampler's next rotation (1 s): wait past it before counting
+    await new Promise((resolve) => setTimeout(resolve, 1_300))
+    await app.monitor.flush()
     const durations = await kept()
     t.equal(durations.length, cap, `the cap holds (${durations.map((d) => d.toFixed(0)).join(', ')} ms kept)`)
     t.ok(durations[0]! >= 190, 'the kept ones are the slowest three (200, 300, 400 ms), not the first three')
-    const id = (await db.selectFrom('endpoint').select('id').where('route', '=', '__unmatched__').executeTakeFirstOrThrow()).id
-    const hours = await db.selectFrom('outlier_hour').select(['found', 'stored']).where('endpoint_id', '=', id).execute()
-    const found = hours.reduce((sum, h) => sum + Number(h.found), 0)
-    const stored = hours.reduce((sum, h) => sum + Number(h.stored), 0)
-    t.equal(found, 7, 'every outlier above the floor is counted as found')
-    t.equal(stored, cap, 'stored counts what is kept')
-    t.match((await app.inject('/metrics')).body, /fastify_monitor_outliers_total\{route="__unmatched__"\} 7\b/, 'and the metric counts all found')
+    t.ok((await outliersOf('/fast')).every((o) => o.duration_ms >= 50), 'no outlier of the fast endpoint is under the floor')
+
+    // what was counted as found: only requests at or above the floor (every request is stored at level 2, so
+    // they can be counted), never the 3 ms ones that are 2.5× their endpoint's mean. A machine stall may make
+    // another request slow, during warm-up too (not judged yet): hence at most, not exactly.
+    const metrics = (await app.inject('/metrics')).body
+    for (const route of ['/fast', '__unmatched__']) {
+      const id = (await db.selectFrom('endpoint').select('id').where('route', '=', route).executeTakeFirstOrThrow()).id
+      const aboveFloor = (await db.selectFrom('request').select('duration_ms').where('endpoint_id', '=', id).where('duration_ms', '>=', 50).execute()).length
+      const hours = await db.selectFrom('outlier_hour').select(['found', 'stored']).where('endpoint_id', '=', id).execute()
+      const found = hours.reduce((sum, h) => sum + Number(h.found), 0)
+      const stored = hours.reduce((sum, h) => sum + Number(h.stored), 0)
+      t.ok(found <= aboveFloor, `${route}: ${found} found, of ${aboveFloor} requests above the floor`)
+      if (route === '__unmatched__') t.ok(found >= 7, 'the seven slow 404s are all found')
+      t.equal(stored, Math.min(cap, found), `${route}: stored counts what is kept`)
+      const counted = new RegExp(`fastify_monitor_outliers_total\\{route="${route}"\\} (\\d+)`).exec(metrics)?.[1]
+      t.equal(Number(counted ?? 0), found, `${route}: the metric counts the same`)
+    }
   })
 }
 

@@ -13,8 +13,14 @@ const users = [
 ]
 async function cookieOf (app: FastifyInstance, username: string): Promise<string> {
   const user = users.find((u) => u.username === username)!
-  const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username, password: user.password } })
-  return String(login.headers['set-cookie']).split(';')[0]!
+  let cookie = ''
+  // configured users are provisioned once the database is ready: retry a 401 for a moment
+  await until(async () => {
+    const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username, password: user.password } })
+    cookie = String(login.headers['set-cookie']).split(';')[0]!
+    return login.statusCode === 200
+  }, 10_000, 100)
+  return cookie
 }
 
 /** Every secret sent with the slow request; none may be stored or shown. */
@@ -55,6 +61,7 @@ for (const dialect of DIALECTS) {
     const admin = await cookieOf(app, 'root')
     const list = await app.inject({ url: `/dashboard/api/endpoints/${id}/outliers`, headers: { cookie: admin } })
     t.notMatch(list.body, SECRET_PATTERN, 'no secret in the list')
+    if (list.statusCode !== 200) t.fail(list.body)
     const slow = (list.json() as { rows: Array<{ id: string, url: string }> }).rows.filter((r) => r.url.includes('token'))
     t.equal(slow.length, 1)
     const detail = await app.inject({ url: `/dashboard/api/outliers/${slow[0]!.id}`, headers: { cookie: admin } })
