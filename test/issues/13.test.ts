@@ -13,13 +13,11 @@ const users = [
 ]
 async function cookieOf (app: FastifyInstance, username: string): Promise<string> {
   const user = users.find((u) => u.username === username)!
-  let cookie = ''
-  // configured users are provisioned once the database is ready: retry a 401 for a moment
-  await until(async () => {
-    const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username, password: user.password } })
-    cookie = String(login.headers['set-cookie']).split(';')[0]!
-    return login.statusCode === 200
-  }, 10_000, 100)
+  // configured users are provisioned once the database is ready (a login before that is a 401, and counts
+  // against the login rate limit): wait for the row, then log in once
+  await until(async () => (await app.monitor.db.selectFrom('dashboard_user').select('username').where('username', '=', username).executeTakeFirst()) !== undefined, 20_000, 50)
+  const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: username, password: user.password } })
+  const cookie = String(login.headers['set-cookie']).split(';')[0]!
   return cookie
 }
 
