@@ -309,10 +309,11 @@ export class StackSampler {
 
 
 /**
- * Which nodes of a profile run (or sit under) the request's code: a node is the request's when it or
- * an ancestor has one of its code keys. Memoised per node for one window.
+ * Which samples of a profile are the request's, called in sample order: a sample is when its stack
+ * passes through one of the request's code keys (memoised per node for one window). V8 records a
+ * garbage collection without a stack: it goes with the sample before it, whose allocations caused it.
  */
-function attributor ({ keys, parents }: IndexedProfile, code: ReadonlySet<CodeKey>): (id: number) => boolean {
+function attributor ({ keys, parents, byId }: IndexedProfile, code: ReadonlySet<CodeKey>): (id: number) => boolean {
   const memo = new Map<number, boolean>()
   const through = (id: number): boolean => {
     let known = memo.get(id)
@@ -322,14 +323,21 @@ function attributor ({ keys, parents }: IndexedProfile, code: ReadonlySet<CodeKe
     memo.set(id, known)
     return known
   }
-  return through
+  let previous = false
+  return (id) => {
+    if (byId.get(id)?.callFrame.functionName === GC) return previous
+    previous = through(id)
+    return previous
+  }
 }
+
+const GC = '(garbage collector)'
 
 type FrameOf = (node: ProfileNode) => Frame
 
-/** Nodes left out of trees and stacks: V8's bookkeeping and the plugin's own frames. */
+/** Nodes left out of trees and stacks: V8's bookkeeping (garbage collection stays) and the plugin's own frames. */
 function hidden (node: ProfileNode): boolean {
-  return IGNORED.has(node.callFrame.functionName) || isPluginFrame(node.callFrame.url)
+  return IDLE.has(node.callFrame.functionName) || isPluginFrame(node.callFrame.url)
 }
 
 /** The call tree of a request's samples in a window: only the nodes on one of its sampled stacks. */
@@ -373,9 +381,7 @@ function treeOf (indexed: IndexedProfile, startUs: number, endUs: number, interv
   return { intervalUs, samples, concurrent: code.concurrent, frames, nodes }
 }
 
-/** Idle, the profiler's own bookkeeping and the root say nothing about a request. */
-const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
-/** Not the main thread's work at all: the thread was waiting. */
+/** Not the main thread's work at all: the thread was waiting, or V8's own bookkeeping and the root. */
 const IDLE = new Set(['(idle)', '(program)', '(root)'])
 
 /**
@@ -438,7 +444,10 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
   let otherUs = 0
   const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
     const weight = sampleWeight(profile, i, time, endUs, intervalUs)
-    if (!own(id)) { otherUs += weight; return false }
+    if (!own(id)) {
+      otherUs += weight
+      return false
+    }
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
     busyUs += weight
