@@ -40,17 +40,29 @@ for (const dialect of DIALECTS) {
     await app.ready()
     await app.monitor.ready
     for (let i = 0; i < 25; i++) await app.inject({ method: 'POST', url: '/pay', payload: { n: i } })
-    await app.inject({
-      method: 'POST',
-      url: '/pay?ms=120&token=tok-query-1&access_token=tok-query-2&password=tok-query-3&order=42',
-      headers: { 'x-auth-token': 'tok-header-1', 'x-access-token': 'tok-header-2', 'x-csrf-token': 'tok-header-3', 'x-request-id': 'req-7' },
-      payload: { user: 'ann', password: 'tok-body-pw', card: '4111 1111 1111 1111', payment: { number: 5500000000000004 } }
-    })
-    await app.inject({ method: 'POST', url: '/pay?ms=120', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'user=ann&password=tok-form-pw' })
+    const sendSecrets = async (): Promise<void> => {
+      await app.inject({
+        method: 'POST',
+        url: '/pay?ms=300&token=tok-query-1&access_token=tok-query-2&password=tok-query-3&order=42',
+        headers: { 'x-auth-token': 'tok-header-1', 'x-access-token': 'tok-header-2', 'x-csrf-token': 'tok-header-3', 'x-request-id': 'req-7' },
+        payload: { user: 'ann', password: 'tok-body-pw', card: '4111 1111 1111 1111', payment: { number: 5500000000000004 } }
+      })
+      await app.inject({ method: 'POST', url: '/pay?ms=300', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'user=ann&password=tok-form-pw' })
+    }
     const db = app.monitor.db
     const id = (await db.selectFrom('endpoint').select('id').where('route', '=', '/pay').executeTakeFirstOrThrow()).id
-    const rows = async (): Promise<Array<{ id: string, request: unknown }>> => await db.selectFrom('outlier').select(['id', 'request']).where('endpoint_id', '=', id).where('duration_ms', '>=', 100).execute()
-    t.ok(await until(async () => { await app.monitor.flush(); return (await rows()).length >= 2 }, 30_000), 'both slow requests are outliers')
+    const slowOnes = async (): Promise<Array<{ request: unknown }>> => await db.selectFrom('outlier').select('request').where('endpoint_id', '=', id).where('duration_ms', '>=', 250).execute()
+    const bothKinds = async (): Promise<boolean> => {
+      const urls = (await slowOnes()).map((o) => (o.request as { url: string }).url)
+      return urls.some((url) => url.includes('token')) && urls.some((url) => !url.includes('token'))
+    }
+    // a stall of the loaded machine during warm-up can lift the threshold above the slow requests: send again
+    let sent = 0
+    t.ok(await until(async () => {
+      if (sent++ % 40 === 0) await sendSecrets()
+      await app.monitor.flush()
+      return await bothKinds()
+    }, 60_000, 100), 'both slow requests are outliers')
     const stored = JSON.stringify(await db.selectFrom('outlier').selectAll().where('endpoint_id', '=', id).execute())
     t.notMatch(stored, SECRET_PATTERN, 'no secret in any stored outlier row')
     t.match(stored, /req-7/, 'other headers are kept')
@@ -61,12 +73,12 @@ for (const dialect of DIALECTS) {
     t.notMatch(list.body, SECRET_PATTERN, 'no secret in the list')
     if (list.statusCode !== 200) t.fail(list.body)
     const slow = (list.json() as { rows: Array<{ id: string, url: string }> }).rows.filter((r) => r.url.includes('token'))
-    t.equal(slow.length, 1)
+    t.ok(slow.length >= 1, 'the list has the outlier with secrets in its query')
     const detail = await app.inject({ url: `/dashboard/api/outliers/${slow[0]!.id}`, headers: { cookie: admin } })
     t.notMatch(detail.body, SECRET_PATTERN, 'no secret in the evidence an admin reads')
     const evidence = detail.json() as { request: { headers: Record<string, string>, query: Record<string, string>, body: string, url: string } }
     for (const name of ['x-auth-token', 'x-access-token', 'x-csrf-token']) t.equal(evidence.request.headers[name], '[redacted]', `${name} redacted`)
-    t.same(evidence.request.query, { ms: '120', token: '[redacted]', access_token: '[redacted]', password: '[redacted]', order: '42' })
+    t.same(evidence.request.query, { ms: '300', token: '[redacted]', access_token: '[redacted]', password: '[redacted]', order: '42' })
     t.match(JSON.parse(evidence.request.body), { user: 'ann', password: '[redacted]', card: '[redacted]', payment: { number: '[redacted]' } })
 
     const guest = await cookieOf(app, 'visitor')
