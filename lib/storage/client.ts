@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import type { StorageOptions } from '../options.js'
+import type { GroupedProfile } from '../queries/profiles.js'
 import {
   emptyWriterStats, transferList,
   type EndpointKey, type ErrorSummary, type FromWorker, type LastSeen, type OutlierOverflow, type OutlierRecord,
@@ -161,10 +162,13 @@ export class StorageClient {
     worker.postMessage(message, batch === undefined ? [] : transferList(batch))
   }
 
-  /** Hands outliers (and the count of those over the hourly cap) and level-3 call trees to the writer. */
-  sendOutliers (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]): void {
+  /**
+   * Hands outliers (and the count of those over the hourly cap) and level-3 call trees to the writer,
+   * which keeps the `keepPerHour` slowest outliers per endpoint and hour.
+   */
+  sendOutliers (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[], keepPerHour: number): void {
     if (this.#worker === undefined || this.#closed) return
-    const message: ToWorker = { type: 'outliers', outliers, overflow, profiles }
+    const message: ToWorker = { type: 'outliers', outliers, overflow, profiles, keepPerHour }
     this.#worker.postMessage(message)
   }
 
@@ -181,6 +185,11 @@ export class StorageClient {
   /** Runs one compiled query in the writer's thread (the only owner of the connection). */
   async query (sql: string, parameters: readonly unknown[]): Promise<unknown> {
     return await this.#request({ type: 'query', sql, parameters })
+  }
+
+  /** Level 3: an endpoint's grouped profile, merged on the writer's thread (never on the request thread). */
+  async groupedProfile (endpointId: number, n: number, foldLibraries: boolean): Promise<GroupedProfile> {
+    return await this.#request({ type: 'groupedProfile', endpointId, n, foldLibraries }) as GroupedProfile
   }
 
   /** Resolves when everything sent so far is in the database. */
