@@ -66,7 +66,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   let groupByErrors = 0
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
-    send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles),
+    send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles, resolved.outliers.maxPerEndpointHour),
     onOutlier: (route) => metrics?.onOutlier(route),
     log,
     flushIntervalMs: resolved.flushIntervalMs
@@ -171,6 +171,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         databaseKind: () => storage.databaseKind,
         retentionDays: resolved.retentionDays,
         rollupRetentionDays: resolved.rollupRetentionDays,
+        groupedProfile: async (endpointId, n, foldLibraries) => await storage.groupedProfile(endpointId, n, foldLibraries),
+        adminOnlyRequestValues: resolved.outliers.adminOnlyRequestValues,
         sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,
         setLevel
       })

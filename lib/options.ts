@@ -5,6 +5,7 @@ import type { GroupBy } from './group-by.js'
 import { DEFAULT_BUCKETS_SECONDS } from './metrics/http-duration.js'
 import type { Registry } from 'prom-client'
 import { readGitCommit } from './version.js'
+import { redactionRules, type RedactionRules } from './collection/redact.js'
 
 export const DEFAULT_DATA_DIR = './.fastify-monitor'
 export const DEFAULT_TABLE_PREFIX = 'fmd_'
@@ -27,7 +28,7 @@ export const DEFAULT_ROLLUP_RETENTION_DAYS = 400
 export const DEFAULT_DASHBOARD_PREFIX = '/dashboard'
 export const DEFAULT_SESSION_TTL_S = 8 * 3600
 export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 15 * 60_000, maxDelayMs: 30_000 }
-export const DEFAULT_REDACT_HEADERS = ['authorization', 'cookie', 'set-cookie', 'proxy-authorization', 'x-api-key']
+export const DEFAULT_OUTLIER_MIN_DURATION_MS = 5
 export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
@@ -81,12 +82,31 @@ export interface OutlierOptions {
   minSamples?: number
   /** Durations the mean is taken over (the latest ones). Default 500. */
   window?: number
-  /** Outliers kept in full per endpoint per hour; beyond, only counted. Default 100. */
+  /**
+   * A request faster than this is never an outlier, whatever its endpoint's mean: on a 0.5 ms endpoint
+   * a 2 ms request is noise, and anyone could fill the hourly cap with them (the unmatched endpoint
+   * included). Default 5 ms.
+   */
+  minDurationMs?: number
+  /** Outliers kept in full per endpoint per hour, the slowest of the hour (a slower one replaces the fastest kept); all are counted. Default 100. */
   maxPerEndpointHour?: number
   /** Request body bytes kept. Default 4096; 0 keeps none. */
   bodyLimitBytes?: number
-  /** Header names stored as `[redacted]`, added to authorization, cookie, set-cookie, proxy-authorization, x-api-key. */
+  /**
+   * More name fragments whose values are stored as `[redacted]`, in headers, query parameters, route
+   * parameters and body fields at any depth; matched inside the name, case-insensitively, ignoring
+   * `-`, `_` and `.`. Added to secret, token, passw, pwd, key, auth, session, cookie, card, ssn, and more
+   * (see the README).
+   */
+  redact?: string[]
+  /** Names never redacted by name (exact, case-insensitive), e.g. a `x-cache-key` you need to see; credential-shaped values are still cut. */
+  keep?: string[]
+  /** Header names stored as `[redacted]`; the same as {@link OutlierOptions.redact}, kept for compatibility. */
   redactHeaders?: string[]
+  /** Request values (headers, query, params, body, IP) of outliers are shown to admins only; guests see the rest of the evidence. Default `true`. */
+  adminOnlyRequestValues?: boolean
+  /** Stack paths under this directory are shown relative to it. Default `process.cwd()`. */
+  appRoot?: string
   /** Environment variables stored with each outlier. Default none (the environment holds secrets). */
   envAllowList?: string[]
   /** The stack sampler's interval, µs (also the level-3 profiler's). Default 1000. */
@@ -99,9 +119,12 @@ export interface ResolvedOutliers {
   constant: number
   minSamples: number
   window: number
+  minDurationMs: number
   maxPerEndpointHour: number
   bodyLimitBytes: number
-  redactHeaders: ReadonlySet<string>
+  redaction: RedactionRules
+  adminOnlyRequestValues: boolean
+  appRoot: string
   envAllowList: string[]
   sampleIntervalUs: number
   profileShare: number
@@ -239,7 +262,8 @@ const KNOWN_OPTIONS = new Set<string>([
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
   'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
 ])
-const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'maxPerEndpointHour', 'bodyLimitBytes', 'redactHeaders', 'envAllowList', 'sampleIntervalUs', 'profileShare'])
+const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs', 'maxPerEndpointHour', 'bodyLimitBytes', 'redact', 'keep', 'redactHeaders',
+  'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'profileShare'])
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
@@ -433,17 +457,32 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
   const bodyLimitBytes = integer('outliers.bodyLimitBytes', given.bodyLimitBytes, 4_096, 0, 1_048_576)
   const sampleIntervalUs = integer('outliers.sampleIntervalUs', given.sampleIntervalUs, 1_000, 100, 1_000_000)
   const redactHeaders = stringList('outliers.redactHeaders', given.redactHeaders, [])
+  const redact = stringList('outliers.redact', given.redact, [])
+  const keep = stringList('outliers.keep', given.keep, [])
   const envAllowList = stringList('outliers.envAllowList', given.envAllowList, [])
-  for (const checked of [minSamples, window, maxPerEndpointHour, bodyLimitBytes, sampleIntervalUs, redactHeaders, envAllowList]) {
+  for (const checked of [minSamples, window, maxPerEndpointHour, bodyLimitBytes, sampleIntervalUs, redactHeaders, redact, keep, envAllowList]) {
     if (checked instanceof Error) return checked
+  }
+  const minDurationMs = given.minDurationMs ?? DEFAULT_OUTLIER_MIN_DURATION_MS
+  if (typeof minDurationMs !== 'number' || !Number.isFinite(minDurationMs) || minDurationMs < 0 || minDurationMs > 600_000) {
+    return new InvalidOptionError('outliers.minDurationMs', `must be a number of ms from 0 to 600000, got ${describe(minDurationMs)}`)
+  }
+  if (given.adminOnlyRequestValues !== undefined && typeof given.adminOnlyRequestValues !== 'boolean') {
+    return new InvalidOptionError('outliers.adminOnlyRequestValues', `must be a boolean, got ${describe(given.adminOnlyRequestValues)}`)
+  }
+  if (given.appRoot !== undefined && (typeof given.appRoot !== 'string' || given.appRoot === '')) {
+    return new InvalidOptionError('outliers.appRoot', `must be a directory path, got ${describe(given.appRoot)}`)
   }
   return {
     constant,
     minSamples: minSamples as number,
     window: window as number,
+    minDurationMs,
     maxPerEndpointHour: maxPerEndpointHour as number,
     bodyLimitBytes: bodyLimitBytes as number,
-    redactHeaders: new Set([...DEFAULT_REDACT_HEADERS, ...(redactHeaders as string[])].map((name) => name.toLowerCase())),
+    redaction: redactionRules([...(redact as string[]), ...(redactHeaders as string[])], keep as string[]),
+    adminOnlyRequestValues: given.adminOnlyRequestValues !== false,
+    appRoot: resolve((given.appRoot as string | undefined) ?? process.cwd()),
     envAllowList: envAllowList as string[],
     sampleIntervalUs: sampleIntervalUs as number,
     profileShare

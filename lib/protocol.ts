@@ -162,9 +162,11 @@ export type ToWorker =
   | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
   | { type: 'setLevel', id: number, index: number, level: number }
   | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
-  | { type: 'outliers', outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[] }
+  | { type: 'outliers', outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[], keepPerHour: number }
   | { type: 'flush', id: number }
   | { type: 'close', id: number }
+  /** Level 3: an endpoint's grouped profile, merged here where the call trees are (the answer is a `GroupedProfile`). */
+  | { type: 'groupedProfile', id: number, endpointId: number, n: number, foldLibraries: boolean }
 
 /** Writer thread → main thread. */
 export type FromWorker =

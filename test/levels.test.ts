@@ -32,7 +32,7 @@ for (const dialect of DIALECTS) {
     const again = await buildApp({ ...store.options, defaultMonitorLevel: 0 })
     t.teardown(() => again.close())
     await again.ready()
-    t.ok(await until(() => again.monitor.endpoints().find((e) => e.route === '/users/:id')?.level === 1), 'the stored level wins over the default')
+    t.ok(await until(() => again.monitor.endpoints().find((e) => e.route === '/users/:id')?.level === 1, 90_000), 'the stored level wins over the default')
     t.equal(again.monitor.endpoints().find((e) => e.route === '/fail')?.level, 0)
   })
 }

@@ -10,6 +10,25 @@ export interface EndpointState {
   level: MonitorLevel
   /** The user's groupBy threw for this endpoint already: logged once, not again. */
   groupByFailed: boolean
+  /**
+   * The route's own hooks (given in its route options): with its handler, the code a request of this
+   * endpoint runs, which its stack samples are attributed by.
+   */
+  hooks: readonly RouteFunction[]
+}
+
+/** A handler or hook of a route. */
+export type RouteFunction = (...args: never[]) => unknown
+
+const ROUTE_HOOKS = ['onRequest', 'preParsing', 'preValidation', 'preHandler', 'preSerialization', 'onSend', 'onResponse', 'onTimeout', 'onError', 'onRequestAbort'] as const
+
+function routeHooks (routeOptions: RouteOptions): RouteFunction[] {
+  const hooks: RouteFunction[] = []
+  for (const name of ROUTE_HOOKS) {
+    const value = (routeOptions as unknown as Record<string, unknown>)[name]
+    for (const hook of Array.isArray(value) ? value : [value]) if (typeof hook === 'function') hooks.push(hook as RouteFunction)
+  }
+  return hooks
 }
 
 /** Per-method endpoints of one route, kept in the route's config under this symbol. */
@@ -49,7 +68,7 @@ export class EndpointRegistry {
     const key = `${method} ${route}`
     let state = this.#byKey.get(key)
     if (state === undefined) {
-      state = { index: this.list.length, method, route, level: this.#defaultLevel, groupByFailed: false }
+      state = { index: this.list.length, method, route, level: this.#defaultLevel, groupByFailed: false, hooks: [] }
       this.list.push(state)
       this.#byKey.set(key, state)
     }
@@ -72,7 +91,9 @@ export class EndpointRegistry {
       for (const method of methods) {
         if (this.ignores(method, routeOptions.url)) continue
         endpoints ??= {}
-        endpoints[method] = this.add(method, routeOptions.url)
+        const endpoint = this.add(method, routeOptions.url)
+        endpoint.hooks = routeHooks(routeOptions)
+        endpoints[method] = endpoint
       }
     }
     routeOptions.config = { ...config, [kEndpoints]: endpoints } as RouteOptions['config']

@@ -1,5 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { REDACTED, isSecretName, redactObject, redactText, redactUrl, redactValue, type RedactionRules } from './redact.js'
 
 /** The request as stored with an outlier: secrets redacted, sizes capped. */
 export interface RequestEvidence {
@@ -11,6 +12,14 @@ export interface RequestEvidence {
   body: string | null
   bodyTruncated: boolean
   ip: string
+}
+
+/** What a guest sees of an outlier's request when request values are for admins only: no headers, query, params, body or IP. */
+export interface HiddenRequestEvidence {
+  method: string
+  /** The path, without its query string. */
+  url: string
+  hidden: true
 }
 
 /** Time per phase of the Fastify lifecycle, in ms. */
@@ -36,11 +45,12 @@ export interface ProcessEvidence {
   env: Record<string, string>
 }
 
-const REDACTED = '[redacted]'
 const MAX_URL = 2_048
 const MAX_HEADER_VALUE = 1_024
 const MAX_HEADERS = 64
 const MAX_JSON = 4_096
+/** A text body longer than this is redacted as text (pairs and shapes), not parsed. */
+const MAX_PARSED_BODY = 65_536
 
 function capped (value: string, max: number): string {
   return value.length > max ? `${value.slice(0, max)}…` : value
@@ -52,23 +62,46 @@ function cappedJson (value: unknown): unknown {
   return text.length > MAX_JSON ? `${text.slice(0, MAX_JSON)}…` : value
 }
 
-/** The request's evidence: headers on `redact` (lower case) are replaced, the body is cut at `bodyLimit` bytes. */
-export function requestEvidence (request: FastifyRequest, redact: ReadonlySet<string>, bodyLimit: number): RequestEvidence {
+/** A body as text, redacted: a parsed body field by field, a text body as JSON when it parses, else as text. */
+function redactedBody (body: unknown, rules: RedactionRules): string {
+  if (typeof body !== 'string' && !Buffer.isBuffer(body)) return JSON.stringify(redactObject(body, rules)) ?? ''
+  const text = typeof body === 'string' ? body : body.toString('utf8')
+  if (text.length <= MAX_PARSED_BODY && /^\s*[[{]/.test(text)) {
+    try { return JSON.stringify(redactObject(JSON.parse(text), rules)) } catch { /* not JSON: redacted as text */ }
+  }
+  return redactText(text, rules)
+}
+
+/**
+ * The request's evidence, redacted before it is kept: header, query, route-parameter and body-field
+ * names matching the rules are replaced, credential-shaped values cut (see {@link redactObject}); then
+ * sizes are capped and the body cut at `bodyLimit` bytes.
+ */
+export function requestEvidence (request: FastifyRequest, rules: RedactionRules, bodyLimit: number): RequestEvidence {
   const headers: Record<string, string> = {}
   let n = 0
   for (const [name, value] of Object.entries(request.headers)) {
     if (n++ >= MAX_HEADERS) break
     const text = Array.isArray(value) ? value.join(', ') : String(value ?? '')
-    headers[name] = redact.has(name.toLowerCase()) ? REDACTED : capped(text, MAX_HEADER_VALUE)
+    headers[name] = isSecretName(name, rules) ? REDACTED : capped(redactValue(text), MAX_HEADER_VALUE)
   }
   let body: string | null = null
   let bodyTruncated = false
   if (request.body !== undefined && request.body !== null && bodyLimit > 0) {
-    const text = typeof request.body === 'string' ? request.body : Buffer.isBuffer(request.body) ? request.body.toString('utf8') : JSON.stringify(request.body)
+    const text = redactedBody(request.body, rules)
     bodyTruncated = Buffer.byteLength(text) > bodyLimit
     body = bodyTruncated ? Buffer.from(text).subarray(0, bodyLimit).toString('utf8') : text
   }
-  return { method: request.method, url: capped(request.url, MAX_URL), params: cappedJson(request.params), query: cappedJson(request.query), headers, body, bodyTruncated, ip: request.ip }
+  return {
+    method: request.method,
+    url: capped(redactUrl(request.url, rules), MAX_URL),
+    params: cappedJson(redactObject(request.params, rules)),
+    query: cappedJson(redactObject(request.query, rules)),
+    headers,
+    body,
+    bodyTruncated,
+    ip: request.ip
+  }
 }
 
 interface HandlerMessage { request: FastifyRequest, reply: FastifyReply }

@@ -1,16 +1,56 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOutliers } from '../options.js'
 import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../protocol.js'
-import { StackSampler, nowUs } from '../profiling/sampler.js'
-import type { EndpointState } from './endpoints.js'
+import { StackSampler, nowUs, type CodeKey, type RequestCode } from '../profiling/sampler.js'
+import type { EndpointState, RouteFunction } from './endpoints.js'
 import { EvidenceProbe, requestEvidence } from './evidence.js'
 import { OutlierCap, OutlierDetector } from './outliers.js'
+
+/** Recent requests remembered per endpoint, to tell whether others of the same endpoint overlapped one. */
+const RECENT_PER_ENDPOINT = 64
+
+/**
+ * The latest requests of each level-2/3 endpoint as [start, end] (performance.now() ms): a sampled
+ * stack in the endpoint's handler belongs to whichever of them ran then, so overlapping ones cannot be
+ * told apart. Two numbers per request, a fixed ring per endpoint.
+ */
+class RecentRequests {
+  readonly #rings = new Map<number, { times: Float64Array, next: number }>()
+
+  add (endpoint: number, startMs: number, endMs: number): void {
+    let ring = this.#rings.get(endpoint)
+    if (ring === undefined) {
+      ring = { times: new Float64Array(2 * RECENT_PER_ENDPOINT).fill(-1), next: 0 }
+      this.#rings.set(endpoint, ring)
+    }
+    ring.times[2 * ring.next] = startMs
+    ring.times[2 * ring.next + 1] = endMs
+    ring.next = (ring.next + 1) % RECENT_PER_ENDPOINT
+  }
+
+  /** Other remembered requests of the endpoint overlapping [startMs, endMs] (the request itself excluded). */
+  overlapping (endpoint: number, startMs: number, endMs: number): number {
+    const ring = this.#rings.get(endpoint)
+    if (ring === undefined) return 0
+    let n = 0
+    for (let i = 0; i < RECENT_PER_ENDPOINT; i++) {
+      const start = ring.times[2 * i]!
+      const end = ring.times[2 * i + 1]!
+      if (start < 0 || (start === startMs && end === endMs)) continue
+      if (start < endMs && end > startMs) n++
+    }
+    return n
+  }
+}
 
 /**
  * Levels 2 and 3 on the request thread: decides whether a finished request is an outlier and gathers its
  * evidence. The probes (handler timing, event-loop delay, stack sampling) run only while some
  * endpoint is at level 2 or more; the stacks of an outlier (and at level 3 the call trees of a share
  * of requests) arrive when the sampler next rotates, and go to the writer in batches.
+ *
+ * Its one entry point, {@link OutlierRecorder.observe}, takes a finished request of a level-2/3 endpoint,
+ * wherever the request's end is observed.
  */
 export class OutlierRecorder {
   readonly #options: ResolvedOutliers
@@ -24,6 +64,7 @@ export class OutlierRecorder {
   #ready: OutlierRecord[] = []
   readonly #overflow = new OverflowCounts()
   #profiles: ProfileRecord[] = []
+  readonly #recent = new RecentRequests()
   #timer: NodeJS.Timeout | undefined
   #failed = false
 
@@ -37,7 +78,7 @@ export class OutlierRecorder {
     this.#detector = new OutlierDetector(options.constant, options.minSamples, options.window)
     this.#cap = new OutlierCap(options.maxPerEndpointHour)
     this.#probe = new EvidenceProbe(options.envAllowList)
-    this.#sampler = new StackSampler(options.sampleIntervalUs, 1_000)
+    this.#sampler = new StackSampler(options.sampleIntervalUs, 1_000, options.appRoot)
     this.#send = deps.send
     this.#onOutlier = deps.onOutlier
     this.#log = deps.log
@@ -52,15 +93,22 @@ export class OutlierRecorder {
     if (active) this.#sampler.start(); else this.#sampler.stop()
   }
 
-  /** Called for every finished request of an endpoint at level ≥ 2. */
+  /**
+   * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent. `nowMs`:
+   * `Date.now()` at the end; `durationMs`: from its start (Fastify's `reply.elapsedTime`).
+   */
   observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number): void {
     try {
-      if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, durationMs, nowMs)
+      const endMs = performance.now()
+      this.#recent.add(endpoint.index, endMs - durationMs, endMs)
+      if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, request, durationMs, nowMs, endMs)
       const thresholdMs = this.#detector.threshold(endpoint.index)
       if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
+      // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
+      if (durationMs < this.#options.minDurationMs) return
       this.#onOutlier(endpoint.route)
       const timeMs = nowMs - durationMs
-      if (!this.#cap.admit(endpoint.index, nowMs)) {
+      if (!this.#cap.admit(endpoint.index, nowMs, durationMs)) {
         this.#overflow.add(endpoint.index, timeMs)
         return
       }
@@ -70,15 +118,15 @@ export class OutlierRecorder {
         durationMs,
         thresholdMs,
         statusCode: reply.statusCode,
-        request: requestEvidence(request, this.#options.redactHeaders, this.#options.bodyLimitBytes),
+        request: requestEvidence(request, this.#options.redaction, this.#options.bodyLimitBytes),
         phases: this.#probe.phases(reply, durationMs),
         process: this.#probe.process(),
         stacks: null
       }
       const endUs = nowUs()
-      const endMs = performance.now()
+      const keys = this.#codeOf(endpoint, request)
       const process = record.process as { eventLoopDelayMaxMs: number, cpuPercent: number | null }
-      this.#sampler.samplesOf(endUs - durationMs * 1000, endUs).then((stacks) => {
+      this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, keys, endMs, durationMs)).then((stacks) => {
         record.stacks = stacks
         // after the lag probe's next tick: it measures a block only once the loop runs again
         setTimeout(() => {
@@ -95,10 +143,34 @@ export class OutlierRecorder {
     }
   }
 
+  /** The code keys of what a request of this endpoint runs: its handler and the route's own hooks. */
+  #codeOf (endpoint: EndpointState, request: FastifyRequest): Set<CodeKey> {
+    const keys = new Set<CodeKey>()
+    const functions: unknown[] = [request.routeOptions.handler, ...endpoint.hooks]
+    for (const fn of functions) {
+      const key = typeof fn === 'function' ? this.#sampler.locate(fn as RouteFunction) : undefined
+      if (key !== undefined) keys.add(key)
+    }
+    return keys
+  }
+
+  /**
+   * What tells the request's samples apart; the overlap with other requests of its endpoint is read once
+   * the samples arrive, when those that ran at the same time have ended too.
+   */
+  #requestCode (endpoint: EndpointState, keys: ReadonlySet<CodeKey>, endMs: number, durationMs: number): RequestCode {
+    const recent = this.#recent
+    return {
+      keys,
+      get concurrent () { return recent.overlapping(endpoint.index, endMs - durationMs, endMs) }
+    }
+  }
+
   /** Level 3: the request's call tree, from the sampler's next rotation. */
-  #profile (endpoint: EndpointState, durationMs: number, nowMs: number): void {
+  #profile (endpoint: EndpointState, request: FastifyRequest, durationMs: number, nowMs: number, endMs: number): void {
     const endUs = nowUs()
-    this.#sampler.treeOf(endUs - durationMs * 1000, endUs).then((tree) => {
+    const code = this.#requestCode(endpoint, this.#codeOf(endpoint, request), endMs, durationMs)
+    this.#sampler.treeOf(endUs - durationMs * 1000, endUs, code).then((tree) => {
       if (tree !== undefined && tree.samples > 0) this.#profiles.push({ endpointIndex: endpoint.index, timeMs: nowMs - durationMs, durationMs, tree })
     }, () => {})
   }

@@ -39,26 +39,66 @@ export class OutlierDetector {
   }
 }
 
-/** Keeps at most `max` outliers per endpoint per hour; the rest are only counted. */
+/**
+ * Keeps the `max` slowest outliers per endpoint per UTC hour: once the hour's cap is reached, an
+ * outlier is admitted only when it is slower than the fastest one kept, which it replaces (the
+ * database keeps the slowest `max` rows of the hour, see `writeOutliers`). The rest are only counted.
+ * Memory: the kept durations, at most `max` numbers per endpoint, as a min-heap.
+ */
 export class OutlierCap {
   readonly #max: number
   #hour = -1
-  readonly #stored = new Map<number, number>()
+  readonly #kept = new Map<number, number[]>()
 
   constructor (max: number) {
     this.#max = max
   }
 
-  /** True when this outlier may be stored in full. */
-  admit (endpoint: number, timeMs: number): boolean {
+  /** True when this outlier is worth its evidence: there is room, or it is slower than the fastest kept. */
+  admit (endpoint: number, timeMs: number, durationMs: number): boolean {
+    if (this.#max === 0) return false
     const hour = Math.floor(timeMs / 3_600_000)
     if (hour !== this.#hour) {
       this.#hour = hour
-      this.#stored.clear()
+      this.#kept.clear()
     }
-    const stored = this.#stored.get(endpoint) ?? 0
-    if (stored >= this.#max) return false
-    this.#stored.set(endpoint, stored + 1)
+    let heap = this.#kept.get(endpoint)
+    if (heap === undefined) {
+      heap = []
+      this.#kept.set(endpoint, heap)
+    }
+    if (heap.length < this.#max) {
+      heapPush(heap, durationMs)
+      return true
+    }
+    if (durationMs <= heap[0]!) return false
+    heapReplaceTop(heap, durationMs)
     return true
   }
+}
+
+function heapPush (heap: number[], value: number): void {
+  let i = heap.push(value) - 1
+  while (i > 0) {
+    const parent = (i - 1) >> 1
+    if (heap[parent]! <= value) break
+    heap[i] = heap[parent]!
+    i = parent
+  }
+  heap[i] = value
+}
+
+function heapReplaceTop (heap: number[], value: number): void {
+  const n = heap.length
+  let i = 0
+  while (true) {
+    const left = 2 * i + 1
+    if (left >= n) break
+    const right = left + 1
+    const child = right < n && heap[right]! < heap[left]! ? right : left
+    if (heap[child]! >= value) break
+    heap[i] = heap[child]!
+    i = child
+  }
+  heap[i] = value
 }

@@ -1,4 +1,5 @@
 import { Session } from 'node:inspector'
+import { pathToFileURL } from 'node:url'
 
 /** One frame of a sampled stack. */
 export interface Frame {
@@ -8,17 +9,44 @@ export interface Frame {
   line: number
 }
 
-/** Where the main thread was during a time window: the hottest leaf frames and their share of the samples. */
+/**
+ * How a request's samples were told from the rest of the process's: `code` when only samples whose
+ * stack passes through the request's own route code (its handler and route hooks, and their async
+ * continuations, which V8 shows as the same function) were kept; `none` when that code could not be
+ * located, and then nothing is attributed (the hot list stays empty rather than naming others' work).
+ */
+export type Attribution = 'code' | 'none'
+
+/** Where the main thread was for one request: the hottest frames of its own code, and how sure that is. */
 export interface StackEvidence {
+  /** Samples attributed to the request. */
   samples: number
   intervalUs: number
-  /** Share of the window the main thread was running JavaScript or native code (not idle), %. */
+  /** Share of the request's time the main thread spent in the request's own code, %. */
   busyPercent: number
+  /**
+   * Share of the request's time the main thread was busy with anything else: other requests, timers,
+   * callbacks this request may have caused (a database driver parsing its reply), GC, %. Not attributed.
+   */
+  otherBusyPercent: number
+  attribution: Attribution
+  /**
+   * Other requests of the same endpoint that ran at the same time: they run the same handler, so
+   * their samples cannot be told from this one's. 0 means the attributed samples are this request's own.
+   */
+  concurrent: number
   /** Busiest first: the innermost app frame being executed, with the stack that led to it (outermost first). */
   hot: Array<{ frame: Frame, samples: number, stack: Frame[] }>
 }
 
-interface ProfileNode { id: number, callFrame: { functionName: string, url: string, lineNumber: number }, parent?: number, children?: number[] }
+/**
+ * A function's place in the code as V8 reports it (`scriptId:line:column`, 0-based): the same key for
+ * a function object (its `[[FunctionLocation]]`) and for every profile node running it.
+ */
+export type CodeKey = string
+
+interface CallFrame { functionName: string, scriptId: string, url: string, lineNumber: number, columnNumber: number }
+interface ProfileNode { id: number, callFrame: CallFrame, parent?: number, children?: number[] }
 interface Profile { nodes: ProfileNode[], startTime: number, endTime: number, samples: number[], timeDeltas: number[] }
 
 /** A window the caller wants the samples of, answered at the next rotation. */
@@ -33,6 +61,8 @@ interface IndexedProfile {
   profile: Profile
   byId: Map<number, ProfileNode>
   parents: Map<number, number>
+  /** Each node's code key, for attribution. */
+  keys: Map<number, CodeKey>
   root: ProfileNode | undefined
   /** Each sample's time, µs. */
   times: Float64Array
@@ -53,7 +83,29 @@ function indexProfile (profile: Profile): IndexedProfile {
     time += delta
     times[i] = time
   }
-  return { profile, byId, parents, root: profile.nodes.find((node) => !parents.has(node.id)), times, ascending }
+  const keys = new Map(profile.nodes.map((node) => [node.id, codeKey(node.callFrame)]))
+  return { profile, byId, parents, keys, root: profile.nodes.find((node) => !parents.has(node.id)), times, ascending }
+}
+
+function codeKey (location: { scriptId: string, lineNumber: number, columnNumber: number }): CodeKey {
+  return `${location.scriptId}:${location.lineNumber}:${location.columnNumber}`
+}
+
+/** The plugin's own source (lib/ or dist/): its frames are never shown, they say nothing about the app. */
+const PLUGIN_DIR = new URL('..', import.meta.url).href
+
+/** True for a frame of the plugin's own code. */
+export function isPluginFrame (url: string): boolean {
+  return url.startsWith(PLUGIN_DIR)
+}
+
+/**
+ * What a request's samples are told apart by: the code keys of its route's handler and hooks, and the
+ * other requests of its endpoint that overlapped it.
+ */
+export interface RequestCode {
+  keys: ReadonlySet<CodeKey>
+  concurrent: number
 }
 
 /**
@@ -63,7 +115,13 @@ function indexProfile (profile: Profile): IndexedProfile {
  */
 export interface CallTree {
   intervalUs: number
+  /** Samples attributed to the request (those whose stack passes through its route's code). */
   samples: number
+  /**
+   * Other requests of the same endpoint that ran at the same time: their samples in the same code
+   * cannot be told from this one's. Absent in trees stored before it was recorded.
+   */
+  concurrent?: number
   frames: Frame[]
   nodes: Array<[frame: number, parent: number, selfUs: number, totalUs: number]>
 }
@@ -99,7 +157,10 @@ export function nowUs (): number {
 export class StackSampler {
   readonly #intervalUs: number
   readonly #rotateMs: number
+  readonly #rootUrl: string
   #session: Session | undefined
+  /** Code keys of functions already located (one inspector round trip each, ~0.5 ms, once per function). */
+  readonly #located = new WeakMap<Function, CodeKey | null>()
   #timer: NodeJS.Timeout | undefined
   /** Windows waiting for the current profile to end. */
   #pending: Pending[] = []
@@ -108,9 +169,58 @@ export class StackSampler {
   /** Windows waiting for an ended profile, by its title, until the session reports it (synchronously). */
   readonly #ending = new Map<string, Pending[]>()
 
-  constructor (intervalUs: number, rotateMs: number) {
+  /** `appRoot`: stack paths under it are shown relative to it (default `process.cwd()`). */
+  constructor (intervalUs: number, rotateMs: number, appRoot = process.cwd()) {
     this.#intervalUs = intervalUs
     this.#rotateMs = rotateMs
+    this.#rootUrl = `${pathToFileURL(appRoot).href.replace(/\/$/, '')}/`
+  }
+
+  /**
+   * The code key of a function, from its `[[FunctionLocation]]` through the inspector (answered
+   * synchronously on this thread); undefined while the sampler is off or for a native function.
+   */
+  locate (fn: Function): CodeKey | undefined {
+    const cached = this.#located.get(fn)
+    if (cached !== undefined) return cached ?? undefined
+    const session = this.#session
+    if (session === undefined) return undefined
+    let key: CodeKey | null = null
+    const slot = `__fastifyMonitoringDashboardLocate${++profileSequence}`
+    const global = globalThis as Record<string, unknown>
+    try {
+      global[slot] = fn
+      let objectId: string | undefined
+      session.post('Runtime.evaluate', { expression: `globalThis.${slot}` }, (err, result) => { if (err === null) objectId = result.result.objectId })
+      // a bound function (Fastify binds every route handler) has no location of its own: its target has
+      for (let hops = 0; objectId !== undefined && hops < 4; hops++) {
+        const current: string = objectId
+        objectId = undefined
+        session.post('Runtime.getProperties', { objectId: current, ownProperties: true }, (err, result) => {
+          if (err !== null) return
+          const internal = result.internalProperties ?? []
+          const location = internal.find((p) => p.name === '[[FunctionLocation]]')?.value?.value as { scriptId: string, lineNumber: number, columnNumber: number } | undefined
+          if (location !== undefined) key = codeKey(location)
+          else objectId = internal.find((p) => p.name === '[[TargetFunction]]')?.value?.objectId
+        })
+        session.post('Runtime.releaseObject', { objectId: current })
+      }
+    } finally {
+      // eslint-disable-next-line @typescript-eslint/no-dynamic-delete
+      delete global[slot]
+    }
+    this.#located.set(fn, key)
+    return key ?? undefined
+  }
+
+  /** A frame as shown: paths under the app's root relative to it. */
+  #frame (node: ProfileNode): Frame {
+    const { functionName, url, lineNumber } = node.callFrame
+    return {
+      functionName: functionName === '' ? '(anonymous)' : functionName,
+      url: url.startsWith(this.#rootUrl) ? url.slice(this.#rootUrl.length) : url,
+      line: lineNumber + 1
+    }
   }
 
   get running (): boolean { return this.#session !== undefined }
@@ -147,16 +257,25 @@ export class StackSampler {
     session.disconnect()
   }
 
-  /** The samples of [startUs, endUs] (from {@link nowUs}), once the current profile is rotated. */
-  async samplesOf (startUs: number, endUs: number): Promise<StackEvidence> {
+  /**
+   * A request's samples in [startUs, endUs] (from {@link nowUs}), once the current profile is rotated:
+   * only those whose stack passes through `code` are attributed to it.
+   */
+  async samplesOf (startUs: number, endUs: number, code: RequestCode): Promise<StackEvidence> {
     const profile = await this.#profileOf(startUs, endUs)
-    return profile === undefined ? emptyEvidence(this.#intervalUs) : evidenceOf(profile, startUs, endUs, this.#intervalUs)
+    return profile === undefined
+      ? { ...emptyEvidence(this.#intervalUs, code), attribution: 'none' }
+      : evidenceOf(profile, startUs, endUs, this.#intervalUs, code, (node) => this.#frame(node))
   }
 
-  /** The call tree of [startUs, endUs], or undefined when the sampler is off or too many wait. */
-  async treeOf (startUs: number, endUs: number): Promise<CallTree | undefined> {
+  /**
+   * A request's call tree: the samples of [startUs, endUs] whose stack passes through `code`; undefined
+   * when the sampler is off, too many wait, or the code is unknown.
+   */
+  async treeOf (startUs: number, endUs: number, code: RequestCode): Promise<CallTree | undefined> {
+    if (code.keys.size === 0) return undefined
     const profile = await this.#profileOf(startUs, endUs)
-    return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs)
+    return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs, code, (node) => this.#frame(node))
   }
 
   async #profileOf (startUs: number, endUs: number): Promise<IndexedProfile | undefined> {
@@ -189,46 +308,81 @@ export class StackSampler {
 }
 
 
-/** The call tree of the samples in a window: only the nodes on a sampled stack. */
-function treeOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number): CallTree {
+/**
+ * Which samples of a profile are the request's, called in sample order: a sample is when its stack
+ * passes through one of the request's code keys (memoised per node for one window). V8 records a
+ * garbage collection without a stack: it goes with the sample before it, whose allocations caused it.
+ */
+function attributor ({ keys, parents, byId }: IndexedProfile, code: ReadonlySet<CodeKey>): (id: number) => boolean {
+  const memo = new Map<number, boolean>()
+  const through = (id: number): boolean => {
+    let known = memo.get(id)
+    if (known !== undefined) return known
+    const parent = parents.get(id)
+    known = code.has(keys.get(id) ?? '') || (parent !== undefined && through(parent))
+    memo.set(id, known)
+    return known
+  }
+  let previous = false
+  return (id) => {
+    if (byId.get(id)?.callFrame.functionName === GC) return previous
+    previous = through(id)
+    return previous
+  }
+}
+
+const GC = '(garbage collector)'
+
+type FrameOf = (node: ProfileNode) => Frame
+
+/** Nodes left out of trees and stacks: V8's bookkeeping (garbage collection stays) and the plugin's own frames. */
+function hidden (node: ProfileNode): boolean {
+  return IDLE.has(node.callFrame.functionName) || isPluginFrame(node.callFrame.url)
+}
+
+/** The call tree of a request's samples in a window: only the nodes on one of its sampled stacks. */
+function treeOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frameOf: FrameOf): CallTree {
   const { profile, byId, parents } = indexed
+  const own = attributor(indexed, code.keys)
   const self = new Map<number, number>()
   const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
+    if (!own(id)) return false
     self.set(id, (self.get(id) ?? 0) + sampleWeight(profile, i, time, endUs, intervalUs))
+    return true
   })
   // totals: each sample counts for its node and every ancestor
   const total = new Map<number, number>()
   for (const [id, n] of self) {
-    for (let at: number | undefined = id; at !== undefined && !IGNORED.has(byId.get(at)?.callFrame.functionName ?? ''); at = parents.get(at)) {
+    for (let at: number | undefined = id; at !== undefined && byId.get(at)?.callFrame.functionName !== '(root)'; at = parents.get(at)) {
       total.set(at, (total.get(at) ?? 0) + n)
     }
   }
   const frames: Frame[] = []
   const frameIndex = new Map<string, number>()
-  const nodeIndex = new Map<number, number>()
   const nodes: CallTree['nodes'] = []
-  // parents first: visit from the root down
+  // parents first: visit from the root down; a hidden node's time stays with its nearest shown caller
   const visit = (id: number, parent: number): void => {
     const node = byId.get(id)!
     let index = parent
-    if (total.has(id)) {
+    if (!hidden(node)) {
       const frame = frameOf(node)
       const key = `${frame.functionName}\u0000${frame.url}\u0000${frame.line}`
       let f = frameIndex.get(key)
       if (f === undefined) { f = frames.length; frames.push(frame); frameIndex.set(key, f) }
       index = nodes.length
       nodes.push([f, parent, self.get(id) ?? 0, total.get(id)!])
-      nodeIndex.set(id, index)
+    } else if (parent >= 0) {
+      nodes[parent]![2] += self.get(id) ?? 0
     }
     for (const child of node.children ?? []) if (total.has(child)) visit(child, index)
   }
   const root = indexed.root
   if (root !== undefined) for (const child of root.children ?? []) if (total.has(child)) visit(child, -1)
-  return { intervalUs, samples, frames, nodes }
+  return { intervalUs, samples, concurrent: code.concurrent, frames, nodes }
 }
 
-/** Idle, the profiler's own bookkeeping and the root say nothing about a request. */
-const IGNORED = new Set(['(idle)', '(program)', '(garbage collector)', '(root)'])
+/** Not the main thread's work at all: the thread was waiting, or V8's own bookkeeping and the root. */
+const IDLE = new Set(['(idle)', '(program)', '(root)'])
 
 /**
  * The µs a sample stands for: the time until the next sample (V8's ticks slip when the machine is
@@ -238,8 +392,11 @@ function sampleWeight (profile: Profile, index: number, time: number, endUs: num
   return Math.max(0, Math.min(profile.timeDeltas[index + 1] ?? intervalUs, endUs - time, 10 * intervalUs))
 }
 
-/** Calls `fn` with the leaf node id and index of every sample in [startUs, endUs] that is not idle or bookkeeping; returns how many. */
-function forEachSample ({ profile, byId, times, ascending }: IndexedProfile, startUs: number, endUs: number, fn: (id: number, index: number, time: number) => void): number {
+/**
+ * Calls `fn` with the leaf node id and index of every busy sample in [startUs, endUs] (not idle);
+ * returns how many `fn` accepted.
+ */
+function forEachSample ({ profile, byId, times, ascending }: IndexedProfile, startUs: number, endUs: number, fn: (id: number, index: number, time: number) => boolean): number {
   let samples = 0
   // the window's first sample by bisection: only its own samples are read
   let i = 0
@@ -254,26 +411,22 @@ function forEachSample ({ profile, byId, times, ascending }: IndexedProfile, sta
     if (time > endUs && ascending) break
     if (time < startUs || time > endUs) continue
     const id = profile.samples[i]!
-    if (IGNORED.has(byId.get(id)?.callFrame.functionName ?? '')) continue
-    samples++
-    fn(id, i, time)
+    if (IDLE.has(byId.get(id)?.callFrame.functionName ?? '')) continue
+    if (fn(id, i, time)) samples++
   }
   return samples
 }
 
-function emptyEvidence (intervalUs: number): StackEvidence {
-  return { samples: 0, intervalUs, busyPercent: 0, hot: [] }
+function emptyEvidence (intervalUs: number, code: RequestCode): StackEvidence {
+  return { samples: 0, intervalUs, busyPercent: 0, otherBusyPercent: 0, attribution: code.keys.size > 0 ? 'code' : 'none', concurrent: code.concurrent, hot: [] }
 }
 
-function frameOf (node: ProfileNode): Frame {
-  return { functionName: node.callFrame.functionName === '' ? '(anonymous)' : node.callFrame.functionName, url: node.callFrame.url, line: node.callFrame.lineNumber + 1 }
-}
-
-/** Counts the samples of a window per leaf node and describes the hottest with their stacks. */
-function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number): StackEvidence {
+/** Counts a request's samples per frame of app code and describes the hottest with their stacks. */
+function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frameOf: FrameOf): StackEvidence {
   const { profile, byId, parents } = indexed
+  const own = attributor(indexed, code.keys)
   // a sample is charged to the innermost frame of JavaScript with a source (a native such as
-  // performance.now() or a node: internal says less than the app code that called it)
+  // performance.now() or a node: internal says less than the app code that called it), never the plugin's
   const ownerCache = new Map<number, number>()
   const ownerOf = (leaf: number): number => {
     let owner = ownerCache.get(leaf)
@@ -281,27 +434,42 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
     owner = leaf
     for (let at: number | undefined = leaf; at !== undefined; at = parents.get(at)) {
       const url = byId.get(at)?.callFrame.url ?? ''
-      if (url !== '' && !url.startsWith('node:')) { owner = at; break }
+      if (url !== '' && !url.startsWith('node:') && !isPluginFrame(url)) { owner = at; break }
     }
     ownerCache.set(leaf, owner)
     return owner
   }
   const counts = new Map<number, number>()
   let busyUs = 0
+  let otherUs = 0
   const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
+    const weight = sampleWeight(profile, i, time, endUs, intervalUs)
+    if (!own(id)) {
+      otherUs += weight
+      return false
+    }
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
-    busyUs += sampleWeight(profile, i, time, endUs, intervalUs)
+    busyUs += weight
+    return true
   })
   const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
     const stack: Frame[] = []
     for (let at: number | undefined = id; at !== undefined && stack.length < STACK_DEPTH; at = parents.get(at)) {
       const node = byId.get(at)
       if (node === undefined || node.callFrame.functionName === '(root)') break
-      stack.unshift(frameOf(node))
+      if (!isPluginFrame(node.callFrame.url)) stack.unshift(frameOf(node))
     }
     return { frame: frameOf(byId.get(id)!), samples: n, stack }
   })
-  const busyPercent = Math.min(100, Math.round(busyUs / Math.max(intervalUs, endUs - startUs) * 100))
-  return { samples, intervalUs, busyPercent, hot }
+  const windowUs = Math.max(intervalUs, endUs - startUs)
+  return {
+    samples,
+    intervalUs,
+    busyPercent: Math.min(100, Math.round(busyUs / windowUs * 100)),
+    otherBusyPercent: Math.min(100, Math.round(otherUs / windowUs * 100)),
+    attribution: code.keys.size > 0 ? 'code' : 'none',
+    concurrent: code.concurrent,
+    hot
+  }
 }

@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js'
 import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import type { TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
+import type { GroupedProfile } from '../queries/profiles.js'
 
 const DAY_MS = 86_400_000
 const DEFAULT_RANGE_DAYS = 7
@@ -20,6 +21,10 @@ export interface DashboardContext {
   rollupRetentionDays: number
   /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */
   sessionKeyFile: string | undefined
+  /** Level 3: an endpoint's grouped profile, merged off the request thread. */
+  groupedProfile: (endpointId: number, n: number, foldLibraries: boolean) => Promise<GroupedProfile>
+  /** Outliers' request values (headers, query, params, body, IP) are sent to admins only. */
+  adminOnlyRequestValues: boolean
   /** Changes a level in this process (if it serves the endpoint) and in the database. */
   setLevel: (endpoint: { id: number, method: string, route: string }, level: MonitorLevel) => Promise<void>
 }

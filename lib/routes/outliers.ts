@@ -1,11 +1,15 @@
+import { dashboardUser } from '../auth/index.js'
 import { findEndpoint } from '../queries/admin.js'
-import { findOutlier, listOutliers } from '../queries/outliers.js'
+import type { FastifyRequest } from 'fastify'
+import { findOutlier, listOutliers, type OutlierDetail } from '../queries/outliers.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
 import { ID_PARAMS, TIME_RANGE_QUERY } from './schemas.js'
 
 /** Level 2: an endpoint's outliers in a range (paged), and one outlier with its evidence. */
-export const outlierRoutes: ApiRoutes = (app, { db, guards }) => {
+export const outlierRoutes: ApiRoutes = (app, { db, guards, adminOnlyRequestValues }) => {
   const reader = { config: NOT_MONITORED, preHandler: guards.authenticate }
+  /** Whether this reader may see the request values of outliers (headers, query, params, body, IP). */
+  const seesRequestValues = (request: FastifyRequest): boolean => !adminOnlyRequestValues || dashboardUser(request).role === 'admin'
 
   app.get<RangeQuery & { Params: { id: number }, Querystring: { page?: number, pageSize?: number } }>('/api/endpoints/:id/outliers', {
     ...reader,
@@ -18,7 +22,9 @@ export const outlierRoutes: ApiRoutes = (app, { db, guards }) => {
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
     const pageSize = request.query.pageSize ?? 25
     const page = request.query.page ?? 0
-    return { page, pageSize, ...await listOutliers(db, endpoint.id, timeRange(request.query), pageSize, page * pageSize) }
+    const found = await listOutliers(db, endpoint.id, timeRange(request.query), pageSize, page * pageSize)
+    if (!seesRequestValues(request)) for (const row of found.rows) row.url = withoutQuery(row.url)
+    return { page, pageSize, ...found, requestValues: seesRequestValues(request) }
   })
 
   app.get<{ Params: { id: string } }>('/api/outliers/:id', {
@@ -27,6 +33,19 @@ export const outlierRoutes: ApiRoutes = (app, { db, guards }) => {
   }, async (request, reply) => {
     const outlier = await findOutlier(db, request.params.id)
     if (outlier === undefined) return await reply.code(404).send({ error: 'no such outlier' })
-    return outlier
+    return seesRequestValues(request) ? outlier : withoutRequestValues(outlier)
   })
+}
+
+/** A URL without its query string: what a guest sees of an outlier's request. */
+function withoutQuery (url: string): string {
+  const q = url.indexOf('?')
+  return q < 0 ? url : url.slice(0, q)
+}
+
+/** An outlier as a guest sees it: the evidence without the request's values, only its method and path. */
+function withoutRequestValues (outlier: OutlierDetail): OutlierDetail {
+  const request = outlier.request as { method?: string }
+  const url = withoutQuery(outlier.url)
+  return { ...outlier, url, request: { method: request.method ?? '', url, hidden: true } }
 }

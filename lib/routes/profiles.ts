@@ -1,10 +1,10 @@
 import { findEndpoint } from '../queries/admin.js'
-import { findProfile, groupedProfile, listProfiles } from '../queries/profiles.js'
+import { findProfile, listProfiles } from '../queries/profiles.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
 import { ID_PARAMS } from './schemas.js'
 
 /** Level 3: an endpoint's grouped profile over its latest call trees, and one request's call tree. */
-export const profileRoutes: ApiRoutes = (app, { db, guards }) => {
+export const profileRoutes: ApiRoutes = (app, { db, guards, groupedProfile }) => {
   const reader = { config: NOT_MONITORED, preHandler: guards.authenticate }
 
   app.get<{ Params: { id: number }, Querystring: { n?: number, libraries?: 'fold' | 'expand' } }>('/api/endpoints/:id/profile', {
@@ -16,7 +16,8 @@ export const profileRoutes: ApiRoutes = (app, { db, guards }) => {
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
-    const [grouped, latest] = await Promise.all([groupedProfile(db, endpoint.id, request.query.n ?? 100, request.query.libraries !== 'expand'), listProfiles(db, endpoint.id, 20)])
+    // merged on the writer's thread: up to 1,000 call trees never block the app's requests
+    const [grouped, latest] = await Promise.all([groupedProfile(endpoint.id, request.query.n ?? 100, request.query.libraries !== 'expand'), listProfiles(db, endpoint.id, 20)])
     return { ...grouped, latest }
   })
 

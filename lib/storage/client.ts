@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { DatabaseUnavailableError } from '../errors.js'
 import type { PgliteAssets } from '../db/pglite-assets.js'
 import type { StorageOptions } from '../options.js'
+import type { GroupedProfile } from '../queries/profiles.js'
 import {
   emptyWriterStats, transferList,
   type EndpointKey, type ErrorSummary, type FromWorker, type LastSeen, type OutlierOverflow, type OutlierRecord,
@@ -192,10 +193,13 @@ export class StorageClient {
     worker.postMessage(message, batch === undefined ? [] : transferList(batch))
   }
 
-  /** Hands outliers (and the count of those over the hourly cap) and level-3 call trees to the writer. */
-  sendOutliers (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]): void {
+  /**
+   * Hands outliers (and the count of those over the hourly cap) and level-3 call trees to the writer,
+   * which keeps the `keepPerHour` slowest outliers per endpoint and hour.
+   */
+  sendOutliers (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[], keepPerHour: number): void {
     if (this.#worker === undefined || this.#closed) return
-    const message: ToWorker = { type: 'outliers', outliers, overflow, profiles }
+    const message: ToWorker = { type: 'outliers', outliers, overflow, profiles, keepPerHour }
     this.#worker.postMessage(message)
   }
 
@@ -218,6 +222,11 @@ export class StorageClient {
       if (isDatabaseUnavailable(err as Error)) throw new DatabaseUnavailableError((err as Error).message, { cause: err })
       throw err
     }
+  }
+
+  /** Level 3: an endpoint's grouped profile, merged on the writer's thread (never on the request thread). */
+  async groupedProfile (endpointId: number, n: number, foldLibraries: boolean): Promise<GroupedProfile> {
+    return await this.#request({ type: 'groupedProfile', endpointId, n, foldLibraries }) as GroupedProfile
   }
 
   /** Resolves when everything sent so far is in the database. */

@@ -154,10 +154,12 @@ export interface OutlierRow {
 }
 
 /**
- * Inserts outliers (one statement, from a JSON array) and adds what was found and kept to the
- * per-hour counts, in one transaction.
+ * Inserts outliers (one statement, from a JSON array), keeps the `keepPerHour` slowest of each endpoint
+ * and UTC hour they fall in (a slower outlier replaces the fastest kept, whichever process found it),
+ * and adds what was found to the per-hour counts, `stored` being what is kept; in one transaction.
  */
-export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, hourMs: number, count: number }>, versionId: number, instanceId: number): Promise<void> {
+export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, hourMs: number, count: number }>,
+  versionId: number, instanceId: number, keepPerHour: number): Promise<void> {
   await db.transaction().execute(async (trx) => {
     if (rows.length > 0) {
       await sql`insert into ${sql.table('outlier')}
@@ -168,15 +170,26 @@ export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], o
           "thresholdMs" float8, "statusCode" smallint, request jsonb, phases jsonb, process jsonb, stacks jsonb)`.execute(trx)
     }
     const counts = [
-      ...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, found: 1, stored: 1 })),
-      ...overflow.map((o) => ({ endpointId: o.endpointId, timeMs: o.hourMs, found: o.count, stored: 0 }))
+      ...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, found: 1 })),
+      ...overflow.map((o) => ({ endpointId: o.endpointId, timeMs: o.hourMs, found: o.count }))
     ]
     if (counts.length === 0) return
+    const touched = sql`select c."endpointId" as e, date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC') as h, sum(c.found) as found
+      from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, found integer) group by 1, 2`
+    if (rows.length > 0) {
+      // the hour's slowest stay (by the endpoint + time index: one hour of one endpoint's outliers)
+      await sql`delete from ${sql.table('outlier')} o using (
+          select k.id from (${touched}) t cross join lateral (
+            select id from ${sql.table('outlier')} where endpoint_id = t.e and time_requested >= t.h and time_requested < t.h + interval '1 hour'
+            order by duration_ms desc, id desc offset ${keepPerHour}
+          ) k
+        ) beyond where o.id = beyond.id`.execute(trx)
+    }
     await sql`insert into ${sql.table('outlier_hour')} as h (endpoint_id, hour, found, stored)
-      select c."endpointId", date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC'), sum(c.found), sum(c.stored)
-      from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, found integer, stored integer)
-      group by 1, 2 order by 1, 2
-      on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = h.stored + excluded.stored`.execute(trx)
+      select t.e, t.h, t.found, (select count(*) from ${sql.table('outlier')} o
+        where o.endpoint_id = t.e and o.time_requested >= t.h and o.time_requested < t.h + interval '1 hour')
+      from (${touched}) t order by 1, 2
+      on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = excluded.stored`.execute(trx)
   })
 }
 

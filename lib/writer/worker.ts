@@ -14,6 +14,7 @@ import { PartitionManager, dayOf } from '../db/partitions.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
 import { Writer } from './writer.js'
 import { deleteOlderThan } from '../db/retention.js'
+import { groupedProfile } from '../queries/profiles.js'
 
 const HOUR_MS = 3_600_000
 const DAY_MS = 86_400_000
@@ -44,6 +45,8 @@ const MAX_PENDING_PROFILES = 2_000
 const PROFILES_KEPT_PER_ENDPOINT = 1_000
 let pendingProfiles: ProfileRecord[] = []
 let writingOutliers = false
+/** `outliers.maxPerEndpointHour`, sent with the outliers. */
+let outliersKeptPerHour = 100
 
 const writer = new Writer({
   resolveEndpoint: (index) => endpoints[index],
@@ -173,6 +176,7 @@ async function handle (message: ToWorker): Promise<unknown> {
       return reply
     }
     case 'outliers':
+      outliersKeptPerHour = message.keepPerHour
       pendingOutliers.push(...message.outliers)
       for (const [index, hourMs, count] of message.overflow) pendingOverflow.add(index, hourMs, count)
       pendingProfiles.push(...message.profiles)
@@ -183,6 +187,8 @@ async function handle (message: ToWorker): Promise<unknown> {
         for (const o of dropped) pendingOverflow.add(o.endpointIndex, o.timeMs)
       }
       return undefined
+    case 'groupedProfile':
+      return await groupedProfile(requireDb(), message.endpointId, message.n, message.foldLibraries)
     case 'flush':
       await writer.drain()
       await flushOutliers()
@@ -219,7 +225,7 @@ async function flushOutliers (): Promise<void> {
     await writeProfiles(requireDb(), profiles.map((p) => ({ ...p, endpointId: endpoints[p.endpointIndex]!.id })), ids.versionId, ids.instanceId)
     pendingProfiles = pendingProfiles.filter((p) => !profiles.includes(p))
     await writeOutliers(requireDb(), outliers.map((o) => ({ ...o, endpointId: endpoints[o.endpointIndex]!.id })),
-      overflow.map(([index, hourMs, count]) => ({ endpointId: endpoints[index]!.id, hourMs, count })), ids.versionId, ids.instanceId)
+      overflow.map(([index, hourMs, count]) => ({ endpointId: endpoints[index]!.id, hourMs, count })), ids.versionId, ids.instanceId, outliersKeptPerHour)
     const written = new Set(outliers)
     pendingOutliers = pendingOutliers.filter((o) => !written.has(o))
   } catch (err) {

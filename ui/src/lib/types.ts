@@ -34,15 +34,16 @@ export interface DashboardConfig {
 export interface UserRow { username: string, role: 'admin' | 'guest', createdAt: string }
 
 import type { OutlierResources, OutlierSummary, OutlierDetail as StoredOutlier } from '../../../lib/queries/outliers.js'
-import type { PhaseEvidence, ProcessEvidence, RequestEvidence } from '../../../lib/collection/evidence.js'
+import type { HiddenRequestEvidence, PhaseEvidence, ProcessEvidence, RequestEvidence } from '../../../lib/collection/evidence.js'
 import type { StackEvidence } from '../../../lib/profiling/sampler.js'
-export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>>, resources: OutlierResources }
+/** `requestValues`: false when the reader is a guest and request values are for admins only. */
+export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>>, resources: OutlierResources, requestValues: boolean }
 export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'process' | 'stacks'> & {
-  request: RequestEvidence
+  request: RequestEvidence | HiddenRequestEvidence
   phases: PhaseEvidence
   process: ProcessEvidence
   stacks: StackEvidence | null
 }
-import type { GroupedNode, ProfileSummary } from '../../../lib/queries/profiles.js'
-export interface GroupedProfile { requests: number, nodes: GroupedNode[], latest: Array<Json<ProfileSummary>> }
+import type { GroupedNode, GroupedProfile as MergedProfile, ProfileSummary } from '../../../lib/queries/profiles.js'
+export type GroupedProfile = MergedProfile & { latest: Array<Json<ProfileSummary>> }
 export type { GroupedNode }
