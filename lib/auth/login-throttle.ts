@@ -24,7 +24,8 @@ const MAX_KEYS = 10_000
 /**
  * A progressive login delay per account and per client. Each attempt moves the key's next allowed
  * attempt further out (1 s, 2 s, 4 s … up to `maxDelayMs`, after `freeAttempts`), before the password
- * is checked, so concurrent guesses are counted too; a success clears both keys. Keyed by account, a
+ * is checked, so concurrent guesses are counted too; a failure restarts the delay from the end of the
+ * check; a success clears both keys. Keyed by account, a
  * client rotating `X-Forwarded-For` still gets one guess per delay on an account; and since nothing
  * is ever locked for longer than `maxDelayMs`, failures sent "from" someone else's address or at
  * someone else's account delay that user's correct login by at most that long (a hard lockout would
@@ -59,6 +60,14 @@ export class LoginThrottle {
       state.nextAtMs = nowMs + this.#delayAfter(state.failures)
     }
     return 0
+  }
+
+  /** A wrong password: the delay runs from now, when the check ended (a slow check must not eat it). */
+  failed (keys: string[], nowMs = Date.now()): void {
+    for (const key of keys) {
+      const state = this.#keys.get(key)
+      if (state !== undefined) state.nextAtMs = Math.max(state.nextAtMs, nowMs + this.#delayAfter(state.failures))
+    }
   }
 
   /** A correct password: the keys start afresh. */

@@ -18,22 +18,28 @@ export function throttleKeys (request: FastifyRequest, username: string): string
 /**
  * Checks a password under the login throttle and the cap on concurrent hashing. Replies 429 (with
  * `Retry-After`) and returns undefined when the account or client must wait or too many checks run;
- * otherwise returns whether the password is the user's (an unknown user takes as long, and fails).
+ * otherwise returns the user when the password is theirs, or null (an unknown user takes as long, and
+ * fails). The throttle is asked before anything else, so a refused attempt costs no query and no hash.
  */
-export async function checkPassword (sessions: Sessions, request: FastifyRequest, reply: FastifyReply, user: StoredUser | undefined, username: string, password: string): Promise<boolean | undefined> {
+export async function checkPassword (sessions: Sessions, request: FastifyRequest, reply: FastifyReply, find: () => Promise<StoredUser | undefined>, username: string, password: string): Promise<StoredUser | null | undefined> {
   const keys = throttleKeys(request, username)
   const waitMs = sessions.throttle.attempt(keys)
   if (waitMs > 0) {
     await reply.code(429).header('retry-after', String(Math.ceil(waitMs / 1000))).send({ error: 'too many attempts; retry later' })
     return undefined
   }
+  const user = await find()
   const valid = await sessions.hashing.run(async () => await verifyPassword(password, user?.passwordHash ?? DUMMY_HASH))
   if (valid === undefined) {
     await reply.code(429).header('retry-after', '1').send({ error: 'too many logins at once; retry later' })
     return undefined
   }
-  if (valid && user !== undefined) sessions.throttle.succeed(keys)
-  return valid && user !== undefined
+  if (!valid || user === undefined) {
+    sessions.throttle.failed(keys)
+    return null
+  }
+  sessions.throttle.succeed(keys)
+  return user
 }
 
 /** Login, logout and the current session (with the CSRF token the UI sends on every change). */
@@ -46,10 +52,9 @@ export const sessionRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
     }
   }, async (request, reply) => {
     const { username, password } = request.body
-    const user = await findUser(db, username)
-    const valid = await checkPassword(sessions, request, reply, user, username, password)
-    if (valid === undefined) return reply
-    if (!valid || user === undefined) return await reply.code(401).send({ error: 'wrong username or password' })
+    const user = await checkPassword(sessions, request, reply, async () => await findUser(db, username), username, password)
+    if (user === undefined) return reply
+    if (user === null) return await reply.code(401).send({ error: 'wrong username or password' })
     return { username: user.username, role: user.role, csrfToken: sessions.start(request, user), csrfHeader: CSRF_HEADER }
   })
 

@@ -66,9 +66,9 @@ export const userRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
       // a stolen session alone must not be enough to take the account over
       const { currentPassword } = request.body
       if (currentPassword === undefined) return await reply.code(400).send({ error: 'currentPassword is required to change your own password' })
-      const valid = await checkPassword(sessions, request, reply, await findUser(db, request.params.username), request.params.username, currentPassword)
-      if (valid === undefined) return reply
-      if (!valid) return await reply.code(403).send({ error: 'the current password is wrong' })
+      const user = await checkPassword(sessions, request, reply, async () => await findUser(db, request.params.username), request.params.username, currentPassword)
+      if (user === undefined) return reply
+      if (user === null) return await reply.code(403).send({ error: 'the current password is wrong' })
     }
     const generation = await setPassword(db, request.params.username, await hashPassword(request.body.password))
     if (generation === undefined) return await reply.code(404).send({ error: 'no such user' })

@@ -29,6 +29,13 @@ t.test('the throttle ramps per key, counts concurrent attempts, forgets, and nev
   t.equal(throttle.attempt(['account:x', 'client:y'], now + 10 * 60_000), 0, 'failures are forgotten')
 })
 
+t.test('a failure restarts the delay from the end of a slow check', async (t) => {
+  const throttle = new LoginThrottle({ freeAttempts: 1, forgetAfterMs: 60_000, maxDelayMs: 8_000 })
+  t.equal(throttle.attempt(['account:a'], 0), 0)
+  throttle.failed(['account:a'], 5_000)
+  t.equal(throttle.attempt(['account:a'], 5_500), 500, 'the 1 s delay counts from the failure, not from the attempt')
+})
+
 t.test('work slots run at most N at once, queue a few, refuse the rest', async (t) => {
   const slots = new WorkSlots(2, 3)
   let running = 0
