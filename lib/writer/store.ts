@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
-import type { EndpointKey } from '../protocol.js'
+import type { EndpointKey, OutlierRecord } from '../protocol.js'
 import { bucketSql } from '../db/rollup.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
@@ -140,18 +140,8 @@ export async function pruneBatchIds (db: Kysely<Database>, olderThanMs: number):
   await db.deleteFrom('batch').where('written_at', '<', new Date(Date.now() - olderThanMs)).execute()
 }
 
-/** Outliers ready to insert: endpoint ids resolved. */
-export interface OutlierRow {
-  endpointId: number
-  timeMs: number
-  durationMs: number
-  thresholdMs: number
-  statusCode: number
-  request: unknown
-  phases: unknown
-  process: unknown
-  stacks: unknown
-}
+/** Outliers ready to insert: the request thread's record with its endpoint's database id. */
+export type OutlierRow = Omit<OutlierRecord, 'endpointIndex'> & { endpointId: number }
 
 /**
  * Inserts outliers (one statement, from a JSON array), keeps the `keepPerHour` slowest of each endpoint
