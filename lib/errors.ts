@@ -23,7 +23,7 @@ export const ConfigFileError = createError<[string, string]>(
 
 export const DataDirLockedError = createError<[string, string]>(
   'FST_MONITORING_DATA_DIR_LOCKED',
-  'embedded database directory "%s" is in use by %s; give each process its own dataDir or use a PostgreSQL server'
+  'embedded database directory "%s" is in use by %s; give each process its own dataDir, or use a PostgreSQL server to share one database'
 )
 
 export const UnknownEndpointError = createError<[string]>(
@@ -43,11 +43,24 @@ export const UiMissingError = createError<[string]>(
   'the dashboard UI is not built (no %s): run `npm run build`, or register with dashboard: false'
 )
 
+export const DecoratorConflictError = createError<[string, string]>(
+  'FST_MONITORING_DECORATOR_CONFLICT',
+  'the app already has a %s decorator "%s", which fastify-monitoring-dashboard adds; register nothing else under that name'
+)
+
+export const DatabaseUnavailableError = createError<[string, { cause: unknown }?]>(
+  'FST_MONITORING_DATABASE_UNAVAILABLE',
+  'the monitoring database is unavailable (%s); retry shortly',
+  503
+)
+
 export const errors = {
   InvalidOptionError,
   ConfigFileError,
   DataDirLockedError,
   UnknownEndpointError,
   StorageUnavailableError,
-  UiMissingError
+  UiMissingError,
+  DecoratorConflictError,
+  DatabaseUnavailableError
 }

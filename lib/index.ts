@@ -6,7 +6,7 @@ import { EndpointRegistry } from './collection/endpoints.js'
 import { createResponseHook } from './collection/hooks.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
 import { kHandlerEndMs, kHandlerStartMs } from './collection/evidence.js'
-import { InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
+import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
 import { emptyWriterStats } from './protocol.js'
@@ -18,6 +18,10 @@ import { TablePrefixPlugin } from './db/table-prefix-plugin.js'
 import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
+import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
+
+/** How long past its close timeout an app of this process may take to release the data directory. */
+const LOCK_WAIT_AFTER_CLOSE_MS = 10_000
 
 function storageOptions (resolved: ResolvedOptions): StorageOptions {
   const { groupBy, ignoreMethods, ignoreRoutes, enabled, metrics, dashboard, outliers, ...rest } = resolved
@@ -42,6 +46,9 @@ function disabledApi (version: string): MonitorApi {
 const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fastify: FastifyInstance, opts) => {
   const resolved = resolveOptions(opts)
   if (resolved instanceof Error) throw resolved
+  // checked before anything starts: a failed register must leave no thread or timer behind
+  if (fastify.hasDecorator('monitor')) throw new DecoratorConflictError('instance', 'monitor')
+  if (resolved.dashboard !== false && fastify.hasRequestDecorator(SESSION_DECORATOR)) throw new DecoratorConflictError('request', SESSION_DECORATOR)
   if (!resolved.enabled) {
     fastify.decorate('monitor', disabledApi(resolved.appVersion))
     return
@@ -49,7 +56,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   const log = fastify.log.child({ plugin: 'fastify-monitoring-dashboard' })
   const { database } = resolved
   const releaseLock = database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
-    ? lockDataDir(database.dataDir)
+    // an app of this process still closing (a test suite that does not await close) is waited for
+    ? await lockDataDir(database.dataDir, resolved.closeTimeoutMs + LOCK_WAIT_AFTER_CLOSE_MS)
     : () => {}
 
   const registry = new EndpointRegistry(resolved, resolved.dashboard === false ? undefined : resolved.dashboard.prefix)
@@ -117,10 +125,17 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   })
 
   const db = new Kysely<Database>({ dialect: new RemoteDialect(storage) }).withPlugin(new TablePrefixPlugin(resolved.tablePrefix))
+  const dashboard = resolved.dashboard
+  // `ready` includes the configured dashboard users: a login right after it must work
+  const ready = dashboard === false
+    ? storage.ready
+    : storage.ready.then(async () => { await provisionUsers(db, dashboard.users, log) }).catch((err: unknown) => {
+      log.error({ err }, 'fastify-monitoring-dashboard: dashboard users not provisioned')
+    })
   const api: MonitorApi = {
     enabled: true,
     version: resolved.appVersion,
-    ready: storage.ready,
+    ready,
     db,
     endpoints: () => registry.list.map(({ method, route, level }) => ({ method, route, level })),
     async setMonitorLevel (method, route, level) {
@@ -141,7 +156,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   }
   fastify.decorate('monitor', api)
 
-  const dashboard = resolved.dashboard
   if (dashboard !== false) {
     const setLevel = async (endpoint: { id: number, method: string, route: string }, level: 0 | 1 | 2 | 3): Promise<void> => {
       // an endpoint only another process serves is changed in the database; that process polls it
@@ -157,7 +171,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         databaseKind: () => storage.databaseKind,
         retentionDays: resolved.retentionDays,
         rollupRetentionDays: resolved.rollupRetentionDays,
-        ready: storage.ready,
         groupedProfile: async (endpointId, n, foldLibraries) => await storage.groupedProfile(endpointId, n, foldLibraries),
         adminOnlyRequestValues: resolved.outliers.adminOnlyRequestValues,
         sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,

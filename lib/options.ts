@@ -27,7 +27,7 @@ export const DEFAULT_RETENTION_DAYS = 30
 export const DEFAULT_ROLLUP_RETENTION_DAYS = 400
 export const DEFAULT_DASHBOARD_PREFIX = '/dashboard'
 export const DEFAULT_SESSION_TTL_S = 8 * 3600
-export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 60_000 }
+export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 15 * 60_000, maxDelayMs: 30_000 }
 export const DEFAULT_OUTLIER_MIN_DURATION_MS = 5
 export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
@@ -53,14 +53,25 @@ export interface DashboardOptions {
    * With no user at all in the database, the first start creates `admin` with a random password and logs it once.
    */
   users?: DashboardUser[]
-  /** Key material for the session cookie, at least 32 characters; also from `FASTIFY_MONITOR_SESSION_SECRET`. Default: a random key kept in the database, shared by every process using it. */
+  /**
+   * Key material for the session cookie, at least 32 characters; also from `FASTIFY_MONITOR_SESSION_SECRET`.
+   * Default: with PGlite, a random key kept in `<dataDir>.session-key` (restarts keep sessions); with a
+   * PostgreSQL server, a random key per process (sessions end at restart and do not cross processes:
+   * set it when several processes serve the dashboard).
+   */
   sessionSecret?: string
   /** A session ends this long after login. Default 28800 s (8 h). */
   sessionTtlS?: number
   /** Bearer token of the export API; also from `FASTIFY_MONITOR_EXPORT_TOKEN`. Absent: the export API is off. */
   exportToken?: string
-  /** Login attempts allowed per client IP in a time window. Default 5 per 60000 ms. */
-  loginRateLimit?: { max: number, timeWindowMs: number }
+  /**
+   * Password checks (logins, and users confirming their current password): `max` attempts per account
+   * and per client IP go through at once; each further one waits twice as long as the one before
+   * (1 s, 2 s, 4 s … up to `maxDelayMs`), and failures are forgotten after `timeWindowMs` without one.
+   * Never a lockout: a user whose account or address someone else is guessing at waits at most
+   * `maxDelayMs`. Default `{ max: 5, timeWindowMs: 900000, maxDelayMs: 30000 }`.
+   */
+  loginRateLimit?: { max?: number, timeWindowMs?: number, maxDelayMs?: number }
 }
 
 /** Level 2 and 3: how outliers are found and what is kept of them. */
@@ -126,7 +137,7 @@ export interface ResolvedDashboard {
   sessionSecret: string | undefined
   sessionTtlS: number
   exportToken: string | undefined
-  loginRateLimit: { max: number, timeWindowMs: number }
+  loginRateLimit: { max: number, timeWindowMs: number, maxDelayMs: number }
 }
 
 /** The Prometheus exporter's settings. */
@@ -297,11 +308,16 @@ export function readConfigFile (path: string | undefined): Record<string, unknow
   return parsed as Record<string, unknown>
 }
 
+/** A connection string fit for an error message: no user:password@, no password-like query parameter. */
+export function maskUrl (url: string): string {
+  return url.replace(/\/\/[^/?#]*@/, '//***@').replace(/([?&;][^=&;#]*(?:pass|secret|key|token)[^=&;#]*=)[^&;#]*/gi, '$1***')
+}
+
 function resolveDatabase (raw: Record<string, unknown>): Checked<ResolvedOptions['database']> {
   const { database, dataDir } = raw
   if (database !== undefined) {
     if (typeof database !== 'string' || !POSTGRES_URL.test(database)) {
-      return new InvalidOptionError('database', `must be a postgres:// or postgresql:// URL, got ${describe(typeof database === 'string' ? database.replace(/\/\/.*@/, '//***@') : database)}`)
+      return new InvalidOptionError('database', `must be a postgres:// or postgresql:// URL, got ${describe(typeof database === 'string' ? maskUrl(database) : database)}`)
     }
     return { kind: 'postgres', connectionString: database }
   }
@@ -401,18 +417,23 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
     return new InvalidOptionError('dashboard.exportToken', 'must be a string of at least 16 characters')
   }
   const limit = options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT
-  if (typeof limit !== 'object' || limit === null) return new InvalidOptionError('dashboard.loginRateLimit', 'must be { max, timeWindowMs }')
+  if (typeof limit !== 'object' || limit === null || Array.isArray(limit)) return new InvalidOptionError('dashboard.loginRateLimit', 'must be { max, timeWindowMs, maxDelayMs }')
   const max = integer('dashboard.loginRateLimit.max', (limit as Record<string, unknown>).max, DEFAULT_LOGIN_RATE_LIMIT.max, 1, 10_000)
   if (max instanceof Error) return max
   const timeWindowMs = integer('dashboard.loginRateLimit.timeWindowMs', (limit as Record<string, unknown>).timeWindowMs, DEFAULT_LOGIN_RATE_LIMIT.timeWindowMs, 1_000, 86_400_000)
   if (timeWindowMs instanceof Error) return timeWindowMs
+  const maxDelayMs = integer('dashboard.loginRateLimit.maxDelayMs', (limit as Record<string, unknown>).maxDelayMs, DEFAULT_LOGIN_RATE_LIMIT.maxDelayMs, 1_000, 3_600_000)
+  if (maxDelayMs instanceof Error) return maxDelayMs
+  for (const key of Object.keys(limit)) {
+    if (!['max', 'timeWindowMs', 'maxDelayMs'].includes(key)) return new InvalidOptionError(`dashboard.loginRateLimit.${key}`, 'is not an option of the login limit')
+  }
   return {
     prefix,
     users,
     sessionSecret: sessionSecret as string | undefined,
     sessionTtlS,
     exportToken: exportToken as string | undefined,
-    loginRateLimit: { max, timeWindowMs }
+    loginRateLimit: { max, timeWindowMs, maxDelayMs }
   }
 }
 

@@ -3,6 +3,7 @@
  * columns, transferred without copying), the messages both ways, the writer's counters, and errors
  * summarised as plain objects. Both threads import this module; nothing here touches a database.
  */
+import type { PgliteAssets } from './db/pglite-assets.js'
 import type { StorageOptions } from './options.js'
 
 /**
@@ -151,6 +152,8 @@ export interface WorkerInit {
   options: StorageOptions
   /** This process's random token, stored with its instance row. */
   instanceToken: string
+  /** For `memory://`: what an earlier throw-away database of this process left to start faster. */
+  pgliteAssets: PgliteAssets | undefined
 }
 
 /** Main thread → writer thread. Requests carry an id; the answer comes back as a `reply` with it. */
@@ -172,6 +175,7 @@ export type FromWorker =
   | { type: 'levels', levels: Array<[index: number, level: number]> }
   | { type: 'stats', stats: WriterStats }
   | { type: 'log', level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ErrorSummary }
+  | { type: 'pgliteAssets', assets: PgliteAssets }
 
 /** The answer to a `query` request: what kysely's QueryResult needs. */
 export interface QueryReply {

@@ -55,7 +55,9 @@ t.test('every board is a Grafana dashboard model (@grafana/schema), references p
 })
 
 t.test('docker-compose.yml passes docker-compose config, and has every service the README names, each with a healthcheck', async (t) => {
-  const env = { ...process.env, GRAFANA_ADMIN_PASSWORD: 'test-password' }
+  // every secret of the stack is required: set them all (issue #12.2)
+  const secrets = { GRAFANA_ADMIN_PASSWORD: 'test-password', SESSION_SECRET: 'x'.repeat(40), DEMO_PASSWORD: 'demo-test-password', POSTGRES_PASSWORD: 'pg-test-password' }
+  const env = { ...process.env, BIND_ADDRESS: '', ...secrets }
   const { stdout } = await run('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], { env })
   const services = new Map<string, string>()
   let current = ''
@@ -75,7 +77,15 @@ t.test('docker-compose.yml passes docker-compose config, and has every service t
   }
   t.match(services.get('grafana'), /GF_AUTH_ANONYMOUS_ENABLED: ["']false["']/, 'anonymous Grafana access is off')
   t.match(services.get('grafana'), /GF_SECURITY_ADMIN_PASSWORD: test-password/, 'the admin password comes from the environment')
-  await t.rejects(run('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config', '-q'], { env: { ...process.env, GRAFANA_ADMIN_PASSWORD: '' } }), 'no Grafana admin password, no stack')
+  for (const name of Object.keys(secrets)) {
+    await t.rejects(run('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config', '-q'], { env: { ...env, [name]: '' } }), `no ${name}, no stack`)
+  }
+  t.notMatch(stdout, /change-this|demo-password/, 'no published default secret')
+  t.match(services.get('app'), /FASTIFY_MONITOR_SESSION_SECRET: x{40}/, 'the session secret comes from the environment')
+  const published = [...stdout.matchAll(/^ {4}- (\S+:\d+:\d+)\/tcp$/gm)].map((m) => m[1]!)
+  t.same(published.sort(), ['127.0.0.1:3000:3000', '127.0.0.1:3001:3000', '127.0.0.1:9090:9090', '127.0.0.1:9187:9187'], 'every port is bound to 127.0.0.1 by default')
+  const exposed = (await run('docker-compose', ['-f', join(root, 'docker-compose.yml'), 'config'], { env: { ...env, BIND_ADDRESS: '0.0.0.0' } })).stdout
+  t.match(exposed, /- 0\.0\.0\.0:3000:3000\/tcp/, 'BIND_ADDRESS publishes them elsewhere')
 })
 
 /** The Prometheus bucket (index into the upper bounds) a duration in seconds falls in. */

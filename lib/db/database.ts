@@ -139,6 +139,8 @@ export interface DashboardUserTable {
   password_hash: string
   role: 'admin' | 'guest'
   created_at: Generated<Date>
+  /** Bumped by logout, a password or role change: sessions carrying an older one are refused. */
+  session_generation: Generated<number>
 }
 
 export type Endpoint = Selectable<EndpointTable>

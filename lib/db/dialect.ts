@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type { Database } from './database.js'
 import type { StorageOptions } from '../options.js'
 import { TablePrefixPlugin } from './table-prefix-plugin.js'
+import type { PgliteAssets } from './pglite-assets.js'
 
 /** A database handle and what it is, as the writer's thread opens it. */
 export interface OpenedDatabase {
@@ -10,6 +11,8 @@ export interface OpenedDatabase {
   /** The same connection without the prefix plugin, for kysely's Migrator and raw reads. */
   rawDb: Kysely<any>
   kind: 'postgres' | 'pglite'
+  /** PGlite only: a tarball of its data directory as it is now. */
+  dumpDataDir?: () => Promise<ArrayBuffer>
 }
 
 /**
@@ -17,7 +20,7 @@ export interface OpenedDatabase {
  * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
  * Postgres server never loads PGlite's 10 MB of WASM.
  */
-export async function openDatabase (options: StorageOptions): Promise<OpenedDatabase> {
+export async function openDatabase (options: StorageOptions, assets?: PgliteAssets): Promise<OpenedDatabase> {
   const plugin = new TablePrefixPlugin(options.tablePrefix)
   if (options.database.kind === 'postgres') {
     const { default: pg } = await import('pg')
@@ -38,7 +41,20 @@ export async function openDatabase (options: StorageOptions): Promise<OpenedData
   }
   const { PGlite } = await import('@electric-sql/pglite')
   const { PGliteDialect } = await import('kysely-pglite-dialect')
-  const pglite = await PGlite.create(options.database.dataDir)
+  // with assets (memory:// only) nothing is compiled, and a snapshot skips initdb and the migrations
+  const pglite = await PGlite.create(options.database.dataDir, assets === undefined
+    ? {}
+    : {
+        pgliteWasmModule: assets.pgliteWasmModule,
+        initdbWasmModule: assets.initdbWasmModule,
+        fsBundle: new Blob([assets.fsBundle]),
+        loadDataDir: assets.snapshot === undefined ? undefined : new Blob([assets.snapshot])
+      })
   const rawDb = new Kysely<any>({ dialect: new PGliteDialect(pglite) })
-  return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'pglite' }
+  return {
+    db: rawDb.withPlugin(plugin) as Kysely<Database>,
+    rawDb,
+    kind: 'pglite',
+    dumpDataDir: async () => await (await pglite.dumpDataDir('none')).arrayBuffer()
+  }
 }

@@ -1,12 +1,13 @@
 import cluster from 'node:cluster'
 import { timingSafeEqual } from 'node:crypto'
 import type { FastifyInstance } from 'fastify'
-import { AggregatorRegistry, Counter, Registry, collectDefaultMetrics, register as globalRegistry } from 'prom-client'
+import { AggregatorRegistry, Counter, Registry, register as globalRegistry } from 'prom-client'
 import type { ResolvedMetrics } from '../options.js'
 import type { WriterStats } from '../protocol.js'
 import { HttpDurationHistogram } from './http-duration.js'
 import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, wantsOpenMetrics } from './openmetrics.js'
 import { registerPluginHealth } from './plugin-health.js'
+import { servedRegistries } from './process-metrics.js'
 
 /** What the request path and the storage client feed into the exporter. */
 export interface Metrics {
@@ -33,13 +34,16 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
   const httpDuration = new HttpDurationHistogram(options.buckets, deps.instanceToken)
   registry.registerMetric(httpDuration as never)
   const { onBatchWritten } = registerPluginHealth(registry, deps)
-  if (options.defaultMetrics) collectDefaultMetrics({ register: registry })
+  // the runtime metrics are the process's: one set, outside this app (see process-metrics.ts)
+  const served = servedRegistries(registry, options.defaultMetrics)
   if (options.cluster && cluster.isWorker) {
     // prom-client answers the primary's AggregatorRegistry with these registries' metrics; a worker
     // only listens for the primary's requests once an AggregatorRegistry was constructed in it
-    AggregatorRegistry.setRegistries([...new Set([registry, globalRegistry])])
+    AggregatorRegistry.setRegistries([...new Set([...served, globalRegistry])])
     // eslint-disable-next-line no-new
     new AggregatorRegistry()
+    // the aggregator's list is process-wide: leave nothing of this app in it
+    fastify.addHook('onClose', async () => { AggregatorRegistry.setRegistries([globalRegistry]) })
   }
 
   const expected = options.token === undefined ? undefined : `Bearer ${options.token}`
@@ -47,10 +51,12 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
     if (expected !== undefined && !sameToken(request.headers.authorization ?? '', expected)) {
       return await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a bearer token is required' })
     }
-    if (wantsOpenMetrics(request.headers.accept)) {
-      return await reply.type(OPENMETRICS_CONTENT_TYPE).send(await renderOpenMetrics(registry))
+    // a caller's OpenMetrics registry renders with its # EOF: the families are joined here instead
+    if (wantsOpenMetrics(request.headers.accept) || registry.contentType !== Registry.PROMETHEUS_CONTENT_TYPE) {
+      return await reply.type(OPENMETRICS_CONTENT_TYPE).send(await renderOpenMetrics(served))
     }
-    return await reply.type(registry.contentType).send(await registry.metrics())
+    const texts = await Promise.all(served.map(async (r) => await r.metrics()))
+    return await reply.type(registry.contentType).send(texts.join(''))
   })
   // route is an endpoint's URL template: bounded like http_request_duration_seconds' own label
   const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['route'], registers: [registry] })

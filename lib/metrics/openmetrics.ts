@@ -31,14 +31,14 @@ export function wantsOpenMetrics (accept: string | undefined): boolean {
 }
 
 /**
- * The registry in the OpenMetrics text format. prom-client can render it, but does so by renaming
+ * The registries in the OpenMetrics text format. prom-client can render it, but does so by renaming
  * counter objects in place (dropping `_total`), which would corrupt the Prometheus-format output of
  * the same registry; so the snapshot prom-client exposes as JSON is rendered here instead.
  * A counter's family is named without `_total`, its sample with it, histogram buckets carry their
  * exemplar (the latest stored request that fell in them), and the text ends with `# EOF`.
  */
-export async function renderOpenMetrics (registry: Registry): Promise<string> {
-  const families = await registry.getMetricsAsJSON() as unknown as MetricJson[]
+export async function renderOpenMetrics (registries: Registry[]): Promise<string> {
+  const families = (await Promise.all(registries.map(async (registry) => await registry.getMetricsAsJSON()))).flat() as unknown as MetricJson[]
   const lines: string[] = []
   for (const family of families) {
     const isCounter = family.type === 'counter'

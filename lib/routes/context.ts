@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify'
-import type { Kysely } from 'kysely'
+import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import type { TimeRange } from '../queries/range.js'
-import type { Guards } from '../auth/index.js'
+import type { Guards, Sessions } from '../auth/index.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 
 const DAY_MS = 86_400_000
@@ -19,7 +19,6 @@ export interface DashboardContext {
   databaseKind: () => 'postgres' | 'pglite' | undefined
   retentionDays: number
   rollupRetentionDays: number
-  ready: Promise<void>
   /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */
   sessionKeyFile: string | undefined
   /** Level 3: an endpoint's grouped profile, merged off the request thread. */
@@ -33,6 +32,7 @@ export interface DashboardContext {
 /** What every resource module of the API gets: the context and the guards of its routes. */
 export interface RouteContext extends DashboardContext {
   guards: Guards
+  sessions: Sessions
 }
 
 /** A resource module: registers its routes under `<prefix>/api`. */
@@ -53,6 +53,25 @@ function isTimeZone (tz: string): boolean {
     return true
   } catch {
     return false
+  }
+}
+
+/**
+ * The time zones PostgreSQL knows (`pg_timezone_names`), read once: `timeRange` checks a zone with
+ * JavaScript's Intl, whose list differs (US/Pacific-New is in one and not the other).
+ */
+export class TimeZones {
+  readonly #db: Kysely<Database>
+  #names: Promise<ReadonlySet<string>> | undefined
+
+  constructor (db: Kysely<Database>) { this.#db = db }
+
+  async has (tz: string): Promise<boolean> {
+    this.#names ??= sql<{ name: string }>`select name from pg_timezone_names`.execute(this.#db)
+      .then(({ rows }) => new Set(rows.map((row) => row.name)))
+    // the database is down or not ready: ask again next time (the caller's query will answer 503)
+    this.#names.catch(() => { this.#names = undefined })
+    return (await this.#names).has(tz)
   }
 }
 

@@ -16,7 +16,7 @@ const EXPORT_QUERY = {
     format: { type: 'string', enum: ['json', 'csv'], default: 'json' },
     afterTime: { type: 'string', format: 'date-time' },
     afterId: { type: 'string', pattern: '^[0-9]{1,19}$' },
-    offset: { type: 'integer', minimum: 0, default: 0 }
+    offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000_000, default: 0 }
   },
   additionalProperties: false
 } as const

@@ -1,3 +1,4 @@
+import { dashboardUser } from '../auth/index.js'
 import { findEndpoint } from '../queries/admin.js'
 import type { FastifyRequest } from 'fastify'
 import { findOutlier, listOutliers, type OutlierDetail } from '../queries/outliers.js'
@@ -8,7 +9,7 @@ import { ID_PARAMS, TIME_RANGE_QUERY } from './schemas.js'
 export const outlierRoutes: ApiRoutes = (app, { db, guards, adminOnlyRequestValues }) => {
   const reader = { config: NOT_MONITORED, preHandler: guards.authenticate }
   /** Whether this reader may see the request values of outliers (headers, query, params, body, IP). */
-  const seesRequestValues = (request: FastifyRequest): boolean => !adminOnlyRequestValues || request.dashboardUser?.role === 'admin'
+  const seesRequestValues = (request: FastifyRequest): boolean => !adminOnlyRequestValues || dashboardUser(request).role === 'admin'
 
   app.get<RangeQuery & { Params: { id: number }, Querystring: { page?: number, pageSize?: number } }>('/api/endpoints/:id/outliers', {
     ...reader,

@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
+import { DatabaseUnavailableError } from '../errors.js'
+import type { PgliteAssets } from '../db/pglite-assets.js'
 import type { StorageOptions } from '../options.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 import {
@@ -12,9 +14,31 @@ import {
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
 
 const RESTART_DELAY_MS = 1_000
+/** How long close() waits for the writer thread to close its database before terminating it. */
+const CLOSE_REPLY_TIMEOUT_MS = 5_000
 
 function toError (summary: ErrorSummary): Error {
   return Object.assign(new Error(summary.message), { code: summary.code })
+}
+
+/**
+ * What the first `memory://` database of this process left for the next ones (compiled PGlite, a
+ * migrated snapshot): a test suite building an app per test then starts each in a fraction of the time.
+ */
+let keptPgliteAssets: PgliteAssets | undefined
+
+/** Node's socket errors while reaching the database server. */
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN'])
+
+/**
+ * Whether a failed query says the database cannot be reached (as opposed to a bad query): not opened
+ * yet (ENOTREADY from the writer thread), a network error, PostgreSQL's connection exceptions (class
+ * 08) or shutdown/start-up states (57P01–57P03), pg's own messages for a lost or timed-out connection.
+ */
+export function isDatabaseUnavailable (err: Error & { code?: unknown }): boolean {
+  const code = typeof err.code === 'string' ? err.code : ''
+  return code === 'ENOTREADY' || NETWORK_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) ||
+    /Connection terminated|timeout exceeded when trying to connect|writer thread (exited|not running)/.test(err.message)
 }
 
 /** Where the writer thread's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
@@ -43,6 +67,7 @@ export class StorageClient {
   readonly #pending = new Map<number, { resolve: (value: unknown) => void, reject: (err: Error) => void }>()
   #endpoints: EndpointKey[] = []
   #closed = false
+  #restartTimer: NodeJS.Timeout | undefined
   /** Records handed to the current worker, to count what a crash loses. */
   #sentToWorker = 0
   #droppedByCrashes = 0
@@ -81,7 +106,9 @@ export class StorageClient {
   }
 
   #spawn (): void {
-    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken }
+    const { database } = this.#options
+    const inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
+    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
     const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()
@@ -102,7 +129,8 @@ export class StorageClient {
       this.#stats = { ...emptyWriterStats(), lastBatchDurationMs: this.#stats.lastBatchDurationMs }
       this.#sentToWorker = 0
       this.#log.error(`fastify-monitoring-dashboard: writer thread exited with code ${code}; ${lost} records lost; restarting`)
-      setTimeout(() => {
+      this.#restartTimer = setTimeout(() => {
+        this.#restartTimer = undefined
         if (this.#closed) return
         this.#spawn()
         if (this.#endpoints.length > 0) this.#request({ type: 'endpoints', endpoints: this.#endpoints }).catch(() => {})
@@ -132,6 +160,9 @@ export class StorageClient {
         // one stats message follows every written batch
         if (message.stats.batchesWritten > this.#stats.batchesWritten) this.#onBatchWritten?.(message.stats.lastBatchDurationMs)
         this.#stats = message.stats
+        return
+      case 'pgliteAssets':
+        keptPgliteAssets = message.assets
         return
       case 'log': {
         const err = message.err === undefined ? undefined : toError(message.err)
@@ -184,7 +215,13 @@ export class StorageClient {
 
   /** Runs one compiled query in the writer's thread (the only owner of the connection). */
   async query (sql: string, parameters: readonly unknown[]): Promise<unknown> {
-    return await this.#request({ type: 'query', sql, parameters })
+    try {
+      return await this.#request({ type: 'query', sql, parameters })
+    } catch (err) {
+      // a coded 503 that callers (the dashboard, app.monitor.db users) can tell from a bad query
+      if (isDatabaseUnavailable(err as Error)) throw new DatabaseUnavailableError((err as Error).message, { cause: err })
+      throw err
+    }
   }
 
   /** Level 3: an endpoint's grouped profile, merged on the writer's thread (never on the request thread). */
@@ -207,16 +244,20 @@ export class StorageClient {
     const timedOut = new Promise<void>((resolve) => { timer = setTimeout(resolve, timeoutMs) })
     await Promise.race([this.flush().catch(() => {}), timedOut])
     clearTimeout(timer)
+    clearTimeout(this.#restartTimer)
     this.#closed = true
     const worker = this.#worker
     if (worker === undefined) return 0
     let lost = 0
+    let closeTimer: NodeJS.Timeout | undefined
     try {
       lost = await Promise.race([
         this.#request({ type: 'close' }) as Promise<number>,
-        new Promise<number>((resolve) => setTimeout(() => resolve(this.#stats.buffered), 5_000).unref())
+        new Promise<number>((resolve) => { closeTimer = setTimeout(() => resolve(this.#stats.buffered), CLOSE_REPLY_TIMEOUT_MS) })
       ])
     } finally {
+      // a pending timer would keep this client, its logger and so the closed app reachable
+      clearTimeout(closeTimer)
       this.#worker = undefined
       await worker.terminate()
     }

@@ -9,6 +9,7 @@ import type { Database } from '../db/database.js'
 import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
 import { OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
 import { migrateToLatest } from '../db/migrate.js'
+import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
 import { Writer } from './writer.js'
@@ -20,7 +21,8 @@ const DAY_MS = 86_400_000
 const STARTUP_RETRY_MAX_MS = 5_000
 
 const port = parentPort!
-const { options, instanceToken } = workerData as WorkerInit
+const { options, instanceToken, pgliteAssets } = workerData as WorkerInit
+const inMemory = options.database.kind === 'pglite' && options.database.dataDir.startsWith('memory://')
 const send = (message: FromWorker): void => port.postMessage(message)
 const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ReturnType<typeof summarizeError>): void =>
   send({ type: 'log', level, msg, err })
@@ -69,8 +71,13 @@ async function start (): Promise<void> {
   let delay = 100
   for (let attempt = 1; !closing; attempt++) {
     try {
-      opened ??= await openDatabase(options)
+      // a throw-away database starts from what an earlier one of this process left (see pglite-assets.ts)
+      const assets = inMemory ? pgliteAssets ?? await loadPgliteAssets(options.tablePrefix) : undefined
+      opened ??= await openDatabase(options, assets)
       await migrateToLatest(opened.rawDb, options.tablePrefix)
+      if (assets !== undefined && assets.snapshot === undefined && opened.dumpDataDir !== undefined) {
+        send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await opened.dumpDataDir() } })
+      }
       ids = await registerInstance(opened.db, options.appVersion, instanceToken)
       partitions = new PartitionManager(opened.db, options.tablePrefix)
       const today = dayOf(Date.now())

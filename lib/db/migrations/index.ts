@@ -206,6 +206,18 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         await sql`create index if not exists ${index('request_version_endpoint')} on ${sql.table('request')} (version_id, endpoint_id)`.execute(db)
         await sql`create index if not exists ${index('request_endpoint_group')} on ${sql.table('request')} (endpoint_id, group_by) where group_by is not null`.execute(db)
       }
+    },
+    // Revocable sessions: a session cookie carries the generation its user had at login; logout,
+    // a password or role change bump it, so every older cookie of that user stops working.
+    '0006_session_generation': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`alter table ${sql.table('dashboard_user')} add column session_generation integer not null default 0`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`alter table ${sql.table('dashboard_user')} drop column session_generation`.execute(db)
+      }
     }
   }
 }

@@ -1,8 +1,14 @@
 /** The one fetch wrapper: JSON in and out, the CSRF header on writes, 401 → the session is over. */
 export class ApiError extends Error {
-  constructor (readonly status: number, message: string) {
+  /** Seconds the server asked to wait (Retry-After), on 429 and 503. */
+  readonly retryAfterS: number | undefined
+  constructor (readonly status: number, message: string, retryAfterS?: number) {
     super(message)
+    this.retryAfterS = retryAfterS
   }
+
+  /** The monitoring database is not ready or down: views say so and try again. */
+  get unavailable (): boolean { return this.status === 503 }
 }
 
 let csrfToken = ''
@@ -41,9 +47,13 @@ async function send<T> (path: string, options: { method?: string, body?: unknown
   // relative to the page (…/dashboard/), so any prefix works
   const res = await fetch(`./api${path}`, { method, headers, credentials: 'same-origin', body: options.body === undefined ? undefined : JSON.stringify(options.body) })
   const text = await res.text()
-  const data: unknown = text === '' ? undefined : JSON.parse(text)
+  let data: unknown
+  try { data = text === '' ? undefined : JSON.parse(text) } catch { data = undefined }
   if (res.status === 401 && path !== '/login' && notifyUnauthorized) onUnauthorized()
-  if (!res.ok) throw new ApiError(res.status, (data as { error?: string } | undefined)?.error ?? res.statusText)
+  if (!res.ok) {
+    const retryAfter = Number(res.headers.get('retry-after'))
+    throw new ApiError(res.status, (data as { error?: string } | undefined)?.error ?? res.statusText, Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : undefined)
+  }
   return data as T
 }
 

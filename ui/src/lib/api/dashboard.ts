@@ -28,5 +28,6 @@ export const admin = {
   users: async () => await request<UserRow[]>('/users'),
   addUser: async (username: string, password: string, role: 'admin' | 'guest') => await request('/users', { method: 'POST', body: { username, password, role } }),
   deleteUser: async (username: string) => await request(`/users/${encodeURIComponent(username)}`, { method: 'DELETE' }),
-  setPassword: async (username: string, password: string) => await request(`/users/${encodeURIComponent(username)}/password`, { method: 'PUT', body: { password } })
+  /** `currentPassword` is required when users change their own. */
+  setPassword: async (username: string, password: string, currentPassword?: string) => await request(`/users/${encodeURIComponent(username)}/password`, { method: 'PUT', body: { password, currentPassword } })
 }
