@@ -43,6 +43,11 @@ function disabledApi (version: string): MonitorApi {
   }
 }
 
+function lockWaitMs (closeTimeoutMs: number, pluginTimeoutMs: number | undefined): number {
+  const wait = closeTimeoutMs + LOCK_WAIT_AFTER_CLOSE_MS
+  return pluginTimeoutMs !== undefined && pluginTimeoutMs > 0 ? Math.min(wait, pluginTimeoutMs / 2) : wait
+}
+
 const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fastify: FastifyInstance, opts) => {
   const resolved = resolveOptions(opts)
   if (resolved instanceof Error) throw resolved
@@ -56,8 +61,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   const log = fastify.log.child({ plugin: 'fastify-monitoring-dashboard' })
   const { database } = resolved
   const releaseLock = database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
-    // an app of this process still closing (a test suite that does not await close) is waited for
-    ? await lockDataDir(database.dataDir, resolved.closeTimeoutMs + LOCK_WAIT_AFTER_CLOSE_MS)
+    // an app of this process still closing (a test suite that does not await close) is waited for,
+    // within half of Fastify's plugin timeout so that the refusal, not a plugin timeout, is reported
+    ? await lockDataDir(database.dataDir, lockWaitMs(resolved.closeTimeoutMs, fastify.initialConfig.pluginTimeout))
     : () => {}
 
   const registry = new EndpointRegistry(resolved, resolved.dashboard === false ? undefined : resolved.dashboard.prefix)

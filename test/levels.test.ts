@@ -69,7 +69,7 @@ t.test('pglite: a second app on the same data directory is refused clearly', asy
   const first = await buildApp(store.options)
   t.teardown(() => first.close())
   const second = Fastify()
-  // it waits for the first to close (closeTimeoutMs + 10 s), then gives up
+  // it waits for the first to close (closeTimeoutMs + 10 s, at most half the plugin timeout), then gives up
   second.register(monitor, { ...store.options, closeTimeoutMs: 0 })
   await t.rejects(async () => { await second.ready() }, { code: 'FST_MONITORING_DATA_DIR_LOCKED', message: /in use by another app in this process, still open after/ })
 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
-import { readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpDir } from './helpers.js'
 
@@ -10,7 +10,10 @@ const npm = (args: string[], cwd: string): string => execFileSync('npm', args, {
 
 t.test('the packed tarball installs into a fresh app, imports by name, type-checks and records', async (t) => {
   const packDir = tmpDir()
-  npm(['pack', '--pack-destination', packDir, '--silent'], root)
+  // `npm test` builds first; packing without the prepack build keeps dist/ unchanged under the
+  // other test files, whose writer threads run the compiled build
+  if (!existsSync(join(root, 'dist/index.js'))) npm(['run', 'build'], root)
+  npm(['pack', '--ignore-scripts', '--pack-destination', packDir, '--silent'], root)
   const tarball = readdirSync(packDir).find((f) => f.endsWith('.tgz'))!
   const files = execFileSync('tar', ['-tzf', join(packDir, tarball)], { encoding: 'utf8' }).split('\n')
   t.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), 'compiled JS and types are packed')

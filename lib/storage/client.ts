@@ -1,4 +1,7 @@
 import { randomUUID } from 'node:crypto'
+import { readdirSync, statSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import { DatabaseUnavailableError } from '../errors.js'
@@ -41,9 +44,30 @@ export function isDatabaseUnavailable (err: Error & { code?: unknown }): boolean
     /Connection terminated|timeout exceeded when trying to connect|writer thread (exited|not running)/.test(err.message)
 }
 
-/** Where the writer thread's source is: `.ts` when running from source under a TypeScript loader, else compiled `.js`. */
+let workerFromSources: URL | undefined
+
+/**
+ * The writer thread's entry: the compiled `.js` beside this file in the package. Run from the
+ * TypeScript sources (the tests), a thread under the TypeScript loader compiles its whole module
+ * graph again at every start (about 2 s of CPU per app), so the compiled build is taken while it is
+ * newer than every source file, and the `.ts` entry otherwise.
+ */
 function workerUrl (): URL {
-  return new URL(import.meta.url.endsWith('.ts') ? '../writer/worker.ts' : '../writer/worker.js', import.meta.url)
+  if (!import.meta.url.endsWith('.ts')) return new URL('../writer/worker.js', import.meta.url)
+  workerFromSources ??= buildIsCurrent(new URL('../../dist/writer/worker.js', import.meta.url), new URL('../', import.meta.url))
+    ? new URL('../../dist/writer/worker.js', import.meta.url)
+    : new URL('../writer/worker.ts', import.meta.url)
+  return workerFromSources
+}
+
+/** True when `built` exists and is newer than every `.ts` file under `sources`. */
+function buildIsCurrent (built: URL, sources: URL): boolean {
+  let builtMs: number
+  try { builtMs = statSync(built).mtimeMs } catch { return false }
+  const dir = fileURLToPath(sources)
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts'))
+    .every((file) => statSync(join(dir, file)).mtimeMs < builtMs)
 }
 
 /**
