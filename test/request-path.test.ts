@@ -27,7 +27,7 @@ async function scrapedCounts (app: FastifyInstance): Promise<Map<string, number>
 
 async function build (options: MonitorOptions): Promise<FastifyInstance> {
   const app = Fastify({ trustProxy: true })
-  await app.register(monitor, { ...options, flushIntervalMs: 20, groupBy: (request) => request.headers['x-user'] as string | undefined })
+  await app.register(monitor, { flushIntervalMs: 20, ...options, groupBy: (request) => request.headers['x-user'] as string | undefined })
   // the app's own guards, added after the plugin as usual: a global onRequest hook, a route preHandler, a rate limit
   app.addHook('onRequest', async (request, reply) => {
     if (request.headers['x-deny'] === 'yes') await reply.code(401).send({ error: 'who are you' })
@@ -127,3 +127,23 @@ for (const dialect of DIALECTS) {
     t.equal((await scrapedCounts(app)).get('GET /hang 200'), undefined, 'and counted once')
   })
 }
+
+t.test('/metrics counts every request answered so far, at any moment, before any flush', async (t) => {
+  const app = await build({ dataDir: 'memory://', dashboard: false, flushIntervalMs: 60_000 })
+  t.teardown(() => app.close())
+  const base = await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.monitor.ready
+  const sent = new Map<string, number>()
+  for (let round = 1; round <= 5; round++) {
+    // concurrent requests of several statuses, then a scrape: no flush in between
+    const urls = Array.from({ length: 20 * round }, (_, i) => i % 4 === 0 ? `/missing/${i}` : i % 4 === 1 ? '/boom' : `/hello/${i}`)
+    const statuses = await Promise.all(urls.map(async (url) => (await fetch(base + url)).status))
+    urls.forEach((url, i) => {
+      const key = url.startsWith('/missing') ? `GET ${UNMATCHED_ROUTE} ${statuses[i]!}` : url === '/boom' ? `GET /boom ${statuses[i]!}` : `GET /hello/:id ${statuses[i]!}`
+      sent.set(key, (sent.get(key) ?? 0) + 1)
+    })
+    const counts = await scrapedCounts(app)
+    t.same(Object.fromEntries(counts), Object.fromEntries(sent), `round ${round}: /metrics equals the requests sent`)
+  }
+  t.equal(app.monitor.stats().written, 0, 'none of them had reached the database yet: the scrape does not wait for a flush')
+})

@@ -123,7 +123,7 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
       if (endpoint.level >= 2) outliers.observe(endpoint, request, reply, statusCode, durationMs, now)
     }
     // Prometheus sees every request whatever the endpoint's storage level; stored ones become exemplars
-    deps.httpDuration?.observe(reply.request.method, endpoint.route, statusCode, durationMs / 1000, seq, now)
+    deps.httpDuration?.observe(endpoint, reply.request.method, statusCode, durationMs / 1000, seq, now)
   }
 
   function onSocketClose (this: TrackedSocket): void {

@@ -33,18 +33,30 @@ export interface Exemplar {
   timestamp: number
 }
 
+/** What the histogram needs of an endpoint: its index on the request thread, and its labels. */
+export interface ObservedEndpoint {
+  readonly index: number
+  readonly method: string
+  readonly route: string
+}
+
+/** Status codes are below 1000: a series key packs the method's slot above them. */
+const STATUS_SLOTS = 1000
+
 /**
  * `http_request_duration_seconds{method, route, status_code}` as a prom-client collector.
- * prom-client's Histogram hashes the label object on every observe; here a series is found by one
- * Map lookup on a short string key, and bucket counts are plain array increments, because this
- * runs for every request. Labels are bounded: route is the URL template (one value for all
- * unmatched requests), method is one of the few Node's parser accepts, status is a number.
+ * prom-client's Histogram hashes the label object on every observe; here a series is found by the
+ * endpoint's index and one Map lookup on a number (the status code), so a request builds no string and
+ * no label key; bucket counts are plain array increments. Labels are built once per series. They are
+ * bounded: route is the URL template (one value for all unmatched requests), method is one of the few
+ * Node's parser accepts, status is a number. The series are updated as each request ends, so a scrape
+ * counts every request answered before it, flushed to the database or not.
  *
  * ### Examples
  * ```ts
  * const histogram = new HttpDurationHistogram(DEFAULT_BUCKETS_SECONDS)
  * registry.registerMetric(histogram)
- * histogram.observe('GET', '/users/:id', 200, 0.012)
+ * histogram.observe({ index: 3, method: 'GET', route: '/users/:id' }, 'GET', 200, 0.012)
  * ```
  */
 export class HttpDurationHistogram {
@@ -54,7 +66,10 @@ export class HttpDurationHistogram {
   /** Cluster workers' series add up. */
   readonly aggregator = 'sum' as const
   readonly #buckets: number[]
-  readonly #series = new Map<string, Series>()
+  /** Per endpoint index: its series by status code (plus, for the unmatched endpoint, the method's slot). */
+  #byEndpoint: Array<Map<number, Series> | undefined> = []
+  /** The unmatched endpoint's methods, numbered as met (bounded: the methods Node's parser accepts). */
+  readonly #methodSlots = new Map<string, number>()
   readonly #exemplarPrefix: string
 
   /** `instanceToken` names this process in exemplars: `request_id="<token>:<seq>"`. */
@@ -63,14 +78,23 @@ export class HttpDurationHistogram {
     this.#exemplarPrefix = `${instanceToken}:`
   }
 
-  /** `seq` is the stored request's number in this process, 0 when the request was not stored (level 0); `nowMs` the exemplar's time. */
-  observe (method: string, route: string, statusCode: number, seconds: number, seq = 0, nowMs = 0): void {
-    const key = `${statusCode}${method} ${route}`
-    let series = this.#series.get(key)
+  /**
+   * One request of `endpoint`; `method` is the request's (the label of the unmatched endpoint, whose own
+   * method is `*`). `seq` is the stored request's number in this process, 0 when the request was not
+   * stored (level 0); `nowMs` the exemplar's time.
+   */
+  observe (endpoint: ObservedEndpoint, method: string, statusCode: number, seconds: number, seq = 0, nowMs = 0): void {
+    let byStatus = this.#byEndpoint[endpoint.index]
+    if (byStatus === undefined) {
+      byStatus = new Map()
+      this.#byEndpoint[endpoint.index] = byStatus
+    }
+    const key = endpoint.method === method ? statusCode : statusCode + STATUS_SLOTS * this.#methodSlot(method)
+    let series = byStatus.get(key)
     if (series === undefined) {
       const slots = this.#buckets.length + 1
       series = {
-        labels: { method, route, status_code: String(statusCode) },
+        labels: { method, route: endpoint.route, status_code: String(statusCode) },
         counts: new Float64Array(slots),
         exemplarSeq: new Float64Array(slots),
         exemplarSeconds: new Float64Array(slots),
@@ -78,7 +102,7 @@ export class HttpDurationHistogram {
         sum: 0,
         count: 0
       }
-      this.#series.set(key, series)
+      byStatus.set(key, series)
     }
     const buckets = this.#buckets
     let i = 0
@@ -93,26 +117,40 @@ export class HttpDurationHistogram {
     }
   }
 
+  #methodSlot (method: string): number {
+    let slot = this.#methodSlots.get(method)
+    if (slot === undefined) {
+      slot = this.#methodSlots.size + 1
+      this.#methodSlots.set(method, slot)
+    }
+    return slot
+  }
+
   async get (): Promise<MetricSnapshot> {
     const values: Array<MetricValueWithName<string>> = []
-    for (const series of this.#series.values()) {
-      let cumulative = 0
-      for (let i = 0; i <= this.#buckets.length; i++) {
-        cumulative += series.counts[i]!
-        const le = i < this.#buckets.length ? this.#buckets[i]! : '+Inf'
-        const seq = series.exemplarSeq[i]!
-        const exemplar: Exemplar | undefined = seq === 0
-          ? undefined
-          : { labelSet: { request_id: this.#exemplarPrefix + String(seq) }, value: series.exemplarSeconds[i]!, timestamp: series.exemplarTimeMs[i]! / 1000 }
-        values.push({ metricName: `${this.name}_bucket`, labels: { ...series.labels, le }, value: cumulative, ...(exemplar === undefined ? {} : { exemplar }) } as MetricValueWithName<string>)
-      }
-      values.push({ metricName: `${this.name}_sum`, labels: series.labels, value: series.sum })
-      values.push({ metricName: `${this.name}_count`, labels: series.labels, value: series.count })
+    for (const byStatus of this.#byEndpoint) {
+      if (byStatus === undefined) continue
+      for (const series of byStatus.values()) this.#values(series, values)
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
+  #values (series: Series, values: Array<MetricValueWithName<string>>): void {
+    let cumulative = 0
+    for (let i = 0; i <= this.#buckets.length; i++) {
+      cumulative += series.counts[i]!
+      const le = i < this.#buckets.length ? this.#buckets[i]! : '+Inf'
+      const seq = series.exemplarSeq[i]!
+      const exemplar: Exemplar | undefined = seq === 0
+        ? undefined
+        : { labelSet: { request_id: this.#exemplarPrefix + String(seq) }, value: series.exemplarSeconds[i]!, timestamp: series.exemplarTimeMs[i]! / 1000 }
+      values.push({ metricName: `${this.name}_bucket`, labels: { ...series.labels, le }, value: cumulative, ...(exemplar === undefined ? {} : { exemplar }) } as MetricValueWithName<string>)
+    }
+    values.push({ metricName: `${this.name}_sum`, labels: series.labels, value: series.sum })
+    values.push({ metricName: `${this.name}_count`, labels: series.labels, value: series.count })
+  }
+
   reset (): void {
-    this.#series.clear()
+    this.#byEndpoint = []
   }
 }
