@@ -19,6 +19,8 @@ import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
+import { testTracker } from './test-monitor/tracker.js'
+import { addTestMonitorHooks } from './test-monitor/hooks.js'
 
 /** How long past its close timeout an app of this process may take to release the data directory. */
 const LOCK_WAIT_AFTER_CLOSE_MS = 10_000
@@ -54,6 +56,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // checked before anything starts: a failed register must leave no thread or timer behind
   if (fastify.hasDecorator('monitor')) throw new DecoratorConflictError('instance', 'monitor')
   if (resolved.dashboard !== false && fastify.hasRequestDecorator(SESSION_DECORATOR)) throw new DecoratorConflictError('request', SESSION_DECORATOR)
+  const tests = testTracker()
+  if (tests !== undefined) addTestMonitorHooks(fastify, tests)
   if (!resolved.enabled) {
     fastify.decorate('monitor', disabledApi(resolved.appVersion))
     return

@@ -17,6 +17,10 @@ export interface Database {
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
   profile: ProfileTable
+  test_build: TestBuildTable
+  test_batch: TestBatchTable
+  test_run: TestRunTable
+  test_hit: TestHitTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -145,3 +149,43 @@ export interface DashboardUserTable {
 
 export type Endpoint = Selectable<EndpointTable>
 export type StoredRequest = Selectable<RequestTable>
+
+/** A CI build whose tests the test monitor recorded. */
+export interface TestBuildTable {
+  id: Generated<number>
+  build: string
+  commit_sha: string | null
+  branch: string | null
+  created_at: Generated<Date>
+}
+
+/** A submitted run of a build's suite (`--repeat` runs are batches `run-1`, `run-2`, …). */
+export interface TestBatchTable {
+  build_id: number
+  batch: string
+  repeat: number
+  submitted_at: Generated<Date>
+}
+
+/** One test of one run. */
+export interface TestRunTable {
+  id: Generated<string>
+  build_id: number
+  batch: string
+  repeat: number
+  file: string
+  name: string
+  duration_ms: number
+  outcome: string
+}
+
+/** Requests one test made to one endpoint with one status code. */
+export interface TestHitTable {
+  test_run_id: string
+  method: string
+  route: string
+  status_code: number
+  requests: number
+  total_ms: number
+  max_ms: number
+}

@@ -10,6 +10,7 @@ import { overviewRoutes } from './overview.js'
 import { profileRoutes } from './profiles.js'
 import { sessionRoutes } from './session.js'
 import { uiRoutes } from './ui.js'
+import { testRoutes } from './tests.js'
 import { userRoutes } from './users.js'
 import { versionRoutes } from './versions.js'
 
@@ -75,7 +76,7 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
   })
 
   const routeContext = { ...ctx, guards: sessions.guards, sessions }
-  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, adminRoutes, userRoutes]) {
+  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, adminRoutes, userRoutes, testRoutes]) {
     routes(app, routeContext)
   }
   if (ctx.options.exportToken !== undefined) registerExportRoutes(app, db, ctx.options.exportToken)

@@ -218,6 +218,53 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         const db = withPrefix(rawDb)
         await sql`alter table ${sql.table('dashboard_user')} drop column session_generation`.execute(db)
       }
+    },
+    // The test monitor: per CI build, the app's tests and the endpoints each one reached. A build's
+    // runs (`--repeat`) arrive as batches; the batch row makes a retried upload a no-op.
+    '0012_test_monitor': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('test_build')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('build', 'text', (col) => col.notNull().unique())
+          .addColumn('commit_sha', 'text')
+          .addColumn('branch', 'text')
+          .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('test_batch')
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          .addColumn('submitted_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .addPrimaryKeyConstraint(`${prefix}test_batch_pk`, ['build_id', 'batch'])
+          .execute()
+        await db.schema.createTable('test_run')
+          .addColumn('id', 'bigint', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          .addColumn('file', 'text', (col) => col.notNull())
+          .addColumn('name', 'text', (col) => col.notNull())
+          .addColumn('duration_ms', 'float8', (col) => col.notNull())
+          .addColumn('outcome', 'text', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_run_build')} on ${sql.table('test_run')} (build_id)`.execute(db)
+        await db.schema.createTable('test_hit')
+          .addColumn('test_run_id', 'bigint', (col) => col.notNull().references('test_run.id').onDelete('cascade'))
+          .addColumn('method', 'text', (col) => col.notNull())
+          .addColumn('route', 'text', (col) => col.notNull())
+          .addColumn('status_code', 'smallint', (col) => col.notNull())
+          .addColumn('requests', 'integer', (col) => col.notNull())
+          .addColumn('total_ms', 'float8', (col) => col.notNull())
+          .addColumn('max_ms', 'float8', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_hit_run')} on ${sql.table('test_hit')} (test_run_id)`.execute(db)
+        await sql`create index ${index('test_hit_route')} on ${sql.table('test_hit')} (method, route)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['test_hit', 'test_run', 'test_batch', 'test_build']) await db.schema.dropTable(table).execute()
+      }
     }
   }
 }
