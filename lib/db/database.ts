@@ -173,6 +173,7 @@ export interface TestRunTable {
   build_id: number
   batch: string
   repeat: number
+  ordinal: number
   file: string
   name: string
   duration_ms: number

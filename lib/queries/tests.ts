@@ -1,57 +1,48 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { TestResultsSubmission } from '../test-monitor/results.js'
+import { UNMATCHED_ROUTE } from '../options.js'
 import { overview } from './overview.js'
-
-/** Rows per insert statement: well under PostgreSQL's 65,535 parameters. */
-const ROWS_PER_INSERT = 1_000
 
 /**
  * Stores one batch of a build's test results, once: a batch already stored (a retried upload) is
- * left as it is. Answers whether this call stored it.
+ * left as it is. One statement, so it is atomic also through the dashboard's database handle,
+ * which runs each statement on the writer's pool (no transaction spans two). Answers whether this
+ * call stored the batch.
  */
 export async function storeTestResults (db: Kysely<Database>, submission: TestResultsSubmission): Promise<boolean> {
-  return await db.transaction().execute(async (trx) => {
-    await trx.insertInto('test_build')
-      .values({ build: submission.build, commit_sha: submission.commit, branch: submission.branch })
-      .onConflict((oc) => oc.column('build').doNothing())
-      .execute()
-    const { id: buildId } = await trx.selectFrom('test_build').select('id').where('build', '=', submission.build).executeTakeFirstOrThrow()
-    const batch = await trx.insertInto('test_batch')
-      .values({ build_id: buildId, batch: submission.batch, repeat: submission.repeat })
-      .onConflict((oc) => oc.columns(['build_id', 'batch']).doNothing())
-      .returning('batch')
-      .executeTakeFirst()
-    if (batch === undefined) return false
-    for (let start = 0; start < submission.tests.length; start += ROWS_PER_INSERT) {
-      const tests = submission.tests.slice(start, start + ROWS_PER_INSERT)
-      const ids = await trx.insertInto('test_run')
-        .values(tests.map((test) => ({
-          build_id: buildId,
-          batch: submission.batch,
-          repeat: submission.repeat,
-          file: test.file,
-          name: test.name,
-          duration_ms: test.durationMs,
-          outcome: test.outcome
-        })))
-        .returning('id')
-        .execute()
-      const hits = tests.flatMap((test, i) => test.hits.map((hit) => ({
-        test_run_id: ids[i]!.id,
-        method: hit.method,
-        route: hit.route,
-        status_code: hit.statusCode,
-        requests: hit.requests,
-        total_ms: hit.totalMs,
-        max_ms: hit.maxMs
-      })))
-      for (let at = 0; at < hits.length; at += ROWS_PER_INSERT) {
-        await trx.insertInto('test_hit').values(hits.slice(at, at + ROWS_PER_INSERT)).execute()
-      }
-    }
-    return true
-  })
+  const { tests } = submission
+  const hits = tests.flatMap((test, ordinal) => test.hits.map((hit) => ({ ordinal, ...hit })))
+  const { rows } = await sql<{ stored: boolean }>`
+    with build as (
+      insert into ${sql.table('test_build')} (build, commit_sha, branch)
+      values (${submission.build}, ${submission.commit}, ${submission.branch})
+      on conflict (build) do update set build = excluded.build
+      returning id
+    ), batch as (
+      insert into ${sql.table('test_batch')} (build_id, batch, repeat)
+      select id, ${submission.batch}, ${submission.repeat} from build
+      on conflict (build_id, batch) do nothing
+      returning build_id
+    ), runs as (
+      insert into ${sql.table('test_run')} (build_id, batch, repeat, ordinal, file, name, duration_ms, outcome)
+      select batch.build_id, ${submission.batch}, ${submission.repeat}, t.ordinal::integer - 1, t.file, t.name, t.duration_ms, t.outcome
+      from batch, unnest(${tests.map((test) => test.file)}::text[], ${tests.map((test) => test.name)}::text[],
+        ${tests.map((test) => test.durationMs)}::float8[], ${tests.map((test) => test.outcome)}::text[])
+        with ordinality as t(file, name, duration_ms, outcome, ordinal)
+      returning id, ordinal
+    ), hits as (
+      insert into ${sql.table('test_hit')} (test_run_id, method, route, status_code, requests, total_ms, max_ms)
+      select runs.id, h.method, h.route, h.status_code, h.requests, h.total_ms, h.max_ms
+      from unnest(${hits.map((hit) => hit.ordinal)}::integer[], ${hits.map((hit) => hit.method)}::text[], ${hits.map((hit) => hit.route)}::text[],
+        ${hits.map((hit) => hit.statusCode)}::smallint[], ${hits.map((hit) => hit.requests)}::integer[],
+        ${hits.map((hit) => hit.totalMs)}::float8[], ${hits.map((hit) => hit.maxMs)}::float8[])
+        as h(ordinal, method, route, status_code, requests, total_ms, max_ms)
+      join runs on runs.ordinal = h.ordinal
+      returning 1
+    )
+    select exists (select 1 from batch) as stored, (select count(*) from runs) as runs, (select count(*) from hits) as hits`.execute(db)
+  return rows[0]?.stored === true
 }
 
 /** One build in the Tests view. */
@@ -131,6 +122,8 @@ export async function testCoverage (db: Kysely<Database>, build?: string): Promi
   const production = await overview(db, 'UTC')
   const byKey = new Map<string, EndpointCoverage>()
   for (const endpoint of production) {
+    // requests that matched no route are not an endpoint a test could cover
+    if (endpoint.route === UNMATCHED_ROUTE) continue
     byKey.set(`${endpoint.method} ${endpoint.route}`, {
       method: endpoint.method,
       route: endpoint.route,

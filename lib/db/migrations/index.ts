@@ -243,6 +243,8 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
           .addColumn('batch', 'text', (col) => col.notNull())
           .addColumn('repeat', 'integer', (col) => col.notNull())
+          // the test's position in its batch: ties its hits to it within the one insert statement
+          .addColumn('ordinal', 'integer', (col) => col.notNull())
           .addColumn('file', 'text', (col) => col.notNull())
           .addColumn('name', 'text', (col) => col.notNull())
           .addColumn('duration_ms', 'float8', (col) => col.notNull())
