@@ -77,7 +77,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
     send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles, resolved.outliers.maxPerEndpointHour),
-    onOutlier: (route) => metrics?.onOutlier(route),
+    onOutlier: (method, route) => metrics?.onOutlier(method, route),
     log,
     flushIntervalMs: resolved.flushIntervalMs
   })

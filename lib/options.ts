@@ -155,7 +155,7 @@ export interface MetricsOptions {
   token?: string
   /** prom-client's Node.js runtime metrics (`nodejs_*`, `process_*`). Default `true`. */
   defaultMetrics?: boolean
-  /** Upper bounds of the duration histogram's buckets, in seconds. Default prom-client's. */
+  /** Upper bounds of the duration histogram's buckets, in seconds. Default 50 µs … 10 s (17 buckets). */
   buckets?: number[]
   /** A prom-client registry to put the metrics in (and serve), e.g. one holding your own metrics. Default: a new one. */
   registry?: Registry
