@@ -3,9 +3,8 @@ import fp from 'fastify-plugin'
 import { Kysely } from 'kysely'
 import { Collector } from './collection/collector.js'
 import { EndpointRegistry } from './collection/endpoints.js'
-import { createResponseHook } from './collection/hooks.js'
+import { installRequestPath, type RequestPathDeps } from './collection/request-path.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
-import { kHandlerEndMs, kHandlerStartMs } from './collection/evidence.js'
 import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
@@ -91,14 +90,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       outliers.update(registry.list)
     }
   })
-  // handler timing for outliers lives on the reply from its construction (no shape change per request)
-  fastify.decorateReply(kHandlerStartMs as unknown as string, Number.NaN)
-  fastify.decorateReply(kHandlerEndMs as unknown as string, Number.NaN)
-  // before any route of ours, so the metrics route is known (and skipped) like every other
-  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
-  if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors })
-  }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
   const registerEndpoints = (): void => {
@@ -108,16 +99,22 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   }
 
-  fastify.addHook('onResponse', createResponseHook({
+  const requestPath: RequestPathDeps = {
     registry,
     collector,
     groupBy: resolved.groupBy,
     log,
-    httpDuration: metrics?.httpDuration,
+    httpDuration: undefined,
     onNewEndpoint: () => { if (started) registerEndpoints() },
     onGroupByError: () => { groupByErrors++ },
     outliers
-  }))
+  }
+  // before any route of ours, so the metrics route is known (and skipped) like every other
+  installRequestPath(fastify, requestPath)
+  if (resolved.metrics !== false) {
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors })
+    requestPath.httpDuration = metrics.httpDuration
+  }
   fastify.addHook('onReady', async () => {
     started = true
     outliers.update(registry.list)
