@@ -10,7 +10,7 @@ import {
 } from 'kysely'
 
 /** The schema's tables and their daily partitions; anything else (aliases, CTE names, system catalogs) is left alone. */
-const OWN_TABLE = /^(endpoint|request|version|instance|batch|request_hour|duration_hour|duration_day|dashboard_user|outlier|outlier_hour|profile|request_p\d{8})$/
+const OWN_TABLE = /^(endpoint|request|version|instance|batch|request_hour|duration_hour|duration_day|dashboard_user|outlier|outlier_hour|profile|graph|graph_run|load_run|request_p\d{8})$/
 
 class TablePrefixTransformer extends OperationNodeTransformer {
   readonly #prefix: string
