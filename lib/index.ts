@@ -19,6 +19,7 @@ import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
+import { CustomGraphs, type GraphStatus } from './graphs/custom-graphs.js'
 
 /** How long past its close timeout an app of this process may take to release the data directory. */
 const LOCK_WAIT_AFTER_CLOSE_MS = 10_000
@@ -39,7 +40,10 @@ function disabledApi (version: string): MonitorApi {
     setMonitorLevel: off,
     flush: async () => {},
     stats: emptyWriterStats,
-    registry: undefined
+    registry: undefined,
+    // graphs are not run when monitoring is off; the app's code need not know
+    addGraph: () => {},
+    graphs: () => []
   }
 }
 
@@ -70,6 +74,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // the exporter reads the writer's counters; the storage client feeds it batch durations
   let metrics: Metrics | undefined
   let groupByErrors = 0
+  // made once the database handle exists (below); the exporter reads it at scrape time
+  let customGraphs: CustomGraphs | undefined
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
     send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles, resolved.outliers.maxPerEndpointHour),
@@ -93,7 +99,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // before any route of ours, so the metrics route is known (and skipped) like every other
   fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
   if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors })
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors, graphs: (): GraphStatus[] => customGraphs?.list() ?? [] })
   }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
@@ -120,6 +126,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     registerEndpoints()
   })
   fastify.addHook('onClose', async () => {
+    // first: a graph's run in progress still writes its value through the storage client
+    await customGraphs?.close()
     outliers.stop()
     collector.stop()
     try {
@@ -138,6 +146,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     : storage.ready.then(async () => { await provisionUsers(db, dashboard.users, log) }).catch((err: unknown) => {
       log.error({ err }, 'fastify-monitoring-dashboard: dashboard users not provisioned')
     })
+  customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken })
+  const graphs = customGraphs
   const api: MonitorApi = {
     enabled: true,
     version: resolved.appVersion,
@@ -158,7 +168,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       await storage.flush()
     },
     stats: () => storage.stats,
-    registry: metrics?.registry
+    registry: metrics?.registry,
+    addGraph: (name, fn, schedule) => { graphs.add(name, fn, schedule) },
+    graphs: () => graphs.list()
   }
   fastify.decorate('monitor', api)
 

@@ -33,6 +33,8 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     }
   }
   const deleted = await db.deleteFrom('request').where('time_requested', '<', rawBefore).executeTakeFirst()
+  // custom graph values are kept as long as raw requests
+  await db.deleteFrom('graph_run').where('tick', '<', rawBefore).execute()
   const counts = await db.deleteFrom('request_hour').where('hour', '<', rollupBefore).executeTakeFirst()
   const durations = await db.deleteFrom('duration_hour').where('hour', '<', rollupBefore).executeTakeFirst()
   // a day row goes once its whole day is before the cut-off
