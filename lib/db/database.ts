@@ -23,6 +23,9 @@ export interface Database {
   test_batch: TestBatchTable
   test_run: TestRunTable
   test_hit: TestHitTable
+  graph: GraphTable
+  graph_run: GraphRunTable
+  load_run: LoadRunTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -169,6 +172,35 @@ export interface DashboardUserTable {
   created_at: Generated<Date>
   /** Bumped by logout, a password or role change: sessions carrying an older one are refused. */
   session_generation: Generated<number>
+}
+
+/** A custom graph (`app.monitor.addGraph`) as last registered by some process. */
+export interface GraphTable {
+  name: string
+  /** `cron:<expression>` or `every:<seconds>s` */
+  schedule: string
+  updated_at: Generated<Date>
+}
+
+/** One tick of a custom graph: claimed by one process before it runs, then its value or its error. */
+export interface GraphRunTable {
+  graph: string
+  tick: Timestamp
+  value: number | null
+  error: string | null
+  duration_ms: number | null
+  instance_id: number | null
+}
+
+/** A load-test run of the `load` command: its window and autocannon's figures. */
+export interface LoadRunTable {
+  id: Generated<number>
+  tag: string
+  url: string
+  started_at: Timestamp
+  ended_at: Timestamp
+  connections: number
+  summary: ColumnType<unknown, string, string>
 }
 
 export type Endpoint = Selectable<EndpointTable>

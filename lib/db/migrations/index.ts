@@ -295,6 +295,46 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         for (const table of ['version_hour', 'endpoint_month', 'endpoint_day', 'endpoint_hour']) await db.schema.dropTable(table).execute()
       }
     },
+    // Issue #16. Custom graphs: one row per graph and scheduled tick. The row is inserted (claimed) before
+    // the user's function runs, so processes sharing one database run each tick once: the primary key
+    // lets exactly one insert win. Load-test runs: the window a `load` command drove, by its tag, and
+    // autocannon's own figures, so reports compare two runs from what the plugin recorded server-side.
+    '0010_custom_graphs_and_load_runs': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('graph')
+          .addColumn('name', 'text', (col) => col.primaryKey())
+          .addColumn('schedule', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('graph_run')
+          .addColumn('graph', 'text', (col) => col.notNull())
+          .addColumn('tick', 'timestamptz', (col) => col.notNull())
+          .addColumn('value', 'double precision')
+          .addColumn('error', 'text')
+          .addColumn('duration_ms', 'double precision')
+          .addColumn('instance_id', 'integer')
+          .addPrimaryKeyConstraint(`${prefix}graph_run_pkey`, ['graph', 'tick'])
+          .execute()
+        await sql`create index ${index('graph_run_tick')} on ${sql.table('graph_run')} (tick)`.execute(db)
+        await db.schema.createTable('load_run')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('tag', 'text', (col) => col.notNull())
+          .addColumn('url', 'text', (col) => col.notNull())
+          .addColumn('started_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('ended_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('connections', 'integer', (col) => col.notNull())
+          .addColumn('summary', 'jsonb', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('load_run_tag')} on ${sql.table('load_run')} (tag, started_at)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.dropTable('load_run').ifExists().execute()
+        await db.schema.dropTable('graph_run').ifExists().execute()
+        await db.schema.dropTable('graph').ifExists().execute()
+      }
+    },
     // The test monitor: per CI build, the app's tests and the endpoints each one reached. A build's
     // runs (`--repeat`) arrive as batches; the batch row makes a retried upload a no-op.
     '0012_test_monitor': {
