@@ -59,7 +59,7 @@ export class OutlierRecorder {
   readonly #probe: EvidenceProbe
   readonly #sampler: StackSampler
   readonly #send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
-  readonly #onOutlier: (route: string) => void
+  readonly #onOutlier: (method: string, route: string) => void
   readonly #log: FastifyBaseLogger
   #ready: OutlierRecord[] = []
   readonly #overflow = new OverflowCounts()
@@ -70,7 +70,7 @@ export class OutlierRecorder {
 
   constructor (options: ResolvedOutliers, deps: {
     send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
-    onOutlier: (route: string) => void
+    onOutlier: (method: string, route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
   }) {
@@ -106,7 +106,7 @@ export class OutlierRecorder {
       if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
       // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
       if (durationMs < this.#options.minDurationMs) return
-      this.#onOutlier(endpoint.route)
+      this.#onOutlier(endpoint.method, endpoint.route)
       const timeMs = nowMs - durationMs
       if (!this.#cap.admit(endpoint.index, nowMs, durationMs)) {
         this.#overflow.add(endpoint.index, timeMs)
