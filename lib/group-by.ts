@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { copyPrefix } from './protocol.js'
 
 /** What `groupBy` may be: a value, or a function of the request returning one (FMD semantics). */
 export type GroupByValue = string | number | bigint | boolean | null | undefined | readonly GroupBy[]
@@ -45,5 +46,5 @@ function resolveValue (value: unknown, request: FastifyRequest, depth: number): 
 export function resolveGroupBy (groupBy: GroupBy, request: FastifyRequest): string | null {
   const value = resolveValue(groupBy, request, 0)
   if (value === null) return null
-  return value.length > MAX_GROUP_LENGTH ? value.slice(0, MAX_GROUP_LENGTH) : value
+  return copyPrefix(value, MAX_GROUP_LENGTH)
 }

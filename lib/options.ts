@@ -12,6 +12,8 @@ export const DEFAULT_TABLE_PREFIX = 'fmd_'
 export const DEFAULT_MONITOR_LEVEL = 1
 export const DEFAULT_IGNORE_METHODS = ['HEAD', 'OPTIONS']
 export const DEFAULT_MAX_BUFFERED_RECORDS = 200_000
+/** 32 MiB: 200,000 ordinary records take about 8 MB; this bound holds when every record carries the longest strings kept. */
+export const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 export const DEFAULT_MAX_BATCH_SIZE = 5_000
 export const DEFAULT_FLUSH_INTERVAL_MS = 250
 export const DEFAULT_RETRY_MAX_DELAY_MS = 10_000
@@ -210,6 +212,11 @@ export interface MonitorOptions {
   ignoreRoutes?: string[]
   /** Records held in memory while the database is slow or down; past it the oldest are dropped and counted. Default 200000. */
   maxBufferedRecords?: number
+  /**
+   * Memory those records may hold (columns and strings; the IP is cut to 64 characters and the group-by
+   * value to 256 when a request is recorded); past it the oldest are dropped and counted. Default 32 MiB.
+   */
+  maxBufferedBytes?: number
   /** Most rows written by one statement. Default 5000. */
   maxBatchSize?: number
   /** How often buffered records are handed to the writer and written. Default 250 ms. */
@@ -247,6 +254,7 @@ export interface ResolvedOptions {
   ignoreMethods: ReadonlySet<string>
   ignoreRoutes: ReadonlySet<string>
   maxBufferedRecords: number
+  maxBufferedBytes: number
   maxBatchSize: number
   flushIntervalMs: number
   retryMaxDelayMs: number
@@ -265,7 +273,7 @@ export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' |
 
 const KNOWN_OPTIONS = new Set<string>([
   'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
-  'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
+  'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBufferedBytes', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
   'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
 ])
@@ -551,6 +559,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   const ignoreMethods = stringList('ignoreMethods', raw.ignoreMethods, DEFAULT_IGNORE_METHODS)
   const ignoreRoutes = stringList('ignoreRoutes', raw.ignoreRoutes, [])
   const maxBufferedRecords = integer('maxBufferedRecords', raw.maxBufferedRecords, DEFAULT_MAX_BUFFERED_RECORDS, 1, 100_000_000)
+  const maxBufferedBytes = integer('maxBufferedBytes', raw.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 65_536, 2 ** 40)
   const maxBatchSize = integer('maxBatchSize', raw.maxBatchSize, DEFAULT_MAX_BATCH_SIZE, 1, 100_000)
   const flushIntervalMs = integer('flushIntervalMs', raw.flushIntervalMs, DEFAULT_FLUSH_INTERVAL_MS, 1, 60_000)
   const retryMaxDelayMs = integer('retryMaxDelayMs', raw.retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS, 10, 600_000)
@@ -560,7 +569,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   const retentionDays = integer('retentionDays', raw.retentionDays, DEFAULT_RETENTION_DAYS, 1, 36_500)
   const rollupRetentionDays = integer('rollupRetentionDays', raw.rollupRetentionDays,
     Math.max(DEFAULT_ROLLUP_RETENTION_DAYS, typeof retentionDays === 'number' ? retentionDays : 0), 1, 36_500)
-  for (const checked of [level, ignoreMethods, ignoreRoutes, maxBufferedRecords, maxBatchSize, flushIntervalMs,
+  for (const checked of [level, ignoreMethods, ignoreRoutes, maxBufferedRecords, maxBufferedBytes, maxBatchSize, flushIntervalMs,
     retryMaxDelayMs, closeTimeoutMs, levelPollIntervalMs, partitionDaysAhead, retentionDays, rollupRetentionDays]) {
     if (checked instanceof Error) return checked
   }
@@ -588,6 +597,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     ignoreRoutes: new Set(ignoreRoutes as string[]),
     // a batch larger than what may be buffered could never be formed
     maxBufferedRecords: maxBufferedRecords as number,
+    maxBufferedBytes: maxBufferedBytes as number,
     maxBatchSize: Math.min(maxBatchSize as number, maxBufferedRecords as number),
     flushIntervalMs: flushIntervalMs as number,
     retryMaxDelayMs: retryMaxDelayMs as number,

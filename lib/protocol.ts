@@ -24,6 +24,28 @@ export interface RecordBatch {
   group: Int32Array
   ip: Int32Array
   strings: string[]
+  /** Memory the batch holds (its columns and strings): what the writer's byte bound counts. */
+  bytes: number
+}
+
+/** Longest client IP kept: longer ones (a hostile `X-Forwarded-For` with `trustProxy`) are cut when the request is recorded. */
+export const MAX_IP_LENGTH = 64
+/** Bytes of one row in a batch's columns (endpoint, time, duration, status, seq, group, ip). */
+export const ROW_BYTES = 4 + 8 + 8 + 2 + 8 + 4 + 4
+/** Memory of a string as counted by the byte bound: its UTF-16 code units and V8's header. */
+export function stringBytes (value: string): number {
+  return 16 + 2 * value.length
+}
+
+/**
+ * The first `max` code units of `value`, as a string of its own: V8's `slice` of a long string keeps the
+ * whole original alive (a sliced string), which would defeat the cap for a 15 KB header.
+ */
+export function copyPrefix (value: string, max: number): string {
+  if (value.length <= max) return value
+  const codes = new Array<number>(max)
+  for (let i = 0; i < max; i++) codes[i] = value.charCodeAt(i)
+  return String.fromCharCode(...codes)
 }
 
 /** Last time each level-0 endpoint was requested: pairs of endpoint index and time in ms. */
@@ -49,7 +71,31 @@ export function createRecordBatch (capacity: number): RecordBatch {
     seq: new Float64Array(capacity),
     group: new Int32Array(capacity),
     ip: new Int32Array(capacity),
-    strings: []
+    strings: [],
+    bytes: capacity * ROW_BYTES
+  }
+}
+
+/**
+ * The batch with its columns cut to its length (copied), so a partial batch handed over while the database
+ * is down does not hold a full batch's memory for a few rows.
+ */
+export function trimRecordBatch (batch: RecordBatch): RecordBatch {
+  const n = batch.length
+  if (n === batch.endpoint.length) return batch
+  let bytes = n * ROW_BYTES
+  for (const value of batch.strings) bytes += stringBytes(value)
+  return {
+    length: n,
+    endpoint: batch.endpoint.slice(0, n),
+    timeMs: batch.timeMs.slice(0, n),
+    durationMs: batch.durationMs.slice(0, n),
+    statusCode: batch.statusCode.slice(0, n),
+    seq: batch.seq.slice(0, n),
+    group: batch.group.slice(0, n),
+    ip: batch.ip.slice(0, n),
+    strings: batch.strings,
+    bytes
   }
 }
 
@@ -62,6 +108,8 @@ export function transferList (batch: RecordBatch): ArrayBuffer[] {
 /** Counters the writer keeps; the main thread exports them as metrics. */
 export interface WriterStats {
   buffered: number
+  /** Memory the buffered records hold (see `maxBufferedBytes`). */
+  bufferedBytes: number
   written: number
   dropped: number
   writeErrors: number
@@ -72,7 +120,7 @@ export interface WriterStats {
 
 /** Counters before anything was written. */
 export function emptyWriterStats (): WriterStats {
-  return { buffered: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
+  return { buffered: 0, bufferedBytes: 0, written: 0, dropped: 0, writeErrors: 0, databaseUp: false, lastBatchDurationMs: 0, batchesWritten: 0 }
 }
 
 export interface ErrorSummary {

@@ -1,4 +1,4 @@
-import { createRecordBatch, type LastSeen, type RecordBatch } from '../protocol.js'
+import { MAX_IP_LENGTH, copyPrefix, createRecordBatch, stringBytes, trimRecordBatch, type LastSeen, type RecordBatch } from '../protocol.js'
 
 /** Rows per batch handed to the writer's thread; big enough to amortise `postMessage`, small enough to stay in cache. */
 export const DEFAULT_COLLECTOR_CAPACITY = 1024
@@ -44,7 +44,8 @@ export class Collector {
     batch.durationMs[row] = durationMs
     batch.statusCode[row] = statusCode
     batch.group[row] = group === null ? -1 : this.#intern(group)
-    batch.ip[row] = ip === undefined ? -1 : this.#intern(ip)
+    // cut here, not in the writer: a buffered record must not hold a 15 KB header while the database is down
+    batch.ip[row] = ip === undefined ? -1 : this.#intern(ip.length > MAX_IP_LENGTH ? copyPrefix(ip, MAX_IP_LENGTH) : ip)
     if (batch.length === this.#capacity) this.flush()
     return seq
   }
@@ -58,6 +59,7 @@ export class Collector {
     let index = this.#strings.get(value)
     if (index === undefined) {
       index = this.#batch.strings.push(value) - 1
+      this.#batch.bytes += stringBytes(value)
       this.#strings.set(value, index)
     }
     return index
@@ -65,7 +67,7 @@ export class Collector {
 
   /** Hands whatever is collected to the writer now. */
   flush (): void {
-    const batch = this.#batch.length > 0 ? this.#batch : undefined
+    const batch = this.#batch.length > 0 ? trimRecordBatch(this.#batch) : undefined
     let lastSeen: LastSeen | undefined
     if (this.#lastSeen.size > 0) {
       lastSeen = { endpoint: [...this.#lastSeen.keys()], timeMs: [...this.#lastSeen.values()] }

@@ -120,6 +120,7 @@ export class StorageClient {
     const s = this.#stats
     return {
       buffered: s.buffered,
+      bufferedBytes: s.bufferedBytes,
       written: this.#statsBase.written + s.written,
       dropped: this.#statsBase.dropped + s.dropped + this.#droppedByCrashes,
       writeErrors: this.#statsBase.writeErrors + s.writeErrors,

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import { emptyWriterStats, summarizeError, type ErrorSummary, type RecordBatch, type WriterStats } from '../protocol.js'
+import { MAX_IP_LENGTH, ROW_BYTES, emptyWriterStats, stringBytes, summarizeError, type ErrorSummary, type RecordBatch, type WriterStats } from '../protocol.js'
 import { MISSING_PARTITION_SQLSTATE, isPermanentError } from './errors.js'
 import type { WriteUnit } from './store.js'
 
@@ -9,7 +9,6 @@ const MAX_PERMANENT_ATTEMPTS = 3
 const RETRY_BASE_DELAY_MS = 50
 /** Postgres refuses NUL in text; it is the one character that would make a whole batch fail. */
 const NUL = /\u0000/g
-const MAX_IP_LENGTH = 64
 
 
 /** What the writer needs from the database and the rest of the worker. */
@@ -55,6 +54,10 @@ export class Writer {
   /** The unit being written or waiting to be retried; always older than anything in the queue. */
   #unit: WriteUnit | undefined
   #queuedRows = 0
+  /** Memory of the queued batches (each held whole until its last row leaves) and of the unit. */
+  #queuedBytes = 0
+  #unitBytes = 0
+  readonly #maxBufferedBytes: number
   #lastSeen = new Map<number, number>()
   #pendingLastSeen: Array<{ index: number, timeMs: number }> = []
   #running = false
@@ -64,9 +67,10 @@ export class Writer {
   #drainWaiters: Array<() => void> = []
   readonly stats: WriterStats = emptyWriterStats()
 
-  constructor (sink: WriterSink, opts: { maxBufferedRecords: number, maxBatchSize: number, retryMaxDelayMs: number }) {
+  constructor (sink: WriterSink, opts: { maxBufferedRecords: number, maxBufferedBytes?: number, maxBatchSize: number, retryMaxDelayMs: number }) {
     this.#sink = sink
     this.#maxBuffered = opts.maxBufferedRecords
+    this.#maxBufferedBytes = opts.maxBufferedBytes ?? Number.POSITIVE_INFINITY
     this.#maxBatchSize = opts.maxBatchSize
     this.#retryMaxDelayMs = opts.retryMaxDelayMs
   }
@@ -75,10 +79,15 @@ export class Writer {
     return this.#queuedRows + (this.#unit?.endpointId.length ?? 0)
   }
 
+  get bufferedBytes (): number {
+    return this.#queuedBytes + (this.#unit === undefined ? 0 : this.#unitBytes)
+  }
+
   enqueue (batch: RecordBatch): void {
     if (batch.length > 0) {
       this.#queue.push({ batch, start: 0 })
       this.#queuedRows += batch.length
+      this.#queuedBytes += batch.bytes ?? batch.length * ROW_BYTES
       this.#enforceBound()
     }
   }
@@ -120,6 +129,7 @@ export class Writer {
     this.#unit = undefined
     this.#queue.length = 0
     this.#queuedRows = 0
+    this.#queuedBytes = 0
     this.#publish()
     this.#resolveDrained()
     return lost
@@ -232,6 +242,7 @@ export class Writer {
     const unit: WriteUnit = {
       id: randomUUID(), endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0
     }
+    let unitBytes = 0
     while (this.#queue.length > 0 && unit.endpointId.length < this.#maxBatchSize) {
       const queued = this.#queue[0]!
       const { batch } = queued
@@ -253,19 +264,33 @@ export class Writer {
         unit.durationMs.push(batch.durationMs[row]!)
         unit.statusCode.push(batch.statusCode[row]!)
         unit.seq.push(batch.seq[row]!)
-        unit.group.push(group < 0 ? null : clean(batch.strings[group], MAX_GROUP_LENGTH))
-        unit.ip.push(ip < 0 ? null : clean(batch.strings[ip], MAX_IP_LENGTH))
+        const groupValue = group < 0 ? null : clean(batch.strings[group], MAX_GROUP_LENGTH)
+        const ipValue = ip < 0 ? null : clean(batch.strings[ip], MAX_IP_LENGTH)
+        unit.group.push(groupValue)
+        unit.ip.push(ipValue)
+        unitBytes += ROW_BYTES + (groupValue === null ? 0 : stringBytes(groupValue)) + (ipValue === null ? 0 : stringBytes(ipValue))
       }
       if (queued.start < batch.length) break
-      this.#queue.shift()
+      this.#shift()
     }
-    return unit.endpointId.length > 0 ? unit : undefined
+    if (unit.endpointId.length === 0) return undefined
+    this.#unitBytes = unitBytes
+    return unit
   }
 
-  /** Drops the oldest rows while more than maxBufferedRecords are held. */
+  /** The oldest queued batch leaves the queue: its memory is free. */
+  #shift (): void {
+    const queued = this.#queue.shift()
+    if (queued !== undefined) this.#queuedBytes -= queued.batch.bytes ?? queued.batch.length * ROW_BYTES
+  }
+
+  /**
+   * Drops the oldest rows while more than maxBufferedRecords are held, and the oldest queued batches
+   * while they hold more than maxBufferedBytes (strings are cut when recorded, so bytes per row are bounded).
+   */
   #enforceBound (): void {
     let excess = this.buffered - this.#maxBuffered
-    if (excess <= 0) {
+    if (excess <= 0 && this.bufferedBytes <= this.#maxBufferedBytes) {
       if (this.#droppingSince >= 0) {
         this.#sink.log('warn', `fastify-monitoring-dashboard: buffer has room again; ${this.stats.dropped - this.#droppingSince} records were dropped`)
         this.#droppingSince = -1
@@ -274,13 +299,14 @@ export class Writer {
     }
     if (this.#droppingSince < 0) {
       this.#droppingSince = this.stats.dropped
-      this.#sink.log('warn', `fastify-monitoring-dashboard: buffer full (${this.#maxBuffered} records); dropping the oldest`)
+      this.#sink.log('warn', `fastify-monitoring-dashboard: buffer full (${this.#maxBuffered} records or ${this.#maxBufferedBytes} bytes); dropping the oldest`)
     }
     const before = this.buffered
     // the unit waiting for a retry holds the oldest rows; a unit being written now is left alone
-    if (this.#unit !== undefined && !this.#running) {
+    if (excess > 0 && this.#unit !== undefined && !this.#running) {
       const cut = Math.min(excess, this.#unit.endpointId.length)
       const unit = this.#unit
+      this.#unitBytes = Math.round(this.#unitBytes * (unit.endpointId.length - cut) / unit.endpointId.length)
       for (const column of [unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode, unit.seq, unit.group, unit.ip]) {
         column.splice(0, cut)
       }
@@ -293,7 +319,12 @@ export class Writer {
       queued.start += cut
       this.#queuedRows -= cut
       excess -= cut
-      if (queued.start >= queued.batch.length) this.#queue.shift()
+      if (queued.start >= queued.batch.length) this.#shift()
+    }
+    while (this.bufferedBytes > this.#maxBufferedBytes && this.#queue.length > 0) {
+      const queued = this.#queue[0]!
+      this.#queuedRows -= queued.batch.length - queued.start
+      this.#shift()
     }
     // rows of a unit being written cannot be taken back: the excess waits for that write to end
     this.stats.dropped += before - this.buffered
@@ -302,6 +333,7 @@ export class Writer {
 
   #publish (): void {
     this.stats.buffered = this.buffered
+    this.stats.bufferedBytes = this.bufferedBytes
     this.#sink.onStats(this.stats)
   }
 }
