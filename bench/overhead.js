@@ -94,5 +94,29 @@ const rows = SERVERS.map((kind) => {
   }
 })
 console.table(rows)
+
+// issue #18's targets: each plugin server against bare Fastify and fastify-metrics of this same run
+const med = (kind, key) => median(results[kind].map((r) => r[key]))
+if (results.bare && results['fastify-metrics']) {
+  const fmApp = med('fastify-metrics', 'cpuPerRequestUs') - bareCpu
+  const fmRatio = med('fastify-metrics', 'rps') / bare
+  const targets = SERVERS.filter((kind) => kind.startsWith('level')).map((kind) => {
+    const app = med(kind, 'cpuPerRequestUs') - bareCpu
+    const pgRow = kind.includes('postgres') ? med(kind, 'postgresCpuPerRequestUs') - med('bare', 'postgresCpuPerRequestUs') : 0
+    const ratio = med(kind, 'rps') / bare
+    return {
+      server: kind,
+      'app CPU added µs': app.toFixed(1),
+      'fastify-metrics added µs': fmApp.toFixed(1),
+      'app added / fm added (≤ 0.2)': (app / fmApp).toFixed(2),
+      'postgres µs/row / fm added (≤ 0.2)': (pgRow / fmApp).toFixed(2),
+      'all added / fm added (≤ 0.4)': ((app + pgRow) / fmApp).toFixed(2),
+      'throughput / bare': ratio.toFixed(3),
+      'minus fm\'s (≥ +0.2)': (ratio - fmRatio).toFixed(3)
+    }
+  })
+  console.log(`route ${ROUTE}, ${ROUNDS} rounds of ${DURATION_S} s; fastify-metrics: ${fmRatio.toFixed(3)} of bare throughput`)
+  console.table(targets)
+}
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
 writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ route: ROUTE, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rows, results }, null, 2))

@@ -1,5 +1,6 @@
 // One server under test, started by bench/overhead.js as a child process.
-// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant] | dc-probe
+// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant][@before] | dc-probe
+// `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -30,9 +31,11 @@ if (kind === 'dc-probe') {
   const { default: metrics } = await import('fastify-metrics')
   await app.register(metrics, { endpoint: '/metrics' })
 } else if (kind !== 'bare') {
-  const { default: monitor } = await import('../dist/index.js')
+  const [spec, build] = kind.split('@')
+  const dist = build === 'before' ? new URL(`file://${process.env.BENCH_BEFORE_DIST}/index.js`).href : '../dist/index.js'
+  const { default: monitor } = await import(dist)
   // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics]
-  const [level, backend, variant] = kind.replace('level', '').split('-')
+  const [level, backend, variant] = spec.replace('level', '').split('-')
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
   // BENCH_OPTIONS='{"outliers":{"sampleIntervalUs":10000}}' merges into the plugin's options
