@@ -3,9 +3,8 @@ import fp from 'fastify-plugin'
 import { Kysely } from 'kysely'
 import { Collector } from './collection/collector.js'
 import { EndpointRegistry } from './collection/endpoints.js'
-import { createResponseHook } from './collection/hooks.js'
+import { installRequestPath, type RequestPathDeps } from './collection/request-path.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
-import { kHandlerEndMs, kHandlerStartMs } from './collection/evidence.js'
 import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
@@ -19,6 +18,8 @@ import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
+import { testTracker } from './test-monitor/tracker.js'
+import { addTestMonitorHooks } from './test-monitor/hooks.js'
 import { CustomGraphs, type GraphStatus } from './graphs/custom-graphs.js'
 
 /** How long past its close timeout an app of this process may take to release the data directory. */
@@ -58,6 +59,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // checked before anything starts: a failed register must leave no thread or timer behind
   if (fastify.hasDecorator('monitor')) throw new DecoratorConflictError('instance', 'monitor')
   if (resolved.dashboard !== false && fastify.hasRequestDecorator(SESSION_DECORATOR)) throw new DecoratorConflictError('request', SESSION_DECORATOR)
+  const tests = testTracker()
+  if (tests !== undefined) addTestMonitorHooks(fastify, tests)
   if (!resolved.enabled) {
     fastify.decorate('monitor', disabledApi(resolved.appVersion))
     return
@@ -79,7 +82,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
     send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles, resolved.outliers.maxPerEndpointHour),
-    onOutlier: (route) => metrics?.onOutlier(route),
+    onOutlier: (method, route) => metrics?.onOutlier(method, route),
     log,
     flushIntervalMs: resolved.flushIntervalMs
   })
@@ -93,14 +96,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       outliers.update(registry.list)
     }
   })
-  // handler timing for outliers lives on the reply from its construction (no shape change per request)
-  fastify.decorateReply(kHandlerStartMs as unknown as string, Number.NaN)
-  fastify.decorateReply(kHandlerEndMs as unknown as string, Number.NaN)
-  // before any route of ours, so the metrics route is known (and skipped) like every other
-  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
-  if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors, graphs: (): GraphStatus[] => customGraphs?.list() ?? [] })
-  }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
   const registerEndpoints = (): void => {
@@ -110,16 +105,22 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   }
 
-  fastify.addHook('onResponse', createResponseHook({
+  const requestPath: RequestPathDeps = {
     registry,
     collector,
     groupBy: resolved.groupBy,
     log,
-    httpDuration: metrics?.httpDuration,
+    httpDuration: undefined,
     onNewEndpoint: () => { if (started) registerEndpoints() },
     onGroupByError: () => { groupByErrors++ },
     outliers
-  }))
+  }
+  // before any route of ours, so the metrics route is known (and skipped) like every other
+  installRequestPath(fastify, requestPath)
+  if (resolved.metrics !== false) {
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors, graphs: (): GraphStatus[] => customGraphs?.list() ?? [] })
+    requestPath.httpDuration = metrics.httpDuration
+  }
   fastify.addHook('onReady', async () => {
     started = true
     outliers.update(registry.list)

@@ -15,7 +15,7 @@ import { syntheticRequests } from './synthetic.js'
 // its HTML report opened in Chromium, and a load-test baseline compared with a slower candidate run.
 t.setTimeout(600_000)
 const HOUR_MS = 3_600_000
-const bin = join(compilePlugin(), '..', 'cli', 'bin.js')
+const bin = join(compilePlugin(), '..', 'cli.js')
 const run = promisify(execFile)
 
 async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
@@ -88,6 +88,7 @@ async function optionMatrix (t: Test, common: string[], start: number): Promise<
   t.equal((await cli(['report', ...common, '--baseline', 'version:v1'])).code, 2, 'a missing side')
   t.equal((await cli(['report', ...common, '--bogus'])).code, 2, 'an unknown option')
   t.equal((await cli(['explode'])).code, 2)
+  t.match((await cli(['--help'])).stderr, /report  compare two versions/, 'the report and test commands share one usage')
   t.equal((await cli(['report', '--database', 'postgres://postgres@127.0.0.1:1/none', '--baseline', 'today', '--candidate', 'yesterday'])).code, 3, 'an unreachable database is a failure, not a verdict')
 }
 

@@ -15,7 +15,7 @@ import { reportHtml, type LoadSummary, type RunFigures } from './html.js'
 /** Exit codes: what a CI script can tell apart. */
 export const EXIT = { ok: 0, regression: 1, usage: 2, failure: 3 } as const
 
-const USAGE = `usage:
+export const REPORT_USAGE = `usage:
   fastify-monitoring-dashboard report --baseline <selector> --candidate <selector> [options]
       selectors: version:<v> | range:<ISO from>/<ISO to> | run:<tag> | today | yesterday | this-week | last-week
       --database <postgres://… | PGlite directory>   (default $FMD_DATABASE, else ./.fastify-monitor)
@@ -210,14 +210,14 @@ export async function main (argv: string[]): Promise<number> {
     if (command === 'report') return await report(args)
     if (command === 'load') return await load(args)
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
-      process.stdout.write(`${USAGE}\n`)
+      process.stdout.write(`${REPORT_USAGE}\n`)
       return command === undefined ? EXIT.usage : EXIT.ok
     }
     throw new UsageError(`unknown command "${command}"`)
   } catch (err) {
     const code = (err as { code?: string }).code
     const usage = err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_UNKNOWN_SELECTION'
-    process.stderr.write(`fastify-monitoring-dashboard: ${(err as Error).message}\n${usage ? `${USAGE}\n` : ''}`)
+    process.stderr.write(`fastify-monitoring-dashboard: ${(err as Error).message}\n${usage ? `${REPORT_USAGE}\n` : ''}`)
     return usage ? EXIT.usage : EXIT.failure
   }
 }

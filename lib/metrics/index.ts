@@ -17,7 +17,7 @@ export interface Metrics {
   readonly httpDuration: HttpDurationHistogram
   onBatchWritten: (durationMs: number) => void
   /** An outlier was found on a route (level ≥ 2), stored or beyond the hourly cap. */
-  onOutlier: (route: string) => void
+  onOutlier: (method: string, route: string) => void
 }
 
 function sameToken (given: string, expected: string): boolean {
@@ -61,7 +61,7 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
     const texts = await Promise.all(served.map(async (r) => await r.metrics()))
     return await reply.type(registry.contentType).send(texts.join(''))
   })
-  // route is an endpoint's URL template: bounded like http_request_duration_seconds' own label
-  const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['route'], registers: [registry] })
-  return { registry, httpDuration, onBatchWritten, onOutlier: (route) => { outliers.inc({ route }) } }
+  // method and route (the URL template) name an endpoint, bounded like http_request_duration_seconds' own labels
+  const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['method', 'route'], registers: [registry] })
+  return { registry, httpDuration, onBatchWritten, onOutlier: (method, route) => { outliers.inc({ method, route }) } }
 }

@@ -48,6 +48,11 @@ import type { GroupedNode, GroupedProfile as MergedProfile, ProfileSummary } fro
 export type GroupedProfile = MergedProfile & { latest: Array<Json<ProfileSummary>> }
 export type { GroupedNode }
 
+import type { EndpointCoverage, EndpointTest, TestBuildSummary } from '../../../lib/queries/tests.js'
+export type TestBuild = Json<TestBuildSummary>
+export interface TestCoverage { build: string | null, endpoints: EndpointCoverage[] }
+export interface EndpointTests { builds: string[], tests: EndpointTest[] }
+
 // Reports and custom graphs: the types derive from the routes' response schemas, the one definition of
 // their JSON; the server's own types are checked against them below.
 import type { FromSchema } from 'json-schema-to-ts'

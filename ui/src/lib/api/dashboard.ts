@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { CustomGraph, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
+import type { CustomGraph, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
 
 export interface Range { from: string, to: string, tz: string }
 
@@ -22,6 +22,12 @@ export const dashboard = {
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } }),
   graphs: async (range: Range) => await request<CustomGraph[]>(`/graphs${query({ ...range })}`),
   report: async (baseline: string, candidate: string) => await request<Report>(`/reports${query({ baseline, candidate })}`)
+}
+
+export const tests = {
+  builds: async () => await request<{ builds: TestBuild[] }>('/tests/builds'),
+  coverage: async (build?: string) => await request<TestCoverage>(`/tests/coverage${query({ build })}`),
+  endpoint: async (method: string, route: string) => await request<EndpointTests>(`/tests/endpoint${query({ method, route })}`)
 }
 
 export const admin = {
