@@ -1,16 +1,23 @@
 #!/usr/bin/env node
 import { TEST_USAGE, testCommand } from './test-monitor/command.js'
+import { REPORT_USAGE, main as reportCommands } from './cli/main.js'
 
 const USAGE = `Usage: fastify-monitoring-dashboard <command> [options]
 
 Commands:
   test    run the app's test suite and record which endpoints each test reaches
+  report  compare two versions, ranges or load-test runs per endpoint; exit 1 on a regression (a CI gate)
+  load    drive a running app with autocannon and record the run's window as a baseline
 
-${TEST_USAGE}`
+${TEST_USAGE}
+
+${REPORT_USAGE}`
 
 const [command, ...args] = process.argv.slice(2)
 if (command === 'test') {
   process.exitCode = await testCommand(args)
+} else if (command === 'report' || command === 'load') {
+  process.exitCode = await reportCommands([command, ...args])
 } else {
   process.stderr.write(`${command === undefined || command === '--help' ? '' : `unknown command: ${command}\n\n`}${USAGE}\n`)
   process.exitCode = command === '--help' ? 0 : 2

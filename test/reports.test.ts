@@ -1,19 +1,18 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import monitor, { type MonitorOptions } from '../lib/index.js'
-import { insertRequests, type SeedRequest } from '../lib/db/seed.js'
+import { insertRequests } from '../lib/db/seed.js'
 import { buildReport } from '../lib/queries/reports.js'
 import { parseSelector } from '../lib/reports/selector.js'
 import { mannWhitneyU, ksTwoSample } from '../lib/reports/stats.js'
 import { DIALECTS, backend, until } from './helpers.js'
-import { logNormal, seeded } from './random.js'
+import { syntheticRequests } from './synthetic.js'
 
 // Issue #16 reports: known synthetic latencies. Version v2 is 20% slower on /slower only, fails more on
 // /failing only, and is the same distribution (other draws) on /same; two days with the same
 // distribution are compared as ranges. Only the changed endpoints may be flagged.
 const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
 const HOUR_MS = 3_600_000
-const PER_SIDE = 400
 
 async function reportApp (options: MonitorOptions): Promise<FastifyInstance> {
   const app = Fastify()
@@ -28,26 +27,6 @@ async function reportApp (options: MonitorOptions): Promise<FastifyInstance> {
 async function ids (app: FastifyInstance): Promise<Record<string, number>> {
   const rows = await app.monitor.db.selectFrom('endpoint').select(['id', 'route']).execute()
   return Object.fromEntries(rows.map((row) => [row.route, row.id]))
-}
-
-export function syntheticRequests (endpoint: Record<string, number>, start: number): SeedRequest[] {
-  const random = seeded(16)
-  const rows: SeedRequest[] = []
-  for (const version of ['v1', 'v2']) {
-    // v1 over the first 12 hours, v2 over the next 12: the same hours of the day do not matter here
-    const base = start + (version === 'v1' ? 0 : 12 * HOUR_MS)
-    for (let i = 0; i < PER_SIDE; i++) {
-      const time = new Date(base + i * (12 * HOUR_MS / PER_SIDE))
-      const slower = version === 'v2' ? 1.2 : 1
-      rows.push({ endpointId: endpoint['/slower']!, time, durationMs: logNormal(random, 40, 0.3) * slower, statusCode: 200, version })
-      rows.push({ endpointId: endpoint['/same']!, time, durationMs: logNormal(random, 40, 0.3), statusCode: 200, version })
-      // 2% of v1's and 12% of v2's responses are 500s; latency unchanged
-      const failRate = version === 'v2' ? 0.12 : 0.02
-      rows.push({ endpointId: endpoint['/failing']!, time, durationMs: logNormal(random, 15, 0.3), statusCode: random() < failRate ? 500 : 200, version })
-      if (i < 5) rows.push({ endpointId: endpoint['/quiet']!, time, durationMs: 5, statusCode: 200, version })
-    }
-  }
-  return rows
 }
 
 for (const dialect of DIALECTS) {

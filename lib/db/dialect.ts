@@ -20,7 +20,7 @@ export interface OpenedDatabase {
  * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
  * Postgres server never loads PGlite's 10 MB of WASM.
  */
-export async function openDatabase (options: StorageOptions, assets?: PgliteAssets): Promise<OpenedDatabase> {
+export async function openDatabase (options: Pick<StorageOptions, 'database' | 'tablePrefix'>, assets?: PgliteAssets): Promise<OpenedDatabase> {
   const plugin = new TablePrefixPlugin(options.tablePrefix)
   if (options.database.kind === 'postgres') {
     const { default: pg } = await import('pg')

@@ -52,3 +52,19 @@ import type { EndpointCoverage, EndpointTest, TestBuildSummary } from '../../../
 export type TestBuild = Json<TestBuildSummary>
 export interface TestCoverage { build: string | null, endpoints: EndpointCoverage[] }
 export interface EndpointTests { builds: string[], tests: EndpointTest[] }
+
+// Reports and custom graphs: the types derive from the routes' response schemas, the one definition of
+// their JSON; the server's own types are checked against them below.
+import type { FromSchema } from 'json-schema-to-ts'
+import type { GRAPHS_REPLY, REPORT_REPLY } from '../../../lib/routes/schemas.js'
+import type { Report as ServerReport } from '../../../lib/queries/reports.js'
+import type { StoredGraph } from '../../../lib/queries/graphs.js'
+
+export type Report = FromSchema<typeof REPORT_REPLY>
+export type ReportRow = Report['endpoints'][number]
+export type CustomGraph = FromSchema<typeof GRAPHS_REPLY>[number]
+
+/** Compiles only when what the server returns, once serialised, is what the schema (so the UI) says. */
+type Conforms<Actual extends Expected, Expected> = Actual
+export type ReportConforms = Conforms<Json<ServerReport>, Report>
+export type GraphConforms = Conforms<Json<StoredGraph>, CustomGraph>

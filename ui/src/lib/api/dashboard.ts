@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
+import type { CustomGraph, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
 
 export interface Range { from: string, to: string, tz: string }
 
@@ -19,7 +19,9 @@ export const dashboard = {
   outliers: async (id: number, range: Range, page: number) => await request<OutlierPage>(`/endpoints/${id}/outliers${query({ ...range, page, pageSize: 25 })}`),
   outlier: async (id: string) => await request<OutlierDetail>(`/outliers/${id}`),
   profile: async (id: number, n: number, libraries: 'fold' | 'expand') => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n, libraries })}`),
-  setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
+  setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } }),
+  graphs: async (range: Range) => await request<CustomGraph[]>(`/graphs${query({ ...range })}`),
+  report: async (baseline: string, candidate: string) => await request<Report>(`/reports${query({ baseline, candidate })}`)
 }
 
 export const tests = {

@@ -1,0 +1,125 @@
+import type { Report } from '../queries/reports.js'
+import type { SideSummary } from '../reports/compare.js'
+
+/** What a load-test run stored (autocannon's figures) when a side of the report is a run. */
+export interface RunFigures {
+  tag: string
+  url: string
+  startedAt: string
+  connections: number
+  summary: LoadSummary
+}
+
+/** The part of autocannon's result the `load` command keeps. */
+export interface LoadSummary {
+  durationS: number
+  requests: number
+  requestsPerSecond: number
+  latencyMs: { p50: number, p90: number, p99: number, max: number, mean: number }
+  errors: number
+  timeouts: number
+  non2xx: number
+}
+
+const ESCAPES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }
+/** Text made inert in HTML: route names and labels come from the monitored app and the command line. */
+export function escapeHtml (text: string): string {
+  return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
+}
+
+const ms = (v: number | null): string => v === null ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1)
+const pct = (v: number | null): string => v === null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`
+const p = (v: number | null | undefined): string => v === null || v === undefined ? '–' : v < 1e-4 ? v.toExponential(1) : v.toPrecision(2)
+
+/** Two box plots (baseline above, candidate below) on one log-free linear axis, as inline SVG. */
+function boxPlots (a: SideSummary, b: SideSummary): string {
+  const values = [a.min, a.max, b.min, b.max].filter((v): v is number => v !== null)
+  if (values.length === 0) return ''
+  const width = 320
+  const lo = Math.min(...values)
+  const hi = Math.max(...values)
+  const x = (v: number): number => 10 + (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (width - 20)
+  const box = (s: SideSummary, y: number, color: string): string => {
+    if (s.min === null || s.q1 === null || s.median === null || s.q3 === null || s.max === null) return ''
+    return `<line x1="${x(s.min)}" x2="${x(s.max)}" y1="${y + 8}" y2="${y + 8}" stroke="${color}"/>` +
+      `<rect x="${x(s.q1)}" y="${y}" width="${Math.max(1, x(s.q3) - x(s.q1))}" height="16" fill="${color}" fill-opacity="0.25" stroke="${color}"/>` +
+      `<line x1="${x(s.median)}" x2="${x(s.median)}" y1="${y}" y2="${y + 16}" stroke="${color}" stroke-width="2"/>`
+  }
+  return `<svg class="box" width="${width}" height="64" role="img" aria-label="box plots: baseline ${ms(a.median)} ms, candidate ${ms(b.median)} ms median">` +
+    box(a, 6, '#2563eb') + box(b, 30, '#dc2626') +
+    `<text x="10" y="62" font-size="9">${ms(lo)} ms</text><text x="${width - 10}" y="62" font-size="9" text-anchor="end">${ms(hi)} ms</text></svg>`
+}
+
+/** The two empirical CDFs (every 5%) overlaid, as inline SVG. */
+function cdfs (a: SideSummary, b: SideSummary): string {
+  const all = [...a.cdf, ...b.cdf]
+  if (all.length === 0) return ''
+  const width = 320
+  const height = 90
+  const lo = Math.min(...all)
+  const hi = Math.max(...all)
+  const x = (v: number): number => 10 + (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (width - 20)
+  const line = (cdf: number[], color: string): string => cdf.length === 0
+    ? ''
+    : `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${cdf.map((v, i) => `${x(v).toFixed(1)},${(height - 10 - (i / (cdf.length - 1)) * (height - 20)).toFixed(1)}`).join(' ')}"/>`
+  return `<svg class="cdf" width="${width}" height="${height}" role="img" aria-label="cumulative distributions">` +
+    `<rect x="10" y="10" width="${width - 20}" height="${height - 20}" fill="none" stroke="#ddd"/>` + line(a.cdf, '#2563eb') + line(b.cdf, '#dc2626') + '</svg>'
+}
+
+function runTable (runs: { baseline?: RunFigures, candidate?: RunFigures }): string {
+  if (runs.baseline === undefined && runs.candidate === undefined) return ''
+  const cell = (r: RunFigures | undefined, f: (s: LoadSummary) => string): string => `<td>${r === undefined ? '–' : escapeHtml(f(r.summary))}</td>`
+  const rows: Array<[string, (s: LoadSummary) => string]> = [
+    ['requests', (s) => String(s.requests)],
+    ['requests/s', (s) => s.requestsPerSecond.toFixed(1)],
+    ['latency p50 (ms)', (s) => ms(s.latencyMs.p50)],
+    ['latency p90 (ms)', (s) => ms(s.latencyMs.p90)],
+    ['latency p99 (ms)', (s) => ms(s.latencyMs.p99)],
+    ['errors + timeouts', (s) => String(s.errors + s.timeouts)],
+    ['non-2xx', (s) => String(s.non2xx)]
+  ]
+  const head = (r: RunFigures | undefined, side: string): string => `<th>${side}${r === undefined ? '' : `<br><small>${escapeHtml(r.tag)} · ${escapeHtml(r.url)} · ${r.connections} connections · ${escapeHtml(r.startedAt)}</small>`}</th>`
+  return `<h2>Load-test runs (client side, autocannon)</h2><table class="runs"><tr><th></th>${head(runs.baseline, 'baseline')}${head(runs.candidate, 'candidate')}</tr>` +
+    rows.map(([name, f]) => `<tr><th>${name}</th>${cell(runs.baseline, f)}${cell(runs.candidate, f)}</tr>`).join('') + '</table>'
+}
+
+/**
+ * A report as one self-contained HTML page: tables and inline SVG charts, no script, no network.
+ * Every text from the database or the command line is escaped.
+ */
+export function reportHtml (report: Report, runs: { baseline?: RunFigures, candidate?: RunFigures } = {}): string {
+  const side = (s: Report['baseline']): string => `${escapeHtml(s.label)}${s.from === null ? '' : ` <small>(${s.from.toISOString()} – ${s.to!.toISOString()})</small>`}`
+  const { summary: sum, thresholds: t } = report
+  const rows = report.endpoints.map((e) => {
+    const flagged = e.verdict === 'regression' || e.verdict === 'improvement'
+    return `<tr class="${e.verdict.replace(/ /g, '-')}"><td><code>${escapeHtml(`${e.method} ${e.route}`)}</code>${e.limited ? ' <small>(latest requests only)</small>' : ''}</td>` +
+      `<td>${e.baseline.hits}</td><td>${e.candidate.hits}</td>` +
+      `<td>${ms(e.baseline.median)}</td><td>${ms(e.candidate.median)}</td><td>${pct(e.medianChangePct)}</td>` +
+      `<td>${ms(e.baseline.p95)}</td><td>${ms(e.candidate.p95)}</td><td>${pct(e.p95ChangePct)}</td>` +
+      `<td>${(e.baseline.serverErrorShare * 100).toFixed(1)}%</td><td>${(e.candidate.serverErrorShare * 100).toFixed(1)}%</td>` +
+      `<td>${p(e.mannWhitney?.p)}</td><td>${p(e.ks?.p)}</td><td>${e.shift === null ? '–' : `${ms(e.shift.shift)} [${ms(e.shift.low)}, ${ms(e.shift.high)}]`}</td>` +
+      `<td><b>${e.verdict}</b>${e.reasons.length === 0 ? '' : `<br><small>${escapeHtml(e.reasons.join('; '))}</small>`}</td>` +
+      `<td>${flagged ? boxPlots(e.baseline, e.candidate) + cdfs(e.baseline, e.candidate) : ''}</td></tr>`
+  }).join('\n')
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Performance report: ${escapeHtml(report.baseline.label)} → ${escapeHtml(report.candidate.label)}</title>
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
+<style>
+body{font:14px system-ui,sans-serif;margin:2rem;color:#111}table{border-collapse:collapse;margin:1rem 0}td,th{border-bottom:1px solid #ddd;padding:4px 8px;text-align:right;vertical-align:top}
+td:first-child,th:first-child{text-align:left}tr.regression{background:#fee2e2}tr.improvement{background:#dcfce7}.legend span{display:inline-block;width:12px;height:12px;margin:0 4px}
+</style></head><body>
+<h1>Performance report</h1>
+<p>Baseline: ${side(report.baseline)}<br>Candidate: ${side(report.candidate)}</p>
+<p><b>${sum.regressions}</b> regressions, <b>${sum.improvements}</b> improvements, ${sum.unchanged} unchanged, ${sum.insufficient} with too few requests.
+Flagged: Mann–Whitney (or Kolmogorov–Smirnov for the p95) significant at α = ${t.alpha} and a change of at least ${t.minChangePct}% and ${t.minChangeMs} ms; or a 5xx share changed by ${t.minErrorChangePct} points.</p>
+<p class="legend"><span style="background:#2563eb"></span>baseline <span style="background:#dc2626"></span>candidate</p>
+${runTable(runs)}
+<h2>Endpoints (server side, as the plugin recorded them)</h2>
+<table><thead><tr><th>endpoint</th><th>hits A</th><th>hits B</th><th>median A</th><th>median B</th><th>Δ</th><th>p95 A</th><th>p95 B</th><th>Δ</th><th>5xx A</th><th>5xx B</th>
+<th>Mann–Whitney p</th><th>KS p</th><th>shift (ms) [95%]</th><th>verdict</th><th>distributions</th></tr></thead>
+<tbody>
+${rows}
+</tbody></table>
+</body></html>
+`
+}

@@ -1,0 +1,156 @@
+import t, { type Test } from 'tap'
+import { execFile } from 'node:child_process'
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import Fastify, { type FastifyInstance } from 'fastify'
+import monitor, { type MonitorOptions } from '../lib/index.js'
+import { insertRequests } from '../lib/db/seed.js'
+import { compilePlugin } from './compiled.js'
+import { DIALECTS, POSTGRES_URL, backend, tmpDir, until } from './helpers.js'
+import { launchChromium } from './browser.js'
+import { syntheticRequests } from './synthetic.js'
+
+// Issue #16: the CLI as a CI runs it — the compiled bin in a child process — its exit codes, its JSON,
+// its HTML report opened in Chromium, and a load-test baseline compared with a slower candidate run.
+t.setTimeout(600_000)
+const HOUR_MS = 3_600_000
+const bin = join(compilePlugin(), '..', 'cli.js')
+const run = promisify(execFile)
+
+async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { maxBuffer: 16 << 20, env: { ...process.env, FMD_DATABASE: '' } })
+    return { code: 0, stdout, stderr }
+  } catch (err) {
+    const e = err as { code: number, stdout: string, stderr: string }
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr }
+  }
+}
+
+async function seededApp (options: MonitorOptions): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(monitor, { flushIntervalMs: 20, dashboard: false, metrics: false, ...options })
+  for (const route of ['/slower', '/same', '/failing', '/quiet']) app.get(route, async () => 'ok')
+  await app.ready()
+  await app.monitor.ready
+  await until(async () => (await app.monitor.db.selectFrom('endpoint').select('id').execute()).length >= 4)
+  return app
+}
+
+/** The synthetic requests of issue #16 in a fresh database; the app that stored them is closed. */
+async function seededDatabase (t: Test, dialect: 'pglite' | 'postgres'): Promise<{ common: string[], start: number }> {
+  const store = await backend(dialect)
+  t.teardown(store.cleanup)
+  const app = await seededApp(store.options)
+  const endpoints = Object.fromEntries((await app.monitor.db.selectFrom('endpoint').select(['id', 'route']).execute()).map((r) => [r.route, r.id]))
+  const start = Date.UTC(2026, 10, 20)
+  await insertRequests(app.monitor.db, syntheticRequests(endpoints, start))
+  // a PGlite directory belongs to one process: the CLI reads it once the app is closed, as a CI step would
+  await app.close()
+  const database = dialect === 'postgres' ? ['--database', POSTGRES_URL] : ['--database', store.options.dataDir!]
+  return { common: [...database, '--table-prefix', store.prefix], start }
+}
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: report exit codes and --json`, async (t) => {
+    const { common, start } = await seededDatabase(t, dialect)
+
+    const regressed = await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2'])
+    t.equal(regressed.code, 1, 'exit 1: an endpoint regressed')
+    t.match(regressed.stdout, /GET \/slower .*REGRESSION/)
+    t.match(regressed.stdout, /GET \/failing .*REGRESSION/)
+    t.match(regressed.stdout, /GET \/same .*no change/)
+    t.match(regressed.stdout, /2 regressions, 0 improvements, 1 unchanged, 1 with too few requests/)
+    t.match(regressed.stderr, /compared 4 endpoints/, 'progress on stderr')
+
+    // every CLI run on PGlite opens the directory anew (seconds each): the option matrix runs on PostgreSQL
+    if (dialect === 'postgres') await optionMatrix(t, common, start)
+  })
+}
+
+async function optionMatrix (t: Test, common: string[], start: number): Promise<void> {
+  t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--fail-on', 'never'])).code, 0)
+  t.equal((await cli(['report', ...common, '--baseline', 'version:v2', '--candidate', 'version:v1'])).code, 0, 'improvements only: exit 0')
+  const range = (from: number, to: number): string => `range:${new Date(start + from * HOUR_MS).toISOString()}/${new Date(start + to * HOUR_MS).toISOString()}`
+  t.equal((await cli(['report', ...common, '--baseline', range(0, 6), '--candidate', range(6, 12)])).code, 0, 'the same distribution: exit 0')
+
+  const json = await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--json'])
+  t.equal(json.code, 1)
+  const parsed = JSON.parse(json.stdout) as { summary: { regressions: number }, endpoints: Array<{ route: string, verdict: string }> }
+  t.equal(parsed.summary.regressions, 2)
+  t.equal(parsed.endpoints[0]!.verdict, 'regression')
+
+  const usage = await cli(['report', ...common, '--baseline', 'v1', '--candidate', 'version:v2'])
+  t.equal(usage.code, 2, 'a bad selector is a usage error')
+  t.match(usage.stderr, /--baseline "v1" must be version/)
+  t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v9'])).code, 2, 'an unknown version')
+  t.equal((await cli(['report', ...common, '--baseline', 'version:v1'])).code, 2, 'a missing side')
+  t.equal((await cli(['report', ...common, '--bogus'])).code, 2, 'an unknown option')
+  t.equal((await cli(['explode'])).code, 2)
+  t.match((await cli(['--help'])).stderr, /report  compare two versions/, 'the report and test commands share one usage')
+  t.equal((await cli(['report', '--database', 'postgres://postgres@127.0.0.1:1/none', '--baseline', 'today', '--candidate', 'yesterday'])).code, 3, 'an unreachable database is a failure, not a verdict')
+}
+
+// the page is the same whichever database the report read
+if (DIALECTS.includes('postgres')) {
+  t.test('the HTML report opens in Chromium with its charts drawn, loading nothing', async (t) => {
+    const { common } = await seededDatabase(t, 'postgres')
+
+    const html = join(tmpDir(), 'report.html')
+    t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--html', html])).code, 1)
+    const browser = await launchChromium()
+    t.teardown(async () => { await browser.close() })
+    const page = await browser.newPage()
+    const requests: string[] = []
+    page.on('request', (request) => { requests.push(request.url()) })
+    await page.goto(`file://${html}`)
+    const regressions = page.locator('tr.regression')
+    t.equal(await regressions.count(), 2)
+    const drawn = await page.$$eval('tr.regression svg', (svgs) => svgs.map((svg) => {
+      const box = svg.getBoundingClientRect()
+      return { width: box.width, shapes: svg.querySelectorAll('rect, polyline, line').length }
+    }))
+    t.equal(drawn.length, 4, 'a box plot and a CDF per flagged row')
+    t.ok(drawn.every((d) => d.width > 100 && d.shapes >= 2), 'each chart drawn with its shapes')
+    t.same(requests, [`file://${html}`], 'the page loads nothing else')
+    t.match(readFileSync(html, 'utf8'), /<title>Performance report: version:v1 → version:v2<\/title>/)
+  })
+}
+
+if (DIALECTS.includes('postgres')) {
+  t.test('postgres: load records two runs; the report compares them from what the plugin recorded', async (t) => {
+    const store = await backend('postgres')
+    t.teardown(store.cleanup)
+    let delayMs = 2
+    const app = Fastify()
+    await app.register(monitor, { ...store.options, flushIntervalMs: 50, dashboard: false, metrics: false })
+    app.get('/work', async () => { await new Promise((resolve) => setTimeout(resolve, delayMs)); return 'done' })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    t.teardown(() => app.close())
+    await app.monitor.ready
+    const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/work`
+    const common = ['--database', POSTGRES_URL, '--table-prefix', store.prefix]
+
+    const baseline = await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'baseline'])
+    t.equal(baseline.code, 0, baseline.stderr)
+    const figures = JSON.parse(baseline.stdout) as { tag: string, requests: number, latencyMs: { p50: number } }
+    t.ok(figures.requests > 100, `${figures.requests} requests driven`)
+    delayMs = 12
+    t.equal((await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'candidate'])).code, 0)
+    await app.monitor.flush()
+    const runs = await app.monitor.db.selectFrom('load_run').select(['tag', 'started_at', 'ended_at']).orderBy('started_at').execute()
+    t.same(runs.map((r) => r.tag), ['baseline', 'candidate'])
+
+    const html = join(tmpDir(), 'runs.html')
+    const report = await cli(['report', ...common, '--baseline', 'run:baseline', '--candidate', 'run:candidate', '--html', html])
+    t.equal(report.code, 1, `the slower candidate run is a regression:\n${report.stdout}`)
+    t.match(report.stdout, /GET \/work .*REGRESSION/)
+    const page = readFileSync(html, 'utf8')
+    t.match(page, /Load-test runs \(client side, autocannon\)/, 'the HTML report shows the runs\' own figures side by side')
+    t.match(page, /baseline<br><small>baseline · http:\/\/127\.0\.0\.1/)
+    t.equal((await cli(['report', ...common, '--baseline', 'run:baseline', '--candidate', 'run:nope'])).code, 2, 'an unknown run tag')
+    t.equal((await cli(['load', ...common, '--url', 'ftp://x'])).code, 2)
+    t.equal((await cli(['load', ...common, '--url', url, '--duration', 'forever'])).code, 2)
+  })
+}
