@@ -17,7 +17,7 @@ const PROVISIONED: Record<string, string> = { 'fmd-prometheus': 'prometheus', 'f
 interface Target { refId: string, datasource: { type: string, uid: string }, expr?: string, rawSql?: string }
 interface Panel { id: number, title: string, datasource: { type: string, uid: string }, targets: Target[] }
 const panelsOf = (board: { panels: Panel[] }): Panel[] => board.panels
-const variablesOf = (board: { templating: { list: Array<{ name: string, type: string, query: unknown, datasource?: { uid: string } }> } }) => board.templating.list
+const variablesOf = (board: { templating: { list: Array<{ name: string, type: string, query: unknown, datasource?: { type: string, uid: string } }> } }) => board.templating.list
 
 t.test('every board is a Grafana dashboard model (@grafana/schema), references provisioned datasources and uses every variable', async (t) => {
   // type-check each board as a literal against the schema's Dashboard type
@@ -37,12 +37,18 @@ t.test('every board is a Grafana dashboard model (@grafana/schema), references p
   const uids = new Set(boards.map(({ board }) => board.uid))
   for (const { file, board } of boards) {
     const variables = variablesOf(board)
+    // every datasource is chosen through the board's datasource variable, so the board imports into any Grafana
+    // (a fixed uid exists only in the Grafana it was provisioned in); the variable defaults to the provisioned one
+    const datasourceVariable = variables.find((v) => v.type === 'datasource') as { name: string, query: string, current: { value: string } } | undefined
+    t.ok(datasourceVariable, `${file} has a datasource variable`)
+    t.equal(PROVISIONED[datasourceVariable!.current.value], datasourceVariable!.query, `${file}: its default is the provisioned ${datasourceVariable!.query}`)
     const resolve = (ref: { type: string, uid: string }): string | undefined =>
-      ref.uid === '${datasource}' ? (variables.find((v) => v.name === 'datasource')?.query === 'prometheus' ? 'prometheus' : undefined) : PROVISIONED[ref.uid]
+      ref.uid === `\${${datasourceVariable!.name}}` ? datasourceVariable!.query : undefined
     for (const panel of panelsOf(board)) {
-      t.equal(resolve(panel.datasource), panel.datasource.type, `${file} "${panel.title}": a provisioned ${panel.datasource.type} datasource`)
+      t.equal(resolve(panel.datasource), panel.datasource.type, `${file} "${panel.title}": the ${panel.datasource.type} datasource variable`)
       for (const target of panel.targets) t.equal(resolve(target.datasource), target.datasource.type, `${file} "${panel.title}" ${target.refId}`)
     }
+    for (const variable of variables) if (variable.datasource) t.equal(resolve(variable.datasource), variable.datasource.type, `${file} variable ${variable.name}`)
     const text = JSON.stringify(board)
     for (const variable of variables) {
       const uses = text.split(`$${variable.name}`).length - 1 + text.split(`\${${variable.name}}`).length - 1

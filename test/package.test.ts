@@ -1,5 +1,5 @@
 import t from 'tap'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { tmpDir } from './helpers.js'
@@ -19,6 +19,21 @@ t.test('the packed tarball installs into a fresh app, imports by name, type-chec
   t.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), 'compiled JS and types are packed')
   t.ok(files.includes('package/dist/writer/worker.js'), 'the writer thread is packed')
   t.notOk(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/')), 'sources and tests are not')
+  t.ok(files.includes('package/LICENSE'), 'the licence package.json names is packed')
+  t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps (they would point at the unshipped lib/*.ts)')
+  const packed = JSON.parse(execFileSync('tar', ['-xzOf', join(packDir, tarball), 'package/package.json'], { encoding: 'utf8' })) as {
+    license: string, repository?: { url?: string }, peerDependencies?: Record<string, string>
+  }
+  t.equal(packed.license, 'MIT')
+  t.match(packed.repository?.url, /^git\+https:\/\//, 'the repository is named')
+  t.equal(packed.peerDependencies?.fastify, '^5.0.0', 'fastify is a peer dependency')
+
+  // a Fastify 4 app is refused at install rather than failing at register
+  const old = tmpDir()
+  writeFileSync(join(old, 'package.json'), JSON.stringify({ name: 'old-consumer', private: true, dependencies: { fastify: '^4.0.0' } }))
+  const refused = spawnSync('npm', ['install', '--dry-run', '--prefer-offline', '--no-audit', '--no-fund', join(packDir, tarball)], { cwd: old, encoding: 'utf8' })
+  t.not(refused.status, 0, 'npm refuses the install')
+  t.match(refused.stderr, /ERESOLVE[\s\S]*peer fastify@"\^5\.0\.0"/, 'because of the fastify peer range')
 
   const app = tmpDir()
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }))

@@ -12,6 +12,8 @@ export interface PrometheusServer {
   query: (expr: string) => Promise<InstantSample[]>
   /** The values of one label over the series a selector matches (what Grafana's label_values() asks). */
   labelValues: (label: string, selector: string) => Promise<string[]>
+  /** The exemplars stored for the series an expression selects, in the last `seconds`. */
+  exemplars: (expr: string, seconds: number) => Promise<Array<{ seriesLabels: Record<string, string>, exemplars: Array<{ labels: Record<string, string>, value: string }> }>>
   /** The loaded rules, each with its evaluation health. */
   rules: () => Promise<Array<{ name: string, type: 'recording' | 'alerting', query: string, health: string, lastError?: string }>>
   stop: () => Promise<void>
@@ -27,7 +29,7 @@ export interface PrometheusServer {
  * await prometheus.query('up')
  * ```
  */
-export async function startPrometheus (options: { jobs: Record<string, string>, ruleFiles?: string[] }): Promise<PrometheusServer> {
+export async function startPrometheus (options: { jobs: Record<string, string>, ruleFiles?: string[], flags?: string[] }): Promise<PrometheusServer> {
   const dir = tmpDir()
   const port = await freePort()
   const base = `http://127.0.0.1:${port}`
@@ -38,7 +40,7 @@ scrape_configs:
 ${Object.entries(options.jobs).map(([job, target]) => `  - job_name: ${job}\n    static_configs: [{ targets: ['${target}'] }]`).join('\n')}
 `)
   const server = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: 'ignore' })
+    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...(options.flags ?? [])], { stdio: 'ignore' })
   // a missing binary emits 'error' and no 'exit'
   const exited = new Promise((resolve) => { server.once('exit', resolve); server.once('error', resolve) })
   const api = async <T>(path: string): Promise<T> => {
@@ -57,6 +59,10 @@ ${Object.entries(options.jobs).map(([job, target]) => `  - job_name: ${job}\n   
   }
   return {
     query: async (expr) => (await api<{ result: InstantSample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
+    exemplars: async (expr, seconds) => {
+      const end = Date.now() / 1000
+      return await api(`/api/v1/query_exemplars?query=${encodeURIComponent(expr)}&start=${end - seconds}&end=${end}`)
+    },
     labelValues: async (label, selector) => await api<string[]>(`/api/v1/label/${label}/values?match[]=${encodeURIComponent(selector)}`),
     rules: async () => (await api<{ groups: Array<{ rules: Array<{ name: string, type: 'recording' | 'alerting', query: string, health: string, lastError?: string }> }> }>('/api/v1/rules'))
       .groups.flatMap((group) => group.rules),

@@ -59,7 +59,7 @@ export class OutlierRecorder {
   readonly #probe: EvidenceProbe
   readonly #sampler: StackSampler
   readonly #send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
-  readonly #onOutlier: (route: string) => void
+  readonly #onOutlier: (method: string, route: string) => void
   readonly #log: FastifyBaseLogger
   #ready: OutlierRecord[] = []
   readonly #overflow = new OverflowCounts()
@@ -70,7 +70,7 @@ export class OutlierRecorder {
 
   constructor (options: ResolvedOutliers, deps: {
     send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
-    onOutlier: (route: string) => void
+    onOutlier: (method: string, route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
   }) {
@@ -94,10 +94,10 @@ export class OutlierRecorder {
   }
 
   /**
-   * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent. `nowMs`:
-   * `Date.now()` at the end; `durationMs`: from its start (Fastify's `reply.elapsedTime`).
+   * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent (or its client
+   * gone: `statusCode` is then the stored 499). `nowMs`: `Date.now()` at the end; `durationMs`: from its start.
    */
-  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number): void {
+  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, statusCode: number, durationMs: number, nowMs: number): void {
     try {
       const endMs = performance.now()
       this.#recent.add(endpoint.index, endMs - durationMs, endMs)
@@ -106,7 +106,7 @@ export class OutlierRecorder {
       if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
       // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
       if (durationMs < this.#options.minDurationMs) return
-      this.#onOutlier(endpoint.route)
+      this.#onOutlier(endpoint.method, endpoint.route)
       const timeMs = nowMs - durationMs
       if (!this.#cap.admit(endpoint.index, nowMs, durationMs)) {
         this.#overflow.add(endpoint.index, timeMs)
@@ -117,7 +117,7 @@ export class OutlierRecorder {
         timeMs,
         durationMs,
         thresholdMs,
-        statusCode: reply.statusCode,
+        statusCode,
         request: requestEvidence(request, this.#options.redaction, this.#options.bodyLimitBytes),
         phases: this.#probe.phases(reply, durationMs),
         process: this.#probe.process(),

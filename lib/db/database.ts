@@ -19,6 +19,13 @@ export interface Database {
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
   profile: ProfileTable
+  test_build: TestBuildTable
+  test_batch: TestBatchTable
+  test_run: TestRunTable
+  test_hit: TestHitTable
+  graph: GraphTable
+  graph_run: GraphRunTable
+  load_run: LoadRunTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -167,5 +174,75 @@ export interface DashboardUserTable {
   session_generation: Generated<number>
 }
 
+/** A custom graph (`app.monitor.addGraph`) as last registered by some process. */
+export interface GraphTable {
+  name: string
+  /** `cron:<expression>` or `every:<seconds>s` */
+  schedule: string
+  updated_at: Generated<Date>
+}
+
+/** One tick of a custom graph: claimed by one process before it runs, then its value or its error. */
+export interface GraphRunTable {
+  graph: string
+  tick: Timestamp
+  value: number | null
+  error: string | null
+  duration_ms: number | null
+  instance_id: number | null
+}
+
+/** A load-test run of the `load` command: its window and autocannon's figures. */
+export interface LoadRunTable {
+  id: Generated<number>
+  tag: string
+  url: string
+  started_at: Timestamp
+  ended_at: Timestamp
+  connections: number
+  summary: ColumnType<unknown, string, string>
+}
+
 export type Endpoint = Selectable<EndpointTable>
 export type StoredRequest = Selectable<RequestTable>
+
+/** A CI build whose tests the test monitor recorded. */
+export interface TestBuildTable {
+  id: Generated<number>
+  build: string
+  commit_sha: string | null
+  branch: string | null
+  created_at: Generated<Date>
+}
+
+/** A submitted run of a build's suite (`--repeat` runs are batches `run-1`, `run-2`, …). */
+export interface TestBatchTable {
+  build_id: number
+  batch: string
+  repeat: number
+  submitted_at: Generated<Date>
+}
+
+/** One test of one run. */
+export interface TestRunTable {
+  id: Generated<string>
+  build_id: number
+  batch: string
+  repeat: number
+  ordinal: number
+  file: string
+  name: string
+  duration_ms: number
+  outcome: string
+}
+
+/** Requests one test made to one endpoint with one status code. */
+export interface TestHitTable {
+  test_run_id: string
+  method: string
+  route: string
+  status_code: number
+  requests: number
+  total_ms: number
+  max_ms: number
+}

@@ -34,6 +34,8 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     }
   }
   const deleted = await db.deleteFrom('request').where('time_requested', '<', rawBefore).executeTakeFirst()
+  // custom graph values are kept as long as raw requests
+  await db.deleteFrom('graph_run').where('tick', '<', rawBefore).execute()
   const cutDay = rollupBefore.toISOString().slice(0, 10)
   // a month row goes once its whole month is before the cut-off; the month the cut-off falls in loses
   // the days that go (days add up to their month exactly), so all-time windows count what is kept

@@ -9,8 +9,11 @@ export interface MetricSnapshot {
   values: Array<MetricValueWithName<string>>
 }
 
-/** prom-client's default buckets: web latencies from 5 ms to 10 s. */
-export const DEFAULT_BUCKETS_SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+/**
+ * prom-client's default buckets (5 ms … 10 s) preceded by six more from 50 µs: a Fastify route often
+ * answers in 0.05–1 ms, which the defaults put all in their first bucket (p50/p95/p99 read 2.5/4.75/4.95 ms).
+ */
+export const DEFAULT_BUCKETS_SECONDS = [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
 export const HTTP_DURATION_NAME = 'http_request_duration_seconds'
 
 interface Series {

@@ -8,6 +8,8 @@ import { HttpDurationHistogram } from './http-duration.js'
 import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, wantsOpenMetrics } from './openmetrics.js'
 import { registerPluginHealth } from './plugin-health.js'
 import { servedRegistries } from './process-metrics.js'
+import { registerGraphMetrics } from './custom-graphs.js'
+import type { GraphStatus } from '../graphs/custom-graphs.js'
 
 /** What the request path and the storage client feed into the exporter. */
 export interface Metrics {
@@ -15,7 +17,7 @@ export interface Metrics {
   readonly httpDuration: HttpDurationHistogram
   onBatchWritten: (durationMs: number) => void
   /** An outlier was found on a route (level ≥ 2), stored or beyond the hourly cap. */
-  onOutlier: (route: string) => void
+  onOutlier: (method: string, route: string) => void
 }
 
 function sameToken (given: string, expected: string): boolean {
@@ -29,11 +31,12 @@ function sameToken (given: string, expected: string): boolean {
  * collide) and serves them on `options.path`, outside monitoring itself: in the Prometheus text
  * format, or OpenMetrics when the scraper's Accept header asks for it.
  */
-export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats, groupByErrors: () => number }): Metrics {
+export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats, groupByErrors: () => number, graphs: () => GraphStatus[] }): Metrics {
   const registry = options.registry ?? new Registry()
   const httpDuration = new HttpDurationHistogram(options.buckets, deps.instanceToken)
   registry.registerMetric(httpDuration as never)
   const { onBatchWritten } = registerPluginHealth(registry, deps)
+  registerGraphMetrics(registry, deps.graphs)
   // the runtime metrics are the process's: one set, outside this app (see process-metrics.ts)
   const served = servedRegistries(registry, options.defaultMetrics)
   if (options.cluster && cluster.isWorker) {
@@ -58,7 +61,7 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
     const texts = await Promise.all(served.map(async (r) => await r.metrics()))
     return await reply.type(registry.contentType).send(texts.join(''))
   })
-  // route is an endpoint's URL template: bounded like http_request_duration_seconds' own label
-  const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['route'], registers: [registry] })
-  return { registry, httpDuration, onBatchWritten, onOutlier: (route) => { outliers.inc({ route }) } }
+  // method and route (the URL template) name an endpoint, bounded like http_request_duration_seconds' own labels
+  const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['method', 'route'], registers: [registry] })
+  return { registry, httpDuration, onBatchWritten, onOutlier: (method, route) => { outliers.inc({ method, route }) } }
 }

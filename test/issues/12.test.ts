@@ -168,7 +168,7 @@ for (const dialect of DIALECTS) {
       t.ok(found <= aboveFloor, `${route}: ${found} found, of ${aboveFloor} requests above the floor`)
       if (route === '__unmatched__') t.ok(found >= 7, 'the seven slow 404s are all found')
       t.equal(stored, Math.min(cap, found), `${route}: stored counts what is kept`)
-      const counted = new RegExp(`fastify_monitor_outliers_total\\{route="${route}"\\} (\\d+)`).exec(metrics)?.[1]
+      const counted = new RegExp(`fastify_monitor_outliers_total\\{method="[^"]+",route="${route}"\\} (\\d+)`).exec(metrics)?.[1]
       t.equal(Number(counted ?? 0), found, `${route}: the metric counts the same`)
     }
   })

@@ -294,6 +294,95 @@ export function createMigrations (prefix: string): Record<string, Migration> {
           select endpoint_id, (hour at time zone 'UTC')::date, version_id, bucket, sum(hits) from ${sql.table('duration_hour')} group by 1, 2, 3, 4`.execute(db)
         for (const table of ['version_hour', 'endpoint_month', 'endpoint_day', 'endpoint_hour']) await db.schema.dropTable(table).execute()
       }
+    },
+    // Issue #16. Custom graphs: one row per graph and scheduled tick. The row is inserted (claimed) before
+    // the user's function runs, so processes sharing one database run each tick once: the primary key
+    // lets exactly one insert win. Load-test runs: the window a `load` command drove, by its tag, and
+    // autocannon's own figures, so reports compare two runs from what the plugin recorded server-side.
+    '0010_custom_graphs_and_load_runs': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('graph')
+          .addColumn('name', 'text', (col) => col.primaryKey())
+          .addColumn('schedule', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('graph_run')
+          .addColumn('graph', 'text', (col) => col.notNull())
+          .addColumn('tick', 'timestamptz', (col) => col.notNull())
+          .addColumn('value', 'double precision')
+          .addColumn('error', 'text')
+          .addColumn('duration_ms', 'double precision')
+          .addColumn('instance_id', 'integer')
+          .addPrimaryKeyConstraint(`${prefix}graph_run_pkey`, ['graph', 'tick'])
+          .execute()
+        await sql`create index ${index('graph_run_tick')} on ${sql.table('graph_run')} (tick)`.execute(db)
+        await db.schema.createTable('load_run')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('tag', 'text', (col) => col.notNull())
+          .addColumn('url', 'text', (col) => col.notNull())
+          .addColumn('started_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('ended_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('connections', 'integer', (col) => col.notNull())
+          .addColumn('summary', 'jsonb', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('load_run_tag')} on ${sql.table('load_run')} (tag, started_at)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.dropTable('load_run').ifExists().execute()
+        await db.schema.dropTable('graph_run').ifExists().execute()
+        await db.schema.dropTable('graph').ifExists().execute()
+      }
+    },
+    // The test monitor: per CI build, the app's tests and the endpoints each one reached. A build's
+    // runs (`--repeat`) arrive as batches; the batch row makes a retried upload a no-op.
+    '0012_test_monitor': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('test_build')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('build', 'text', (col) => col.notNull().unique())
+          .addColumn('commit_sha', 'text')
+          .addColumn('branch', 'text')
+          .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('test_batch')
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          .addColumn('submitted_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .addPrimaryKeyConstraint(`${prefix}test_batch_pk`, ['build_id', 'batch'])
+          .execute()
+        await db.schema.createTable('test_run')
+          .addColumn('id', 'bigint', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          // the test's position in its batch: ties its hits to it within the one insert statement
+          .addColumn('ordinal', 'integer', (col) => col.notNull())
+          .addColumn('file', 'text', (col) => col.notNull())
+          .addColumn('name', 'text', (col) => col.notNull())
+          .addColumn('duration_ms', 'float8', (col) => col.notNull())
+          .addColumn('outcome', 'text', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_run_build')} on ${sql.table('test_run')} (build_id)`.execute(db)
+        await db.schema.createTable('test_hit')
+          .addColumn('test_run_id', 'bigint', (col) => col.notNull().references('test_run.id').onDelete('cascade'))
+          .addColumn('method', 'text', (col) => col.notNull())
+          .addColumn('route', 'text', (col) => col.notNull())
+          .addColumn('status_code', 'smallint', (col) => col.notNull())
+          .addColumn('requests', 'integer', (col) => col.notNull())
+          .addColumn('total_ms', 'float8', (col) => col.notNull())
+          .addColumn('max_ms', 'float8', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_hit_run')} on ${sql.table('test_hit')} (test_run_id)`.execute(db)
+        await sql`create index ${index('test_hit_route')} on ${sql.table('test_hit')} (method, route)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['test_hit', 'test_run', 'test_batch', 'test_build']) await db.schema.dropTable(table).execute()
+      }
     }
   }
 }
