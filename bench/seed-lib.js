@@ -41,7 +41,9 @@ export async function seededApp ({ database = BENCH_DATABASE_URL, dataDir, prefi
   const endpoints = await db.selectFrom('endpoint').select('id').where('route', 'in', routes).execute()
   const { n } = await sql`select count(*) as n from ${sql.table('request')}`.execute(db).then((r) => r.rows[0])
   const have = Number(n)
-  if (have < shape.rows) {
+  // retention drops the oldest day's partition as days pass: a database within 1% of the asked rows
+  // is used as it is (topping it up rebuilds every rollup of the shape's days)
+  if (have < shape.rows * 0.99) {
     const start = Date.now()
     log(`seeding ${shape.rows - have} requests: ${describeShape(shape)}…`)
     await generateTraffic(db, {

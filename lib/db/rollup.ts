@@ -123,24 +123,28 @@ export interface GrainPart { grain: Grain, from: number, to: number | undefined 
  * current day's and month's rows (kept current by the writer) cover the rest.
  */
 export function coveringParts (fromMs: number, toMs: number, nowMs: number): GrainPart[] {
+  if (!(fromMs < toMs)) return []
   const a = periodCeil('hour', fromMs)
   const endHour = periodCeil('hour', toMs)
-  const b = endHour > periodStart('hour', nowMs) ? Infinity : endHour
+  const open = endHour > periodStart('hour', nowMs)
+  if (open && a > nowMs) return []
+  const b = open ? Infinity : endHour
   if (!(a < b)) return []
   const parts: GrainPart[] = []
   const push = (grain: Grain, from: number, to: number): void => {
     if (from < to) parts.push({ grain, from, to: to === Infinity ? undefined : to })
   }
+  // with an open end, a day or month that has not begun holds nothing: no row of it is needed
   const dA = periodCeil('day', a)
-  const dB = b === Infinity ? Infinity : periodStart('day', b)
-  if (!(dA < dB)) {
+  const dB = open ? Infinity : periodStart('day', b)
+  if (!(dA < dB && (!open || dA <= nowMs))) {
     push('hour', a, b)
     return parts
   }
   push('hour', a, dA)
   const mA = periodCeil('month', dA)
-  const mB = dB === Infinity ? Infinity : periodStart('month', dB)
-  if (mA < mB) {
+  const mB = open ? Infinity : periodStart('month', dB)
+  if (mA < mB && (!open || mA <= nowMs)) {
     push('day', dA, mA)
     push('month', mA, mB)
     push('day', mB, dB)

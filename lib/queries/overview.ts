@@ -1,6 +1,6 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
-import { latencyHistograms, type Distribution } from './distribution.js'
+import { latencyHistograms } from './distribution.js'
 import { endpointRollups } from './rollups.js'
 import { localDayStart } from './range.js'
 
@@ -41,31 +41,31 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     from (select ${localDayStart(sql`now()`, tz)} as t) as local`.execute(db)
   const nowMs = bounds!.now.getTime()
   const end = new Date(nowMs)
-  const starts: Record<Window, Date> = { today: bounds!.today, week: bounds!.week, all: new Date(0) }
+  const starts: Array<[Window, Date]> = [['today', bounds!.today], ['week', bounds!.week], ['all', new Date(0)]]
   const like = `${routePrefix.replace(/[\\%_]/g, '\\$&')}%`
-  const windows = (Object.keys(starts) as Window[])
-  // per window: counts per endpoint, and the latency sketches merged into a median; all at once (the
-  // pool has connections to spare, and PGlite queues them)
-  const results = await Promise.all(windows.map(async (name) => {
-    const counts = endpointRollups(starts[name], end, sql`endpoint_id, hits, client_errors, server_errors`, nowMs)
-    const sketches = endpointRollups(starts[name], end, sql`endpoint_id as k, sketch_offset, sketch`, nowMs)
-    if (counts === undefined || sketches === undefined) return { counts: new Map(), medians: new Map<number, Distribution>() }
-    const [countRows, medians] = await Promise.all([
-      sql<{ endpoint_id: number, hits: string, client_errors: string, server_errors: string }>`select endpoint_id, sum(hits) as hits,
-        sum(client_errors) as client_errors, sum(server_errors) as server_errors from (${counts}) as c group by endpoint_id`.execute(db),
-      latencyHistograms<number>(db, sketches)
-    ])
-    return { counts: new Map(countRows.rows.map((row) => [row.endpoint_id, row])), medians }
-  }))
-  const { rows: endpoints } = await sql<{ id: number, method: string, route: string, monitor_level: number, last_requested: Date | null }>`
-    select id, method, route, monitor_level, last_requested from ${sql.table('endpoint')} where route like ${like} order by route, method`.execute(db)
-  const window = (id: number, i: number): WindowCounts => {
-    const row = results[i]!.counts.get(id)
+  // every window's rows in one union, labelled with the window (w)
+  const rows = (columns: RawBuilder<unknown>): RawBuilder<unknown> => sql.join(starts.flatMap(([name, start]) => {
+    const source = endpointRollups(start, end, columns, nowMs)
+    return source === undefined ? [] : [sql`select ${name}::text as w, * from (${source}) as ${sql.ref(name)}`]
+  }), sql` union all `)
+  // two statements at once (the pool has connections to spare; PGlite queues them): the endpoints with
+  // their counts per window, and the latency sketches merged per endpoint and window
+  const [{ rows: endpoints }, medians] = await Promise.all([
+    sql<{ id: number, method: string, route: string, monitor_level: number, last_requested: Date | null, counts: Array<{ w: Window, hits: number, c4: number, c5: number }> | null }>`
+      with counts as (select endpoint_id, w, sum(hits) as hits, sum(client_errors) as c4, sum(server_errors) as c5
+        from (${rows(sql`endpoint_id, hits, client_errors, server_errors`)}) as r group by 1, 2)
+      select e.id, e.method, e.route, e.monitor_level, e.last_requested,
+        (select json_agg(json_build_object('w', c.w, 'hits', c.hits, 'c4', c.c4, 'c5', c.c5)) from counts c where c.endpoint_id = e.id) as counts
+      from ${sql.table('endpoint')} e where e.route like ${like} order by e.route, e.method`.execute(db),
+    latencyHistograms<string>(db, sql`select w || ':' || endpoint_id as k, sketch_offset, sketch from (${rows(sql`endpoint_id, sketch_offset, sketch`)}) as r`)
+  ])
+  const window = (row: typeof endpoints[number], name: Window): WindowCounts => {
+    const counts = row.counts?.find((c) => c.w === name)
     return {
-      hits: Number(row?.hits ?? 0),
-      clientErrors: Number(row?.client_errors ?? 0),
-      serverErrors: Number(row?.server_errors ?? 0),
-      median: results[i]!.medians.get(id)?.median ?? null
+      hits: Number(counts?.hits ?? 0),
+      clientErrors: Number(counts?.c4 ?? 0),
+      serverErrors: Number(counts?.c5 ?? 0),
+      median: medians.get(`${name}:${row.id}`)?.median ?? null
     }
   }
   return endpoints.map((row) => ({
@@ -74,8 +74,8 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     route: row.route,
     level: row.monitor_level,
     lastRequested: row.last_requested,
-    today: window(row.id, 0),
-    week: window(row.id, 1),
-    allTime: window(row.id, 2)
+    today: window(row, 'today'),
+    week: window(row, 'week'),
+    allTime: window(row, 'all')
   }))
 }

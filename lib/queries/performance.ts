@@ -64,7 +64,9 @@ export async function breakdown (db: Kysely<Database>, range: TimeRange, endpoin
     ranked as (select k, count(*) as hits from latest group by k),
     top_any as (select k from ranked order by hits desc, k limit ${MAX_GROUPS}),
     top as (select k from ranked where k is not null order by hits desc, k limit ${MAX_GROUPS}),
-    per_key as (select l.k, ${exactDistributionColumns()} from latest l join top_any t on t.k is not distinct from l.k group by l.k),
+    -- 'in' makes a hashed semi-join (a join on 'is not distinct from' cannot hash); requests without a value form one group
+    per_key as (select k, ${exactDistributionColumns()} from latest where k in (select k from top_any) group by k
+      union all select null, ${exactDistributionColumns()} from latest where k is null and exists (select 1 from top_any where k is null) group by k),
     cells as (select v.version, l.k, count(*) as hits, percentile_cont(0.5) within group (order by l.d) as median
       from latest l join top on top.k = l.k join ${sql.table('version')} v on v.id = l.version_id group by 1, 2)
     select (select coalesce(json_agg(per_key order by n desc, k), '[]') from per_key) as distributions,

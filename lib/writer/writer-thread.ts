@@ -1,0 +1,271 @@
+/**
+ * Everything the writer's thread does, as a class: opens and migrates the database (retrying until it
+ * answers), registers endpoints, writes batches through {@link Writer}, outliers and profiles, runs
+ * maintenance, and answers the main thread's requests. It talks to the main thread only through
+ * `send` and {@link WriterThread.handle}, so a test can drive it without a worker.
+ *
+ * ### Examples
+ * ```ts
+ * const thread = new WriterThread(init, (message) => port.postMessage(message))
+ * port.on('message', (message) => thread.receive(message))
+ * thread.start()
+ * ```
+ */
+import { CompiledQuery, type Kysely } from 'kysely'
+import type { Database } from '../db/database.js'
+import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
+import { OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
+import { migrateToLatest } from '../db/migrate.js'
+import { loadPgliteAssets } from '../db/pglite-assets.js'
+import { PartitionManager, dayOf } from '../db/partitions.js'
+import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
+import { Writer } from './writer.js'
+import { deleteOlderThan } from '../db/retention.js'
+import { groupedProfile } from '../queries/profiles.js'
+
+const HOUR_MS = 3_600_000
+const DAY_MS = 86_400_000
+const STARTUP_RETRY_MAX_MS = 5_000
+/** Outliers waiting for the database: few and large, so bounded by count; the oldest go first. */
+const MAX_PENDING_OUTLIERS = 1_000
+const MAX_PENDING_PROFILES = 2_000
+/** Call trees kept per endpoint: the grouped profile reads the latest of them. */
+const PROFILES_KEPT_PER_ENDPOINT = 1_000
+
+type Level = 'debug' | 'info' | 'warn' | 'error'
+
+export class WriterThread {
+  readonly #options: WorkerInit['options']
+  readonly #instanceToken: string
+  readonly #pgliteAssets: WorkerInit['pgliteAssets']
+  readonly #inMemory: boolean
+  readonly #send: (message: FromWorker) => void
+  #opened: OpenedDatabase | undefined
+  #ids: { versionId: number, instanceId: number } | undefined
+  #partitions: PartitionManager | undefined
+  #closing = false
+  /** Endpoints by main-thread index, once the database has them. */
+  readonly #endpoints: Array<{ id: number, level: number } | undefined> = []
+  #endpointKeys: EndpointKey[] = []
+  #pendingEndpointReplies: number[] = []
+  readonly #timers: NodeJS.Timeout[] = []
+  #pendingOutliers: OutlierRecord[] = []
+  readonly #pendingOverflow = new OverflowCounts()
+  #pendingProfiles: ProfileRecord[] = []
+  #writingOutliers = false
+  /** `outliers.maxPerEndpointHour`, sent with the outliers. */
+  #outliersKeptPerHour = 100
+  readonly #writer: Writer
+
+  constructor (init: WorkerInit, send: (message: FromWorker) => void) {
+    this.#options = init.options
+    this.#instanceToken = init.instanceToken
+    this.#pgliteAssets = init.pgliteAssets
+    this.#inMemory = init.options.database.kind === 'pglite' && init.options.database.dataDir.startsWith('memory://')
+    this.#send = send
+    this.#writer = new Writer({
+      resolveEndpoint: (index) => this.#endpoints[index],
+      write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId) },
+      ensurePartitions: async (fromMs, toMs, force) => {
+        if (this.#partitions === undefined) throw new Error('database not ready')
+        if (force) this.#partitions.reset()
+        await this.#partitions.ensure(dayOf(fromMs), dayOf(toMs))
+      },
+      touch: async (lastSeen) => { await touchEndpoints(this.#requireDb(), lastSeen) },
+      log: (level, msg, err) => this.#log(level, msg, err),
+      onStats: (stats) => send({ type: 'stats', stats: { ...stats } })
+    }, init.options)
+  }
+
+  /** Starts the timers and opens the database (retrying in the background). */
+  start (): void {
+    const options = this.#options
+    this.#timers.push(setInterval(() => { this.#writer.kick(); this.#flushOutliers().catch(() => {}) }, options.flushIntervalMs))
+    this.#timers.push(setInterval(() => { this.#pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
+    this.#timers.push(setInterval(() => this.#runMaintenance(), HOUR_MS))
+    for (const timer of this.#timers) timer.unref()
+    this.#open().catch((err: unknown) => this.#log('error', 'fastify-monitoring-dashboard: writer failed to start', summarizeError(err)))
+  }
+
+  /** Handles a message from the main thread, answering those that carry an id. */
+  receive (message: ToWorker): void {
+    this.handle(message).then((result) => {
+      if ('id' in message && message.type !== 'endpoints') this.#send({ type: 'reply', id: message.id, result })
+    }, (err: unknown) => {
+      if ('id' in message) this.#send({ type: 'reply', id: message.id, error: summarizeError(err) })
+    })
+  }
+
+  #log (level: Level, msg: string, err?: ReturnType<typeof summarizeError>): void {
+    this.#send({ type: 'log', level, msg, err })
+  }
+
+  #requireDb (): Kysely<Database> {
+    if (this.#opened === undefined || this.#ids === undefined) throw Object.assign(new Error('database not ready'), { code: 'ENOTREADY' })
+    return this.#opened.db
+  }
+
+  /** Opens, migrates and registers, retrying with backoff until the database answers. */
+  async #open (): Promise<void> {
+    let delay = 100
+    for (let attempt = 1; !this.#closing; attempt++) {
+      try {
+        // a throw-away database starts from what an earlier one of this process left (see pglite-assets.ts)
+        const assets = this.#inMemory ? this.#pgliteAssets ?? await loadPgliteAssets(this.#options.tablePrefix) : undefined
+        this.#opened ??= await openDatabase(this.#options, assets)
+        await migrateToLatest(this.#opened.rawDb, this.#options.tablePrefix)
+        if (assets !== undefined && assets.snapshot === undefined && this.#opened.dumpDataDir !== undefined) {
+          this.#send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await this.#opened.dumpDataDir() } })
+        }
+        this.#ids = await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken)
+        this.#partitions = new PartitionManager(this.#opened.db, this.#options.tablePrefix)
+        const today = dayOf(Date.now())
+        await this.#partitions.ensure(today - 1, today + this.#options.partitionDaysAhead)
+        this.#writer.stats.databaseUp = true
+        // stats first: whoever awaits `ready` then sees the database as up
+        this.#send({ type: 'stats', stats: { ...this.#writer.stats } })
+        this.#send({ type: 'ready', databaseKind: this.#opened.kind })
+        this.#log('debug', `fastify-monitoring-dashboard: ${this.#opened.kind} database ready`)
+        await this.#syncEndpoints()
+        this.#writer.kick()
+        this.#runMaintenance()
+        return
+      } catch (err) {
+        this.#writer.stats.writeErrors++
+        this.#writer.stats.databaseUp = false
+        this.#send({ type: 'stats', stats: { ...this.#writer.stats } })
+        this.#log(attempt === 1 ? 'warn' : 'debug', `fastify-monitoring-dashboard: cannot open the database (attempt ${attempt}); records are buffered meanwhile`, summarizeError(err))
+        await new Promise((resolve) => setTimeout(resolve, delay).unref())
+        delay = Math.min(delay * 2, Math.min(this.#options.retryMaxDelayMs, STARTUP_RETRY_MAX_MS))
+      }
+    }
+  }
+
+  /** Registers the endpoints the main thread discovered, and tells it their stored levels. */
+  async #syncEndpoints (): Promise<void> {
+    if (this.#ids === undefined || this.#endpointKeys.length === 0) return
+    const keys = this.#endpointKeys
+    try {
+      const rows = await upsertEndpoints(this.#requireDb(), keys, this.#options.defaultMonitorLevel)
+      rows.forEach((row, i) => { this.#endpoints[keys[i]!.index] = row })
+      this.#send({ type: 'levels', levels: keys.map((key, i) => [key.index, rows[i]!.level]) })
+      for (const id of this.#pendingEndpointReplies) this.#send({ type: 'reply', id })
+      this.#pendingEndpointReplies = []
+      this.#writer.kick()
+    } catch (err) {
+      this.#log('warn', 'fastify-monitoring-dashboard: cannot register endpoints; will retry', summarizeError(err))
+      setTimeout(() => { this.#syncEndpoints().catch(() => {}) }, 1_000).unref()
+    }
+  }
+
+  /** Picks up levels changed by an admin in this or another process. */
+  async #pollLevels (): Promise<void> {
+    if (this.#ids === undefined || this.#endpointKeys.length === 0) return
+    const stored = await readLevels(this.#requireDb())
+    const changed: Array<[number, number]> = []
+    for (const key of this.#endpointKeys) {
+      const endpoint = this.#endpoints[key.index]
+      const level = endpoint === undefined ? undefined : stored.get(endpoint.id)
+      if (endpoint !== undefined && level !== undefined && level !== endpoint.level) {
+        endpoint.level = level
+        changed.push([key.index, level])
+      }
+    }
+    if (changed.length > 0) this.#send({ type: 'levels', levels: changed })
+  }
+
+  async #maintain (): Promise<void> {
+    if (this.#partitions === undefined) return
+    const today = dayOf(Date.now())
+    await this.#partitions.ensure(today - 1, today + this.#options.partitionDaysAhead)
+    await pruneBatchIds(this.#requireDb(), DAY_MS)
+    await pruneProfiles(this.#requireDb(), PROFILES_KEPT_PER_ENDPOINT)
+    const now = Date.now()
+    const removed = await deleteOlderThan(this.#requireDb(), this.#options.tablePrefix, new Date(now - this.#options.retentionDays * DAY_MS), new Date(now - this.#options.rollupRetentionDays * DAY_MS))
+    if (removed.droppedPartitions > 0) {
+      this.#partitions.reset()
+      this.#log('info', `fastify-monitoring-dashboard: retention dropped ${removed.droppedPartitions} daily partitions`)
+    }
+  }
+
+  async handle (message: ToWorker): Promise<unknown> {
+    switch (message.type) {
+      case 'records':
+        if (message.batch !== undefined) this.#writer.enqueue(message.batch)
+        if (message.lastSeen !== undefined) this.#writer.touch(message.lastSeen.endpoint, message.lastSeen.timeMs)
+        // a full statement's worth now; smaller amounts wait for the flush tick, so each insert
+        // carries up to maxBatchSize rows (fewer statements, less CPU per row here and in Postgres)
+        if (this.#writer.buffered >= this.#options.maxBatchSize) this.#writer.kick()
+        return undefined
+      case 'endpoints':
+        this.#endpointKeys = message.endpoints
+        this.#pendingEndpointReplies.push(message.id)
+        await this.#syncEndpoints()
+        return undefined
+      case 'setLevel': {
+        const endpoint = this.#endpoints[message.index]
+        if (endpoint === undefined) throw new Error('endpoint not registered in the database yet')
+        await setLevel(this.#requireDb(), endpoint.id, message.level)
+        endpoint.level = message.level
+        return undefined
+      }
+      case 'query': {
+        const result = await this.#requireDb().executeQuery(CompiledQuery.raw(message.sql, [...message.parameters]))
+        const reply: QueryReply = { rows: result.rows as unknown[], numAffectedRows: result.numAffectedRows?.toString() }
+        return reply
+      }
+      case 'outliers':
+        this.#outliersKeptPerHour = message.keepPerHour
+        this.#pendingOutliers.push(...message.outliers)
+        for (const [index, hourMs, count] of message.overflow) this.#pendingOverflow.add(index, hourMs, count)
+        this.#pendingProfiles.push(...message.profiles)
+        if (this.#pendingProfiles.length > MAX_PENDING_PROFILES) this.#pendingProfiles.splice(0, this.#pendingProfiles.length - MAX_PENDING_PROFILES)
+        if (this.#pendingOutliers.length > MAX_PENDING_OUTLIERS) {
+          const dropped = this.#pendingOutliers.splice(0, this.#pendingOutliers.length - MAX_PENDING_OUTLIERS)
+          // still counted as found
+          for (const o of dropped) this.#pendingOverflow.add(o.endpointIndex, o.timeMs)
+        }
+        return undefined
+      case 'groupedProfile':
+        return await groupedProfile(this.#requireDb(), message.endpointId, message.n, message.foldLibraries)
+      case 'flush':
+        await this.#writer.drain()
+        await this.#flushOutliers()
+        return undefined
+      case 'close': {
+        this.#closing = true
+        for (const timer of this.#timers) clearInterval(timer)
+        const lost = this.#writer.abandon()
+        if (lost > 0) this.#log('error', `fastify-monitoring-dashboard: closing with the database unreachable; ${lost} records were not written`)
+        await this.#opened?.rawDb.destroy()
+        return lost
+      }
+    }
+  }
+
+  /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */
+  async #flushOutliers (): Promise<void> {
+    if (this.#writingOutliers || this.#ids === undefined || (this.#pendingOutliers.length === 0 && this.#pendingOverflow.size === 0 && this.#pendingProfiles.length === 0)) return
+    this.#writingOutliers = true
+    const outliers = this.#pendingOutliers.filter((o) => this.#endpoints[o.endpointIndex] !== undefined)
+    const overflow = this.#pendingOverflow.take((index) => this.#endpoints[index] !== undefined)
+    const profiles = this.#pendingProfiles.filter((p) => this.#endpoints[p.endpointIndex] !== undefined)
+    try {
+      await writeProfiles(this.#requireDb(), profiles.map((p) => ({ ...p, endpointId: this.#endpoints[p.endpointIndex]!.id })), this.#ids.versionId, this.#ids.instanceId)
+      this.#pendingProfiles = this.#pendingProfiles.filter((p) => !profiles.includes(p))
+      await writeOutliers(this.#requireDb(), outliers.map((o) => ({ ...o, endpointId: this.#endpoints[o.endpointIndex]!.id })),
+        overflow.map(([index, hourMs, count]) => ({ endpointId: this.#endpoints[index]!.id, hourMs, count })), this.#ids.versionId, this.#ids.instanceId, this.#outliersKeptPerHour)
+      const written = new Set(outliers)
+      this.#pendingOutliers = this.#pendingOutliers.filter((o) => !written.has(o))
+    } catch (err) {
+      for (const [index, hourMs, count] of overflow) this.#pendingOverflow.add(index, hourMs, count)
+      this.#log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
+    } finally {
+      this.#writingOutliers = false
+    }
+  }
+
+  #runMaintenance (): void {
+    this.#maintain().catch((err: unknown) => this.#log('warn', 'fastify-monitoring-dashboard: partition maintenance and retention failed', summarizeError(err)))
+  }
+}

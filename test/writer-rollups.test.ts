@@ -1,0 +1,68 @@
+// The writer's thread sums a batch into rollup rows (rollups.ts) and the windows are split into the
+// coarsest rows that cover them (coveringParts): both unit-tested here, without a database.
+import t from 'tap'
+import { aggregateRollups } from '../lib/writer/rollups.js'
+import { bucketOf, coveringParts, SketchBuilder } from '../lib/db/rollup.js'
+
+const HOUR_MS = 3_600_000
+const DAY_MS = 86_400_000
+
+t.test('a batch becomes one row per endpoint and period, with exact counts and sketches', async (t) => {
+  const base = Date.UTC(2026, 0, 31, 23, 30) // crosses an hour, a day and a month boundary
+  const endpointId = [1, 1, 2, 1, 1]
+  const timeMs = [base, base + 1000, base, base + HOUR_MS, base + HOUR_MS]
+  const durationMs = [10, 10.1, 5, 100, 0.0001]
+  const statusCode = [200, 404, 500, 200, 503]
+  const r = aggregateRollups(endpointId, timeMs, durationMs, statusCode)
+  t.same(r.periods.hour.endpointId, [1, 1, 2])
+  t.same(r.periods.hour.hits, [2, 2, 1])
+  t.same(r.periods.hour.clientErrors, [1, 0, 0])
+  t.same(r.periods.hour.serverErrors, [0, 1, 1])
+  t.same(r.periods.day.periodMs, [Date.UTC(2026, 0, 31), Date.UTC(2026, 1, 1), Date.UTC(2026, 0, 31)])
+  t.same(r.periods.month.periodMs, [Date.UTC(2026, 0, 1), Date.UTC(2026, 1, 1), Date.UTC(2026, 0, 1)])
+  const first = r.periods.hour.sketch[0]!
+  t.equal(first.counts.reduce((a, b) => a + b, 0), 2)
+  t.equal(first.counts[bucketOf(10) - first.offset]! + first.counts[bucketOf(10.1) - first.offset]!, bucketOf(10) === bucketOf(10.1) ? 4 : 2)
+  const second = r.periods.hour.sketch[1]!
+  t.equal(second.offset, bucketOf(0.0001), 'durations below 1 µs share the lowest bucket')
+  t.equal(second.counts.length, bucketOf(100) - bucketOf(0.0001) + 1, 'dense from the lowest bucket to the highest')
+  t.same(r.status.statusCode, [200, 404, 200, 503, 500])
+  t.same(r.status.hits, [1, 1, 1, 1, 1])
+})
+
+t.test('sketches merge by adding counts', async (t) => {
+  const a = new SketchBuilder()
+  a.add(3); a.add(5, 2)
+  const b = new SketchBuilder()
+  b.add(1); b.addAll(a)
+  t.same(b.toSketch(), { offset: 1, counts: [1, 0, 1, 0, 2] })
+  t.same(new SketchBuilder().toSketch(), { offset: 0, counts: [] })
+})
+
+t.test('windows split into the coarsest rows that cover them exactly', async (t) => {
+  const now = Date.UTC(2026, 2, 10, 12, 30)
+  // closed window inside one day: hours only
+  t.same(coveringParts(Date.UTC(2026, 2, 1, 3), Date.UTC(2026, 2, 1, 9), now), [{ grain: 'hour', from: Date.UTC(2026, 2, 1, 3), to: Date.UTC(2026, 2, 1, 9) }])
+  // a window reaching now is open at the end: the current day's and month's rows are current
+  t.same(coveringParts(Date.UTC(2026, 2, 9, 18, 30), now, now), [
+    { grain: 'hour', from: Date.UTC(2026, 2, 9, 19), to: Date.UTC(2026, 2, 10) },
+    { grain: 'day', from: Date.UTC(2026, 2, 10), to: undefined }
+  ])
+  // all time: months only
+  t.same(coveringParts(0, now, now), [{ grain: 'month', from: 0, to: undefined }])
+  // 40 days back: hours, days to the month, months from there
+  t.same(coveringParts(now - 40 * DAY_MS, now, now), [
+    { grain: 'hour', from: Date.UTC(2026, 0, 29, 13), to: Date.UTC(2026, 0, 30) },
+    { grain: 'day', from: Date.UTC(2026, 0, 30), to: Date.UTC(2026, 1, 1) },
+    { grain: 'month', from: Date.UTC(2026, 1, 1), to: undefined }
+  ])
+  // a closed window across months: hours, days, a month, days, hours
+  t.same(coveringParts(Date.UTC(2025, 11, 30, 22), Date.UTC(2026, 1, 2, 5), now), [
+    { grain: 'hour', from: Date.UTC(2025, 11, 30, 22), to: Date.UTC(2025, 11, 31) },
+    { grain: 'day', from: Date.UTC(2025, 11, 31), to: Date.UTC(2026, 0, 1) },
+    { grain: 'month', from: Date.UTC(2026, 0, 1), to: Date.UTC(2026, 1, 1) },
+    { grain: 'day', from: Date.UTC(2026, 1, 1), to: Date.UTC(2026, 1, 2) },
+    { grain: 'hour', from: Date.UTC(2026, 1, 2), to: Date.UTC(2026, 1, 2, 5) }
+  ])
+  t.same(coveringParts(now, now, now), [], 'an empty window')
+})
