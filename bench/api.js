@@ -1,8 +1,9 @@
-// npm run bench:api: p50/p95 latency of every dashboard API route on a seeded database:
-// PostgreSQL with 10M requests and PGlite with 1M (override with --postgres N --pglite N, 0 skips).
+// npm run bench:api: p50/p95 latency of every dashboard API route on a seeded database (the one
+// `npm run seed` fills: BENCH_DATABASE_URL, prefix fmdbench_), PostgreSQL with 10M requests and PGlite
+// with 1M (override with --postgres N --pglite N, 0 skips), of the shape given as seed takes it
+// (--endpoints --versions --users --ips --days), seeded first if the database holds fewer rows.
 import { mkdirSync } from 'node:fs'
-import { seededApp } from './seed-lib.js'
-import { BENCH_DATABASE_URL } from './postgres.js'
+import { describeShape, seededApp, shapeFromArgs, storedShape } from './seed-lib.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -13,6 +14,7 @@ function percentile (sorted, q) { return sorted[Math.min(sorted.length - 1, Math
 
 async function measure (label, options) {
   const app = await seededApp({ ...options, dashboard: { users: [USER], sessionSecret: 'x'.repeat(32) } })
+  console.log(`${label}: ran on ${describeShape(await storedShape(app.monitor.db))}`)
   await new Promise((resolve) => setTimeout(resolve, 1000)) // users are provisioned once the database is ready
   const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: USER.username, password: USER.password } })
   if (login.statusCode !== 200) throw new Error(`login failed: ${login.body}`)
@@ -47,11 +49,12 @@ async function measure (label, options) {
 }
 
 const results = []
-const postgresRequests = Number(arg('postgres', 10_000_000))
+const shape = shapeFromArgs(argv)
+const postgresRequests = Number(arg('postgres', shape.rows))
 const pgliteRequests = Number(arg('pglite', 1_000_000))
-if (postgresRequests > 0) results.push(...await measure(`postgres ${postgresRequests}`, { database: BENCH_DATABASE_URL, requests: postgresRequests }))
+if (postgresRequests > 0) results.push(...await measure(`postgres ${postgresRequests}`, { prefix: arg('prefix', undefined), shape: { ...shape, rows: postgresRequests } }))
 if (pgliteRequests > 0) {
   mkdirSync('bench/results', { recursive: true })
-  results.push(...await measure(`pglite ${pgliteRequests}`, { dataDir: 'bench/results/pglite-api', requests: pgliteRequests }))
+  results.push(...await measure(`pglite ${pgliteRequests}`, { dataDir: 'bench/results/pglite-api', shape: { ...shape, rows: pgliteRequests } }))
 }
 console.table(results)

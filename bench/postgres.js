@@ -1,4 +1,5 @@
 // PostgreSQL helpers shared by the benches.
+import { readFileSync } from 'node:fs'
 import pg from 'pg'
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -12,6 +13,27 @@ export async function countRowsAndDropTables (prefix, url = BENCH_DATABASE_URL) 
     const tables = await client.query('select tablename from pg_tables where tablename like $1', [`${prefix.replaceAll('_', '\\_')}%`])
     for (const { tablename } of tables.rows) await client.query(`drop table if exists "${tablename}" cascade`)
     return rows[0].n
+  } finally {
+    await client.end()
+  }
+}
+
+/** CPU in µs of each PostgreSQL backend of this process's writer whose last statement named `prefix`'s tables. */
+export async function writerBackendCpuUs (prefix, url = BENCH_DATABASE_URL) {
+  const client = new pg.Client({ connectionString: url })
+  await client.connect()
+  try {
+    const { rows } = await client.query(`select pid from pg_stat_activity where application_name = 'fastify-monitoring-dashboard'
+      and position($1 in query) > 0`, [`"${prefix}`])
+    const cpu = new Map()
+    for (const { pid } of rows) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+        cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * 10_000)
+      } catch { /* the backend ended */ }
+    }
+    return cpu
   } finally {
     await client.end()
   }

@@ -1,6 +1,7 @@
 // npm run bench:writer — sustained recording into PostgreSQL through the plugin's own collector and
-// writer thread (no HTTP: the rate is the point). Reports drops, buffer high-water mark and memory.
-import { BENCH_DATABASE_URL, countRowsAndDropTables } from './postgres.js'
+// writer thread (no HTTP: the rate is the point). Reports drops, buffer high-water mark, memory, and the CPU
+// each stored row costs this process (request + writer threads) and PostgreSQL (the writer's backends).
+import { BENCH_DATABASE_URL, countRowsAndDropTables, writerBackendCpuUs } from './postgres.js'
 import { Collector } from '../dist/collection/collector.js'
 import { resolveOptions } from '../dist/options.js'
 import { StorageClient } from '../dist/storage/client.js'
@@ -23,6 +24,8 @@ await storage.registerEndpoints([{ index: 0, method: '*', route: '__unmatched__'
 
 const ips = Array.from({ length: 50 }, (_, i) => `10.0.${i >> 4}.${i & 15}`)
 const users = Array.from({ length: 200 }, (_, i) => `user-${i}`)
+const pgCpuBefore = await writerBackendCpuUs(prefix)
+const cpuBefore = process.cpuUsage()
 let recorded = 0
 let maxBuffered = 0
 let maxRssMb = 0
@@ -44,6 +47,11 @@ const flushStarted = performance.now()
 collector.flush()
 await storage.flush()
 const drainMs = performance.now() - flushStarted
+const cpu = process.cpuUsage(cpuBefore)
+// read while the backends live: a backend's CPU leaves /proc with its connection
+const pgCpuAfter = await writerBackendCpuUs(prefix)
+let pgCpuUs = 0
+for (const [pid, us] of pgCpuAfter) pgCpuUs += us - (pgCpuBefore.get(pid) ?? 0)
 const stats = storage.stats
 await storage.close(10_000)
 
@@ -51,7 +59,8 @@ const stored = await countRowsAndDropTables(prefix)
 
 const result = {
   rate: RATE, seconds: SECONDS, recorded, stored, dropped: stats.dropped, writeErrors: stats.writeErrors,
-  maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten
+  maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten,
+  'app µs/row': ((cpu.user + cpu.system) / recorded).toFixed(2), 'postgres µs/row': (pgCpuUs / recorded).toFixed(2)
 }
 console.table([result])
 if (result.stored !== recorded || result.dropped !== 0) { console.error('FAILED: records were lost'); process.exitCode = 1 }

@@ -54,6 +54,19 @@ export const DatabaseUnavailableError = createError<[string, { cause: unknown }?
   503
 )
 
+export const UnknownSelectionError = createError<[string]>(
+  'FST_MONITORING_UNKNOWN_SELECTION',
+  'nothing to compare: %s',
+  404
+)
+
+export const GraphError = createError<[string, string]>(
+  'FST_MONITORING_GRAPH',
+  'custom graph "%s": %s',
+  500,
+  TypeError
+)
+
 export const errors = {
   InvalidOptionError,
   ConfigFileError,
@@ -62,5 +75,7 @@ export const errors = {
   StorageUnavailableError,
   UiMissingError,
   DecoratorConflictError,
-  DatabaseUnavailableError
+  DatabaseUnavailableError,
+  UnknownSelectionError,
+  GraphError
 }

@@ -3,9 +3,8 @@ import fp from 'fastify-plugin'
 import { Kysely } from 'kysely'
 import { Collector } from './collection/collector.js'
 import { EndpointRegistry } from './collection/endpoints.js'
-import { createResponseHook } from './collection/hooks.js'
+import { installRequestPath, type RequestPathDeps } from './collection/request-path.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
-import { kHandlerEndMs, kHandlerStartMs } from './collection/evidence.js'
 import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
@@ -19,6 +18,9 @@ import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
 import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
+import { testTracker } from './test-monitor/tracker.js'
+import { addTestMonitorHooks } from './test-monitor/hooks.js'
+import { CustomGraphs, type GraphStatus } from './graphs/custom-graphs.js'
 
 /** How long past its close timeout an app of this process may take to release the data directory. */
 const LOCK_WAIT_AFTER_CLOSE_MS = 10_000
@@ -39,7 +41,10 @@ function disabledApi (version: string): MonitorApi {
     setMonitorLevel: off,
     flush: async () => {},
     stats: emptyWriterStats,
-    registry: undefined
+    registry: undefined,
+    // graphs are not run when monitoring is off; the app's code need not know
+    addGraph: () => {},
+    graphs: () => []
   }
 }
 
@@ -54,6 +59,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // checked before anything starts: a failed register must leave no thread or timer behind
   if (fastify.hasDecorator('monitor')) throw new DecoratorConflictError('instance', 'monitor')
   if (resolved.dashboard !== false && fastify.hasRequestDecorator(SESSION_DECORATOR)) throw new DecoratorConflictError('request', SESSION_DECORATOR)
+  const tests = testTracker()
+  if (tests !== undefined) addTestMonitorHooks(fastify, tests)
   if (!resolved.enabled) {
     fastify.decorate('monitor', disabledApi(resolved.appVersion))
     return
@@ -70,6 +77,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   // the exporter reads the writer's counters; the storage client feeds it batch durations
   let metrics: Metrics | undefined
   let groupByErrors = 0
+  // made once the database handle exists (below); the exporter reads it at scrape time
+  let customGraphs: CustomGraphs | undefined
   // the storage client below is its writer; it only sends once requests arrive
   const outliers = new OutlierRecorder(resolved.outliers, {
     send: (found, overflow, profiles) => storage.sendOutliers(found, overflow, profiles, resolved.outliers.maxPerEndpointHour),
@@ -87,14 +96,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       outliers.update(registry.list)
     }
   })
-  // handler timing for outliers lives on the reply from its construction (no shape change per request)
-  fastify.decorateReply(kHandlerStartMs as unknown as string, Number.NaN)
-  fastify.decorateReply(kHandlerEndMs as unknown as string, Number.NaN)
-  // before any route of ours, so the metrics route is known (and skipped) like every other
-  fastify.addHook('onRoute', (routeOptions) => registry.onRoute(routeOptions))
-  if (resolved.metrics !== false) {
-    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors })
-  }
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
   const registerEndpoints = (): void => {
@@ -104,22 +105,30 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   }
 
-  fastify.addHook('onResponse', createResponseHook({
+  const requestPath: RequestPathDeps = {
     registry,
     collector,
     groupBy: resolved.groupBy,
     log,
-    httpDuration: metrics?.httpDuration,
+    httpDuration: undefined,
     onNewEndpoint: () => { if (started) registerEndpoints() },
     onGroupByError: () => { groupByErrors++ },
     outliers
-  }))
+  }
+  // before any route of ours, so the metrics route is known (and skipped) like every other
+  installRequestPath(fastify, requestPath)
+  if (resolved.metrics !== false) {
+    metrics = setupMetrics(fastify, resolved.metrics, { version: resolved.appVersion, instanceToken: storage.instanceToken, stats: () => storage.stats, groupByErrors: () => groupByErrors, graphs: (): GraphStatus[] => customGraphs?.list() ?? [] })
+    requestPath.httpDuration = metrics.httpDuration
+  }
   fastify.addHook('onReady', async () => {
     started = true
     outliers.update(registry.list)
     registerEndpoints()
   })
   fastify.addHook('onClose', async () => {
+    // first: a graph's run in progress still writes its value through the storage client
+    await customGraphs?.close()
     outliers.stop()
     collector.stop()
     try {
@@ -138,6 +147,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     : storage.ready.then(async () => { await provisionUsers(db, dashboard.users, log) }).catch((err: unknown) => {
       log.error({ err }, 'fastify-monitoring-dashboard: dashboard users not provisioned')
     })
+  customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken })
+  const graphs = customGraphs
   const api: MonitorApi = {
     enabled: true,
     version: resolved.appVersion,
@@ -158,7 +169,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       await storage.flush()
     },
     stats: () => storage.stats,
-    registry: metrics?.registry
+    registry: metrics?.registry,
+    addGraph: (name, fn, schedule) => { graphs.add(name, fn, schedule) },
+    graphs: () => graphs.list()
   }
   fastify.decorate('monitor', api)
 
@@ -211,3 +224,6 @@ export type { GroupBy } from './group-by.js'
 export type { MonitorApi, MonitoredEndpoint } from './types.js'
 export type { Database, Endpoint, StoredRequest } from './db/database.js'
 export type { WriterStats } from './protocol.js'
+export { buildReport, MAX_REPORT_SAMPLES, type Report } from './queries/reports.js'
+export { parseSelector, type Selector } from './reports/selector.js'
+export { DEFAULT_THRESHOLDS, type ReportThresholds, type EndpointComparison } from './reports/compare.js'

@@ -31,6 +31,7 @@ export const DEFAULT_LOGIN_RATE_LIMIT = { max: 5, timeWindowMs: 15 * 60_000, max
 export const DEFAULT_OUTLIER_MIN_DURATION_MS = 5
 export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
+export const TEST_RESULTS_TOKEN_ENV = 'FASTIFY_MONITOR_TEST_RESULTS_TOKEN'
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
 
 /** A dashboard user created or updated at start. */
@@ -64,6 +65,11 @@ export interface DashboardOptions {
   sessionTtlS?: number
   /** Bearer token of the export API; also from `FASTIFY_MONITOR_EXPORT_TOKEN`. Absent: the export API is off. */
   exportToken?: string
+  /**
+   * Bearer token with which the test monitor's `test` command submits results to
+   * `POST <prefix>/api/test-results`; also from `FASTIFY_MONITOR_TEST_RESULTS_TOKEN`. Absent: that route is off.
+   */
+  testResultsToken?: string
   /**
    * Password checks (logins, and users confirming their current password): `max` attempts per account
    * and per client IP go through at once; each further one waits twice as long as the one before
@@ -137,6 +143,7 @@ export interface ResolvedDashboard {
   sessionSecret: string | undefined
   sessionTtlS: number
   exportToken: string | undefined
+  testResultsToken: string | undefined
   loginRateLimit: { max: number, timeWindowMs: number, maxDelayMs: number }
 }
 
@@ -264,7 +271,7 @@ const KNOWN_OPTIONS = new Set<string>([
 ])
 const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs', 'maxPerEndpointHour', 'bodyLimitBytes', 'redact', 'keep', 'redactHeaders',
   'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'profileShare'])
-const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'loginRateLimit'])
+const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 const POSTGRES_URL = /^postgres(ql)?:\/\//
@@ -416,6 +423,10 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
   if (exportToken !== undefined && (typeof exportToken !== 'string' || exportToken.length < 16)) {
     return new InvalidOptionError('dashboard.exportToken', 'must be a string of at least 16 characters')
   }
+  const testResultsToken = options.testResultsToken ?? env[TEST_RESULTS_TOKEN_ENV]
+  if (testResultsToken !== undefined && (typeof testResultsToken !== 'string' || testResultsToken.length < 16)) {
+    return new InvalidOptionError('dashboard.testResultsToken', 'must be a string of at least 16 characters')
+  }
   const limit = options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT
   if (typeof limit !== 'object' || limit === null || Array.isArray(limit)) return new InvalidOptionError('dashboard.loginRateLimit', 'must be { max, timeWindowMs, maxDelayMs }')
   const max = integer('dashboard.loginRateLimit.max', (limit as Record<string, unknown>).max, DEFAULT_LOGIN_RATE_LIMIT.max, 1, 10_000)
@@ -433,6 +444,7 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
     sessionSecret: sessionSecret as string | undefined,
     sessionTtlS,
     exportToken: exportToken as string | undefined,
+    testResultsToken: testResultsToken as string | undefined,
     loginRateLimit: { max, timeWindowMs, maxDelayMs }
   }
 }

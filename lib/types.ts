@@ -3,6 +3,7 @@ import type { Registry } from 'prom-client'
 import type { MonitorLevel } from './options.js'
 import type { Database } from './db/database.js'
 import type { WriterStats } from './protocol.js'
+import type { GraphFunction, GraphSchedule, GraphStatus } from './graphs/custom-graphs.js'
 
 /** An endpoint as `app.monitor.endpoints()` lists it. */
 export interface MonitoredEndpoint {
@@ -40,6 +41,19 @@ export interface MonitorApi {
   stats: () => WriterStats
   /** The prom-client registry served on the metrics path (add your own metrics to it); undefined with `metrics: false`. */
   readonly registry: Registry | undefined
+  /**
+   * Adds a custom graph: `fn` runs on the schedule (`{ cron }` or `{ everySeconds }`) and its value is
+   * stored with its time, shown in the dashboard and exported as `fastify_monitor_custom_graph_value`.
+   * Throws `FST_MONITORING_GRAPH` for a bad argument or a name already added. Does nothing when disabled.
+   *
+   * ```ts
+   * app.monitor.addGraph('registered users', async () => await db.countUsers(), { cron: '*\/5 * * * *' })
+   * app.monitor.addGraph('queue depth', () => queue.length, { everySeconds: 10 })
+   * ```
+   */
+  addGraph: (name: string, fn: GraphFunction, schedule: GraphSchedule) => void
+  /** This process's custom graphs: last value, last error, runs and failures. */
+  graphs: () => GraphStatus[]
 }
 
 declare module 'fastify' {

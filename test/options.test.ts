@@ -28,6 +28,7 @@ t.test('invalid options fail at register with an error naming the option', async
     [{ database: 'mysql://localhost/x' }, /"database" option must be a postgres:\/\/ or postgresql:\/\/ URL/],
     [{ maxBufferedRecords: 0 }, /"maxBufferedRecords" option/],
     [{ flushIntervalMs: 1.5 }, /"flushIntervalMs" option/],
+    [{ dashboard: { testResultsToken: 'short' } }, /"dashboard.testResultsToken" option must be a string of at least 16 characters/],
     [{ enabled: 'yes' }, /"enabled" option must be a boolean/],
     [{ ignoreMethods: 'HEAD' }, /"ignoreMethods" option must be an array of strings/],
     [{ appVersion: '' }, /"appVersion" option/],

@@ -61,4 +61,11 @@ await app.close()
   t.pass('a strict TypeScript consumer compiles against the published types')
   const output = execFileSync(process.execPath, [join(app, 'out/app.js')], { cwd: app, encoding: 'utf8' })
   t.same(JSON.parse(output.trim()), [{ status_code: 200, group_by: 'u1' }], 'the installed package records a request')
+
+  // the command line (the test monitor's `test` command) and the preload it puts into test processes
+  const help = spawnSync(join(app, 'node_modules/.bin/fastify-monitoring-dashboard'), ['test', '--help'], { cwd: app, encoding: 'utf8' })
+  t.equal(help.status, 0, help.stderr)
+  t.match(help.stdout, /Usage: fastify-monitoring-dashboard test/, 'npx fastify-monitoring-dashboard runs')
+  const preload = spawnSync(process.execPath, ['--import', 'fastify-monitoring-dashboard/test-monitor', '-e', 'console.log(typeof globalThis[Symbol.for("fastify-monitoring-dashboard.test-tracker")])'], { cwd: app, encoding: 'utf8' })
+  t.equal(preload.stdout.trim(), 'object', 'the test monitor preloads by its package path')
 })

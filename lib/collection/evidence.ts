@@ -1,4 +1,3 @@
-import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { REDACTED, isSecretName, redactObject, redactText, redactUrl, redactValue, type RedactionRules } from './redact.js'
 
@@ -104,9 +103,11 @@ export function requestEvidence (request: FastifyRequest, rules: RedactionRules,
   }
 }
 
-interface HandlerMessage { request: FastifyRequest, reply: FastifyReply }
-
-/** Reply fields (set up by `decorateReply`, so every reply has them from its construction: no shape change) holding handler start and end, ms into the request. */
+/**
+ * Reply fields (set up by `decorateReply`, so every reply has them from its construction: no shape change)
+ * holding handler start and end, ms into the request; set by the route's wrapped handler while its
+ * endpoint is at level ≥ 2 (see request-path.ts).
+ */
 export const kHandlerStartMs = Symbol('fastify-monitoring-dashboard.handlerStartMs')
 export const kHandlerEndMs = Symbol('fastify-monitoring-dashboard.handlerEndMs')
 type TimedReply = FastifyReply & { [kHandlerStartMs]: number, [kHandlerEndMs]: number }
@@ -114,15 +115,11 @@ type TimedReply = FastifyReply & { [kHandlerStartMs]: number, [kHandlerEndMs]: n
 const LAG_INTERVAL_MS = 10
 /** 3 s of lag samples at 10 ms: enough for a request's evidence to be read after it ended. */
 const LAG_SAMPLES = 300
-const START = 'tracing:fastify.request.handler:start'
-const END = 'tracing:fastify.request.handler:end'
-// an async handler's promise has settled (asyncEnd comes only after the reply was sent)
-const ASYNC_END = 'tracing:fastify.request.handler:asyncStart'
-
 /**
- * Handler timing and process state for outliers. It listens on Fastify's own diagnostics channel
- * for handler start and end (no hook on the request path), and watches event-loop delay, only
- * while some endpoint is at level 2 or more: started and stopped with {@link EvidenceProbe.setActive}.
+ * Process state for outliers, and the handler timing the request path leaves on the reply. It watches
+ * event-loop delay only while some endpoint is at level 2 or more: started and stopped with
+ * {@link EvidenceProbe.setActive}. (Handler timing no longer listens on Fastify's diagnostics channel:
+ * a subscriber there makes Fastify build a store for every request of every route.)
  */
 export class EvidenceProbe {
   readonly #envAllowList: readonly string[]
@@ -140,24 +137,10 @@ export class EvidenceProbe {
     this.#envAllowList = envAllowList
   }
 
-  readonly #onStart = (message: unknown): void => {
-    const reply = (message as HandlerMessage).reply as TimedReply
-    reply[kHandlerStartMs] = reply.elapsedTime
-  }
-
-  readonly #onEnd = (message: unknown): void => {
-    // a sync handler ends at `end`; an async one when its promise settles, which comes later and wins
-    const reply = (message as HandlerMessage).reply as TimedReply
-    reply[kHandlerEndMs] = reply.elapsedTime
-  }
-
   setActive (active: boolean): void {
     if (active === this.#active) return
     this.#active = active
     if (active) {
-      subscribe(START, this.#onStart)
-      subscribe(END, this.#onEnd)
-      subscribe(ASYNC_END, this.#onEnd)
       this.#lagExpected = performance.now() + LAG_INTERVAL_MS
       this.#lagTimer = setInterval(() => {
         const now = performance.now()
@@ -170,9 +153,6 @@ export class EvidenceProbe {
       }, LAG_INTERVAL_MS)
       this.#lagTimer.unref()
     } else {
-      unsubscribe(START, this.#onStart)
-      unsubscribe(END, this.#onEnd)
-      unsubscribe(ASYNC_END, this.#onEnd)
       if (this.#lagTimer !== undefined) clearInterval(this.#lagTimer)
       this.#lagTimer = undefined
     }

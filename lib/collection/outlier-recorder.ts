@@ -94,10 +94,10 @@ export class OutlierRecorder {
   }
 
   /**
-   * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent. `nowMs`:
-   * `Date.now()` at the end; `durationMs`: from its start (Fastify's `reply.elapsedTime`).
+   * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent (or its client
+   * gone: `statusCode` is then the stored 499). `nowMs`: `Date.now()` at the end; `durationMs`: from its start.
    */
-  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number): void {
+  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, statusCode: number, durationMs: number, nowMs: number): void {
     try {
       const endMs = performance.now()
       this.#recent.add(endpoint.index, endMs - durationMs, endMs)
@@ -117,7 +117,7 @@ export class OutlierRecorder {
         timeMs,
         durationMs,
         thresholdMs,
-        statusCode: reply.statusCode,
+        statusCode,
         request: requestEvidence(request, this.#options.redaction, this.#options.bodyLimitBytes),
         phases: this.#probe.phases(reply, durationMs),
         process: this.#probe.process(),

@@ -11,12 +11,21 @@ export interface Database {
   instance: InstanceTable
   batch: BatchTable
   request_hour: RequestHourTable
-  duration_hour: DurationHourTable
-  duration_day: DurationDayTable
+  endpoint_hour: EndpointHourTable
+  endpoint_day: EndpointDayTable
+  endpoint_month: EndpointMonthTable
+  version_hour: VersionHourTable
   dashboard_user: DashboardUserTable
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
   profile: ProfileTable
+  test_build: TestBuildTable
+  test_batch: TestBatchTable
+  test_run: TestRunTable
+  test_hit: TestHitTable
+  graph: GraphTable
+  graph_run: GraphRunTable
+  load_run: LoadRunTable
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>
@@ -79,22 +88,44 @@ export interface RequestHourTable {
   duration_sum: number
 }
 
-/** The latency sketch per endpoint, UTC hour and version: request counts per log-spaced bucket (see rollup.ts). */
-export interface DurationHourTable {
+/** bigint: pg returns it as a string */
+type Count = ColumnType<string, number | string, number | string>
+/** A latency sketch (see {@link Sketch} in rollup.ts): bucket counts from `sketch_offset` on; pg returns bigint[] as strings. */
+type SketchCounts = ColumnType<string[], string, string>
+
+/**
+ * Requests of one endpoint in one UTC hour, all versions together: counts by class of status, the
+ * duration sum and the latency sketch. What overview, load and performance read (see migration 0008).
+ */
+export interface EndpointHourTable {
+  endpoint_id: number
+  hour: Timestamp
+  hits: Count
+  client_errors: Count
+  server_errors: Count
+  duration_sum: number
+  sketch_offset: number
+  sketch: SketchCounts
+}
+
+/** {@link EndpointHourTable} per UTC day (`YYYY-MM-DD`). */
+export interface EndpointDayTable extends Omit<EndpointHourTable, 'hour'> {
+  day: ColumnType<string, string, string>
+}
+
+/** {@link EndpointHourTable} per UTC month (its first day, `YYYY-MM-01`): all-time windows read these. */
+export interface EndpointMonthTable extends Omit<EndpointHourTable, 'hour'> {
+  month: ColumnType<string, string, string>
+}
+
+/** Requests and latency sketch per endpoint, UTC hour and version: where versions are shown. */
+export interface VersionHourTable {
   endpoint_id: number
   hour: Timestamp
   version_id: number
-  bucket: number
-  hits: ColumnType<string, number | string, number | string>
-}
-
-/** {@link DurationHourTable} per UTC day (`YYYY-MM-DD`), for long windows. */
-export interface DurationDayTable {
-  endpoint_id: number
-  day: ColumnType<string, string, string>
-  version_id: number
-  bucket: number
-  hits: ColumnType<string, number | string, number | string>
+  hits: Count
+  sketch_offset: number
+  sketch: SketchCounts
 }
 
 /** A request slower than its endpoint's threshold, with the evidence of why (level ≥ 2). */
@@ -143,5 +174,75 @@ export interface DashboardUserTable {
   session_generation: Generated<number>
 }
 
+/** A custom graph (`app.monitor.addGraph`) as last registered by some process. */
+export interface GraphTable {
+  name: string
+  /** `cron:<expression>` or `every:<seconds>s` */
+  schedule: string
+  updated_at: Generated<Date>
+}
+
+/** One tick of a custom graph: claimed by one process before it runs, then its value or its error. */
+export interface GraphRunTable {
+  graph: string
+  tick: Timestamp
+  value: number | null
+  error: string | null
+  duration_ms: number | null
+  instance_id: number | null
+}
+
+/** A load-test run of the `load` command: its window and autocannon's figures. */
+export interface LoadRunTable {
+  id: Generated<number>
+  tag: string
+  url: string
+  started_at: Timestamp
+  ended_at: Timestamp
+  connections: number
+  summary: ColumnType<unknown, string, string>
+}
+
 export type Endpoint = Selectable<EndpointTable>
 export type StoredRequest = Selectable<RequestTable>
+
+/** A CI build whose tests the test monitor recorded. */
+export interface TestBuildTable {
+  id: Generated<number>
+  build: string
+  commit_sha: string | null
+  branch: string | null
+  created_at: Generated<Date>
+}
+
+/** A submitted run of a build's suite (`--repeat` runs are batches `run-1`, `run-2`, …). */
+export interface TestBatchTable {
+  build_id: number
+  batch: string
+  repeat: number
+  submitted_at: Generated<Date>
+}
+
+/** One test of one run. */
+export interface TestRunTable {
+  id: Generated<string>
+  build_id: number
+  batch: string
+  repeat: number
+  ordinal: number
+  file: string
+  name: string
+  duration_ms: number
+  outcome: string
+}
+
+/** Requests one test made to one endpoint with one status code. */
+export interface TestHitTable {
+  test_run_id: string
+  method: string
+  route: string
+  status_code: number
+  requests: number
+  total_ms: number
+  max_ms: number
+}

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
+import { denseSketchSql } from './rollup.js'
 
 const DAY_MS = 86_400_000
 
@@ -33,13 +34,39 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     }
   }
   const deleted = await db.deleteFrom('request').where('time_requested', '<', rawBefore).executeTakeFirst()
-  const counts = await db.deleteFrom('request_hour').where('hour', '<', rollupBefore).executeTakeFirst()
-  const durations = await db.deleteFrom('duration_hour').where('hour', '<', rollupBefore).executeTakeFirst()
-  // a day row goes once its whole day is before the cut-off
-  const days = await db.deleteFrom('duration_day').where('day', '<', rollupBefore.toISOString().slice(0, 10)).executeTakeFirst()
+  // custom graph values are kept as long as raw requests
+  await db.deleteFrom('graph_run').where('tick', '<', rawBefore).execute()
+  const cutDay = rollupBefore.toISOString().slice(0, 10)
+  // a month row goes once its whole month is before the cut-off; the month the cut-off falls in loses
+  // the days that go (days add up to their month exactly), so all-time windows count what is kept
+  const cutMonth = new Date(Date.UTC(rollupBefore.getUTCFullYear(), rollupBefore.getUTCMonth() - 1, 1)).toISOString().slice(0, 10)
+  const cutMonthStart = new Date(Date.UTC(rollupBefore.getUTCFullYear(), rollupBefore.getUTCMonth(), 1)).toISOString().slice(0, 10)
+  await sql`update ${sql.table('endpoint_month')} as h set hits = h.hits - d.hits, client_errors = h.client_errors - d.client_errors,
+      server_errors = h.server_errors - d.server_errors, duration_sum = h.duration_sum - d.duration_sum,
+      sketch = (select array_agg(h.sketch[b - h.sketch_offset + 1] - coalesce(d.sketch[b - d.sketch_offset + 1], 0) order by b)
+        from generate_series(h.sketch_offset::integer, h.sketch_offset + cardinality(h.sketch) - 1) as b)
+    from (
+      select c.endpoint_id, c.month, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+      from (select endpoint_id, date_trunc('month', day)::date as month, sum(hits) as hits, sum(client_errors) as client_errors,
+          sum(server_errors) as server_errors, sum(duration_sum) as duration_sum
+        from ${sql.table('endpoint_day')} where day < ${cutDay}::date and day >= ${cutMonthStart}::date group by 1, 2) as c
+      join (${denseSketchSql(sql`select endpoint_id, date_trunc('month', day)::date as month, sketch_offset + u.i - 1 as bucket, u.c as hits
+          from ${sql.table('endpoint_day')} cross join lateral unnest(sketch) with ordinality as u(c, i)
+          where day < ${cutDay}::date and day >= ${cutMonthStart}::date`, ['endpoint_id', 'month'])}) as s
+        on s.endpoint_id = c.endpoint_id and s.month = c.month
+    ) as d
+    where h.endpoint_id = d.endpoint_id and h.month = d.month`.execute(db)
+  const results = await Promise.all([
+    db.deleteFrom('request_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
+    db.deleteFrom('endpoint_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
+    db.deleteFrom('version_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
+    // a day row goes once its whole day is before the cut-off
+    db.deleteFrom('endpoint_day').where('day', '<', cutDay).executeTakeFirst(),
+    db.deleteFrom('endpoint_month').where('month', '<=', cutMonth).executeTakeFirst()
+  ])
   return {
     droppedPartitions,
     deletedRequests: Number(deleted.numDeletedRows),
-    deletedRollupRows: Number(counts.numDeletedRows) + Number(durations.numDeletedRows) + Number(days.numDeletedRows)
+    deletedRollupRows: results.reduce((sum, r) => sum + Number(r.numDeletedRows), 0)
   }
 }

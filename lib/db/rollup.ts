@@ -32,3 +32,137 @@ export function bucketSql (durationMs: RawBuilder<unknown>): RawBuilder<number> 
 export function bucketValueSql (bucket: RawBuilder<unknown>): RawBuilder<number> {
   return sql<number>`(2 * power(${sql.lit(ROLLUP_GAMMA)}::float8, ${bucket}) / ${sql.lit(ROLLUP_GAMMA + 1)})`
 }
+
+/**
+ * A latency sketch as stored in a rollup row: `counts[i]` requests fell in bucket `offset + i`
+ * (dense between the lowest and highest bucket seen). One row per endpoint and period holds the whole
+ * histogram, so a window is a handful of rows per endpoint, and two sketches merge by adding counts.
+ */
+export interface Sketch {
+  offset: number
+  counts: number[]
+}
+
+/**
+ * Bucket counts being gathered (the writer's thread aggregates each batch into these before it
+ * upserts a few rows). Sparse while it grows; {@link SketchBuilder.toSketch} makes it dense.
+ */
+export class SketchBuilder {
+  readonly #counts = new Map<number, number>()
+
+  add (bucket: number, count = 1): void {
+    this.#counts.set(bucket, (this.#counts.get(bucket) ?? 0) + count)
+  }
+
+  addAll (other: SketchBuilder): void {
+    for (const [bucket, count] of other.#counts) this.add(bucket, count)
+  }
+
+  toSketch (): Sketch {
+    let lo = Infinity
+    let hi = -Infinity
+    for (const bucket of this.#counts.keys()) {
+      if (bucket < lo) lo = bucket
+      if (bucket > hi) hi = bucket
+    }
+    if (lo === Infinity) return { offset: 0, counts: [] }
+    const counts = new Array<number>(hi - lo + 1).fill(0)
+    for (const [bucket, count] of this.#counts) counts[bucket - lo] = count
+    return { offset: lo, counts }
+  }
+}
+
+/**
+ * SQL: the `set` clause that merges the sketch of an upserted row (`excluded`) into the stored one
+ * (alias `h`), bucket by bucket over the union of their ranges. Out-of-range subscripts read as
+ * NULL in PostgreSQL, hence the coalesce.
+ */
+export function mergeSketchSql (): RawBuilder<unknown> {
+  return sql`sketch_offset = least(h.sketch_offset, excluded.sketch_offset),
+    sketch = coalesce((select array_agg(coalesce(h.sketch[b - h.sketch_offset + 1], 0) + coalesce(excluded.sketch[b - excluded.sketch_offset + 1], 0) order by b)
+      from generate_series(least(h.sketch_offset, excluded.sketch_offset)::integer,
+        greatest(h.sketch_offset + cardinality(h.sketch), excluded.sketch_offset + cardinality(excluded.sketch)) - 1) as b), '{}')`
+}
+
+/** The grains of the per-endpoint rollups, finest first, with the column naming each row's period. */
+export const GRAINS = [
+  { grain: 'hour', table: 'endpoint_hour', column: 'hour' },
+  { grain: 'day', table: 'endpoint_day', column: 'day' },
+  { grain: 'month', table: 'endpoint_month', column: 'month' }
+] as const
+
+export type Grain = typeof GRAINS[number]['grain']
+
+const HOUR_MS = 3_600_000
+const DAY_MS = 86_400_000
+
+/** Start of the UTC period (hour, day or month) holding a time, in ms. */
+export function periodStart (grain: Grain, timeMs: number): number {
+  if (grain === 'hour') return Math.floor(timeMs / HOUR_MS) * HOUR_MS
+  if (grain === 'day') return Math.floor(timeMs / DAY_MS) * DAY_MS
+  const d = new Date(timeMs)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1)
+}
+
+function periodCeil (grain: Grain, timeMs: number): number {
+  const start = periodStart(grain, timeMs)
+  if (start === timeMs) return start
+  if (grain !== 'month') return start + (grain === 'hour' ? HOUR_MS : DAY_MS)
+  const d = new Date(start)
+  return Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1)
+}
+
+/** Rows of one grain whose period starts in [from, to); `to` undefined: no upper bound. */
+export interface GrainPart { grain: Grain, from: number, to: number | undefined }
+
+/**
+ * Splits a window into the coarsest rollup rows that cover it exactly: hourly rows up to the first
+ * UTC midnight, daily rows up to the first month, monthly rows, then daily and hourly rows again up
+ * to the end. A window holds the hours that start in [from, to), as the hourly rollups always did.
+ * When the window reaches the current hour, nothing after it exists yet, so the end is open and the
+ * current day's and month's rows (kept current by the writer) cover the rest.
+ */
+export function coveringParts (fromMs: number, toMs: number, nowMs: number): GrainPart[] {
+  const a = periodCeil('hour', fromMs)
+  const endHour = periodCeil('hour', toMs)
+  const b = endHour > periodStart('hour', nowMs) ? Infinity : endHour
+  if (!(a < b)) return []
+  const parts: GrainPart[] = []
+  const push = (grain: Grain, from: number, to: number): void => {
+    if (from < to) parts.push({ grain, from, to: to === Infinity ? undefined : to })
+  }
+  const dA = periodCeil('day', a)
+  const dB = b === Infinity ? Infinity : periodStart('day', b)
+  if (!(dA < dB)) {
+    push('hour', a, b)
+    return parts
+  }
+  push('hour', a, dA)
+  const mA = periodCeil('month', dA)
+  const mB = dB === Infinity ? Infinity : periodStart('month', dB)
+  if (mA < mB) {
+    push('day', dA, mA)
+    push('month', mA, mB)
+    push('day', mB, dB)
+  } else {
+    push('day', dA, dB)
+  }
+  push('hour', dB, b)
+  return parts
+}
+
+/**
+ * SQL: one dense sketch per key from bucket rows (columns: the keys, `bucket`, `hits`; several rows
+ * per bucket allowed), as columns `sketch_offset` and `sketch` beside the keys: for rebuilding
+ * rollups from raw rows (seeding, tools).
+ */
+export function denseSketchSql (bucketRows: RawBuilder<unknown>, keys: readonly string[]): RawBuilder<unknown> {
+  const k = sql.join(keys.map((key) => sql.ref(key)))
+  const rk = sql.join(keys.map((key) => sql`r.${sql.ref(key)}`))
+  const on = sql.join(keys.map((key) => sql`b.${sql.ref(key)} = r.${sql.ref(key)}`), sql` and `)
+  return sql`with b as (select ${k}, bucket, sum(hits) as hits from (${bucketRows}) as source group by ${k}, bucket),
+    r as (select ${k}, min(bucket) as lo, max(bucket) as hi from b group by ${k})
+    select ${rk}, r.lo as sketch_offset, array_agg(coalesce(b.hits, 0) order by g) as sketch
+    from r cross join generate_series(r.lo::integer, r.hi::integer) as g left join b on ${on} and b.bucket = g
+    group by ${rk}, r.lo`
+}

@@ -3,10 +3,10 @@
  * millions of realistic ones for benchmarks (`npm run seed`). Every step is one set-based statement,
  * so it also runs through `app.monitor.db` (the read side, which has no transactions).
  */
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
-import { bucketSql } from './rollup.js'
+import { GRAINS, bucketSql, denseSketchSql, periodStart, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 
 const DAY_MS = 86_400_000
@@ -45,25 +45,39 @@ async function seedInstance (db: Kysely<Database>): Promise<number> {
   return row.id
 }
 
-/** Recomputes the rollups of the UTC hours (and whole UTC days) touching [from, to) from the raw rows. */
+/**
+ * Recomputes the rollups of the UTC hours, days and months touching [from, to) from the raw rows
+ * (days and months are rebuilt whole: the range is widened to the periods it touches).
+ */
 export async function rebuildRollups (db: Kysely<Database>, from: Date, to: Date): Promise<void> {
-  const start = new Date(Math.floor(from.getTime() / HOUR_MS) * HOUR_MS)
-  const end = new Date(Math.ceil(to.getTime() / HOUR_MS) * HOUR_MS)
-  await db.deleteFrom('request_hour').where('hour', '>=', start).where('hour', '<', end).execute()
-  await db.deleteFrom('duration_hour').where('hour', '>=', start).where('hour', '<', end).execute()
-  // days are rebuilt whole: the range is widened to the UTC days it touches
-  const dayStart = new Date(Math.floor(from.getTime() / DAY_MS) * DAY_MS)
-  const dayEnd = new Date(Math.ceil(to.getTime() / DAY_MS) * DAY_MS)
-  await db.deleteFrom('duration_day').where('day', '>=', dayStart.toISOString().slice(0, 10)).where('day', '<', dayEnd.toISOString().slice(0, 10)).execute()
-  await sql`insert into ${sql.table('duration_day')} (endpoint_id, day, version_id, bucket, hits)
-    select endpoint_id, (time_requested at time zone 'UTC')::date, version_id, ${bucketSql(sql.ref('duration_ms'))}, count(*)
-    from ${sql.table('request')} where time_requested >= ${dayStart} and time_requested < ${dayEnd} group by 1, 2, 3, 4`.execute(db)
+  const span = (grain: Grain): [Date, Date] => {
+    const end = periodStart(grain, to.getTime() - 1)
+    return [new Date(periodStart(grain, from.getTime())), new Date(grain === 'hour' ? end + HOUR_MS : grain === 'day' ? end + DAY_MS : periodStart('month', end + 32 * DAY_MS))]
+  }
+  const [hourFrom, hourTo] = span('hour')
+  await db.deleteFrom('request_hour').where('hour', '>=', hourFrom).where('hour', '<', hourTo).execute()
   await sql`insert into ${sql.table('request_hour')} (endpoint_id, hour, version_id, status_code, hits, duration_sum)
     select endpoint_id, date_trunc('hour', time_requested, 'UTC'), version_id, status_code, count(*), sum(duration_ms)
-    from ${sql.table('request')} where time_requested >= ${start} and time_requested < ${end} group by 1, 2, 3, 4`.execute(db)
-  await sql`insert into ${sql.table('duration_hour')} (endpoint_id, hour, version_id, bucket, hits)
-    select endpoint_id, date_trunc('hour', time_requested, 'UTC'), version_id, ${bucketSql(sql.ref('duration_ms'))}, count(*)
-    from ${sql.table('request')} where time_requested >= ${start} and time_requested < ${end} group by 1, 2, 3, 4`.execute(db)
+    from ${sql.table('request')} where time_requested >= ${hourFrom} and time_requested < ${hourTo} group by 1, 2, 3, 4`.execute(db)
+  await db.deleteFrom('version_hour').where('hour', '>=', hourFrom).where('hour', '<', hourTo).execute()
+  const raw = (a: Date, b: Date, period: RawBuilder<unknown>, extra: RawBuilder<unknown> = sql``) => sql`select endpoint_id, ${period} as p ${extra},
+    ${bucketSql(sql.ref('duration_ms'))} as bucket, 1 as hits from ${sql.table('request')} where time_requested >= ${a} and time_requested < ${b}`
+  const hourOf = sql`date_trunc('hour', time_requested, 'UTC')`
+  await sql`insert into ${sql.table('version_hour')} (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
+    select endpoint_id, p, version_id, (select sum(x) from unnest(sketch) as x), sketch_offset, sketch
+    from (${denseSketchSql(raw(hourFrom, hourTo, hourOf, sql`, version_id`), ['endpoint_id', 'p', 'version_id'])}) as s`.execute(db)
+  for (const { grain, table, column } of GRAINS) {
+    const [a, b] = span(grain)
+    const period = grain === 'hour' ? hourOf : sql`date_trunc(${sql.lit(grain)}, time_requested at time zone 'UTC')::date`
+    const bound = (at: Date) => grain === 'hour' ? sql`${at}::timestamptz` : sql`${at.toISOString().slice(0, 10)}::date`
+    await sql`delete from ${sql.table(table)} where ${sql.ref(column)} >= ${bound(a)} and ${sql.ref(column)} < ${bound(b)}`.execute(db)
+    await sql`insert into ${sql.table(table)} (endpoint_id, ${sql.ref(column)}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select c.endpoint_id, c.p, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+      from (select endpoint_id, ${period} as p, count(*) as hits, count(*) filter (where status_code between 400 and 499) as client_errors,
+          count(*) filter (where status_code >= 500) as server_errors, sum(duration_ms) as duration_sum
+        from ${sql.table('request')} where time_requested >= ${a} and time_requested < ${b} group by 1, 2) as c
+      join (${denseSketchSql(raw(a, b, period), ['endpoint_id', 'p'])}) as s on s.endpoint_id = c.endpoint_id and s.p = c.p`.execute(db)
+  }
 }
 
 /** Stores the given requests and brings the rollups of their hours up to date. */
@@ -92,7 +106,12 @@ export interface TrafficOptions {
   days: number
   /** Endpoint ids to spread requests over (the first ones get more). */
   endpointIds: number[]
+  /** In succession over the days, one after the other. */
   versions: string[]
+  /** Distinct group-by values (`user0`, `user1`, …). Default 1000. */
+  users?: number
+  /** Distinct client IPs (10.x.y.z). Default 200. */
+  ips?: number
   /** Rows per statement. Default 500000. */
   chunk?: number
   onProgress?: (done: number) => void
@@ -100,8 +119,8 @@ export interface TrafficOptions {
 
 /**
  * Generates realistic traffic in the database itself (`generate_series`, log-normal durations around
- * 12 ms, endpoints of skewed popularity, versions in succession, 3% 4xx and 1% 5xx, 1,000 users,
- * 200 IPs), then builds the rollups in one pass.
+ * 12 ms, endpoints of skewed popularity, versions in succession, 3% 4xx and 1% 5xx, 1,000 users and
+ * 200 IPs unless told otherwise), then builds the rollups in one pass.
  */
 export async function generateTraffic (db: Kysely<Database>, options: TrafficOptions): Promise<void> {
   const to = new Date()
@@ -113,6 +132,8 @@ export async function generateTraffic (db: Kysely<Database>, options: TrafficOpt
   const endpoints = numberArrayLiteral(options.endpointIds)
   const chunk = options.chunk ?? 500_000
   const spanS = (to.getTime() - from.getTime()) / 1000
+  const users = options.users ?? 1000
+  const ips = options.ips ?? 200
   for (let done = 0; done < options.requests; done += chunk) {
     const n = Math.min(chunk, options.requests - done)
     await sql`insert into ${sql.table('request')} (endpoint_id, time_requested, duration_ms, status_code, version_id, group_by, ip, instance_id)
@@ -121,11 +142,12 @@ export async function generateTraffic (db: Kysely<Database>, options: TrafficOpt
         exp(2.5 + 0.8 * sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random())),
         case when r < 0.01 then 500 when r < 0.04 then 404 else 200 end,
         (${numberArrayLiteral(versionArray)}::integer[])[1 + least(floor(extract(epoch from t - ${from}) / ${spanS} * ${versionArray.length})::int, ${versionArray.length - 1})],
-        'user' || floor(random() * 1000)::int,
-        '10.0.' || floor(random() * 4)::int || '.' || floor(random() * 50)::int,
+        'user' || floor(random() * ${users})::int,
+        '10.' || (ip / 65536) || '.' || (ip / 256 % 256) || '.' || (ip % 256),
         ${instanceId}::integer
       from (
-        select ${from}::timestamptz + make_interval(secs => random() * ${spanS}) as t, random() as r
+        select ${from}::timestamptz + make_interval(secs => random() * ${spanS}) as t, random() as r,
+          floor(random() * ${ips})::int as ip
         from generate_series(1, ${n})
       ) g`.execute(db)
     options.onProgress?.(done + n)

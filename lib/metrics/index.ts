@@ -8,6 +8,8 @@ import { HttpDurationHistogram } from './http-duration.js'
 import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, wantsOpenMetrics } from './openmetrics.js'
 import { registerPluginHealth } from './plugin-health.js'
 import { servedRegistries } from './process-metrics.js'
+import { registerGraphMetrics } from './custom-graphs.js'
+import type { GraphStatus } from '../graphs/custom-graphs.js'
 
 /** What the request path and the storage client feed into the exporter. */
 export interface Metrics {
@@ -29,11 +31,12 @@ function sameToken (given: string, expected: string): boolean {
  * collide) and serves them on `options.path`, outside monitoring itself: in the Prometheus text
  * format, or OpenMetrics when the scraper's Accept header asks for it.
  */
-export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats, groupByErrors: () => number }): Metrics {
+export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics, deps: { version: string, instanceToken: string, stats: () => WriterStats, groupByErrors: () => number, graphs: () => GraphStatus[] }): Metrics {
   const registry = options.registry ?? new Registry()
   const httpDuration = new HttpDurationHistogram(options.buckets, deps.instanceToken)
   registry.registerMetric(httpDuration as never)
   const { onBatchWritten } = registerPluginHealth(registry, deps)
+  registerGraphMetrics(registry, deps.graphs)
   // the runtime metrics are the process's: one set, outside this app (see process-metrics.ts)
   const served = servedRegistries(registry, options.defaultMetrics)
   if (options.cluster && cluster.isWorker) {

@@ -17,15 +17,17 @@ export interface Distribution {
 const QUANTILES = { q1: 0.25, median: 0.5, q3: 0.75, p95: 0.95, p99: 0.99 } as const
 
 /**
- * Distributions per key from rollup buckets. `buckets` is a query with columns `k` (the key),
- * `bucket` and `hits`, several rows per (k, bucket) allowed. A percentile is the value of the first
- * bucket whose running count reaches q × n, i.e. the bucket holding the exact `percentile_disc`,
- * so it is within {@link ROLLUP_RELATIVE_ERROR} of it.
+ * Distributions per key from rollup sketches: `sketches` is a query with columns `k` (the key),
+ * `sketch_offset` and `sketch` (see {@link Sketch}), any number of rows per key, which merge by adding
+ * bucket counts. A percentile is the value of the first bucket whose running count reaches q × n,
+ * i.e. the bucket holding the exact `percentile_disc`, so it is within {@link ROLLUP_RELATIVE_ERROR} of it.
+ * Every route reads rollup percentiles through this.
  */
-export async function distributionsFromBuckets<K extends string | number> (db: Kysely<Database>, buckets: RawBuilder<unknown>):
+export async function latencyHistograms<K extends string | number> (db: Kysely<Database>, sketches: RawBuilder<unknown>):
 Promise<Map<K, Distribution>> {
   const { rows } = await sql<{ k: K, n: string, min_b: number, max_b: number, q1: number, median: number, q3: number, p95: number, p99: number }>`
-    with b as (select k, bucket, sum(hits) as hits from (${buckets}) as source group by k, bucket),
+    with b as (select s.k, s.sketch_offset + u.i - 1 as bucket, sum(u.c) as hits
+      from (${sketches}) as s cross join lateral unnest(s.sketch) with ordinality as u(c, i) where u.c > 0 group by 1, 2),
     c as (select k, bucket, sum(hits) over (partition by k order by bucket) as cum, sum(hits) over (partition by k) as n from b)
     select k, max(n) as n, min(bucket) as min_b, max(bucket) as max_b,
       ${sql.join(Object.entries(QUANTILES).map(([name, q]) => sql`min(bucket) filter (where cum >= ${sql.lit(q)} * n) as ${sql.ref(name)}`))}

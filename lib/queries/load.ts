@@ -9,11 +9,11 @@ export interface LoadCell {
   hits: number
 }
 
-/** Requests per local day × hour of day in the range, for all endpoints or one (from the rollups). */
+/** Requests per local day × hour of day in the range, for all endpoints or one (from the hourly rollups without versions). */
 export async function hourlyLoad (db: Kysely<Database>, range: TimeRange, endpointId?: number): Promise<LoadCell[]> {
   const { rows } = await sql<{ day: string, hour: number, hits: string }>`
     select ${localDate(sql.ref('hour'), range.tz)} as day, ${localHour(sql.ref('hour'), range.tz)} as hour, sum(hits) as hits
-    from ${sql.table('request_hour')}
+    from ${sql.table('endpoint_hour')}
     where hour >= ${range.from} and hour < ${range.to} ${endpointId === undefined ? sql`` : sql`and endpoint_id = ${endpointId}`}
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ day: row.day, hour: row.hour, hits: Number(row.hits) }))

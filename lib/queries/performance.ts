@@ -1,19 +1,21 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
-import { distributionsFromBuckets, exactDistribution, exactDistributionColumns, type Distribution, type ExactDistributionRow } from './distribution.js'
+import { latencyHistograms, exactDistribution, exactDistributionColumns, type Distribution, type ExactDistributionRow } from './distribution.js'
 import type { TimeRange } from './range.js'
+import { endpointRollups } from './rollups.js'
 
 /** Duration distribution of every endpoint with requests in the range (rollups): FMD's API performance. */
 export async function endpointPerformance (db: Kysely<Database>, range: TimeRange): Promise<Array<{ endpointId: number } & Distribution>> {
-  const byEndpoint = await distributionsFromBuckets<number>(db, sql`select endpoint_id as k, bucket, hits from ${sql.table('duration_hour')}
-    where hour >= ${range.from} and hour < ${range.to}`)
+  const source = endpointRollups(range.from, range.to, sql`endpoint_id as k, sketch_offset, sketch`)
+  if (source === undefined) return []
+  const byEndpoint = await latencyHistograms<number>(db, source)
   return [...byEndpoint].map(([endpointId, d]) => ({ endpointId, ...d })).sort((a, b) => a.endpointId - b.endpointId)
 }
 
 /** Duration distribution of one endpoint per version in the range (rollups). */
 export async function performanceByVersion (db: Kysely<Database>, range: TimeRange, endpointId: number): Promise<Array<{ version: string } & Distribution>> {
-  const byVersion = await distributionsFromBuckets<string>(db, sql`select v.version as k, d.bucket, d.hits
-    from ${sql.table('duration_hour')} d join ${sql.table('version')} v on v.id = d.version_id
+  const byVersion = await latencyHistograms<string>(db, sql`select v.version as k, d.sketch_offset, d.sketch
+    from ${sql.table('version_hour')} d join ${sql.table('version')} v on v.id = d.version_id
     where d.endpoint_id = ${endpointId} and d.hour >= ${range.from} and d.hour < ${range.to}`)
   return [...byVersion].map(([version, d]) => ({ version, ...d }))
 }
@@ -57,8 +59,12 @@ export async function breakdown (db: Kysely<Database>, range: TimeRange, endpoin
     with latest as materialized (
       select ${sql.ref(by)} as k, duration_ms as d, version_id from ${sql.table('request')} where ${inRange}
       order by time_requested desc limit ${limit}),
-    per_key as (select k, ${exactDistributionColumns()} from latest group by k order by count(*) desc, k limit ${MAX_GROUPS}),
-    top as (select k from latest where k is not null group by k order by count(*) desc, k limit ${MAX_GROUPS}),
+    -- the busiest keys first (a count per key is cheap), then exact percentiles for those only:
+    -- computing them for every distinct user or IP cost most of the breakdown
+    ranked as (select k, count(*) as hits from latest group by k),
+    top_any as (select k from ranked order by hits desc, k limit ${MAX_GROUPS}),
+    top as (select k from ranked where k is not null order by hits desc, k limit ${MAX_GROUPS}),
+    per_key as (select l.k, ${exactDistributionColumns()} from latest l join top_any t on t.k is not distinct from l.k group by l.k),
     cells as (select v.version, l.k, count(*) as hits, percentile_cont(0.5) within group (order by l.d) as median
       from latest l join top on top.k = l.k join ${sql.table('version')} v on v.id = l.version_id group by 1, 2)
     select (select coalesce(json_agg(per_key order by n desc, k), '[]') from per_key) as distributions,

@@ -14,7 +14,7 @@ export interface VersionUsage {
 export async function versionUsage (db: Kysely<Database>, range: TimeRange): Promise<VersionUsage[]> {
   const versions = await db.selectFrom('version').select(['id', 'version', 'first_seen']).orderBy('first_seen', 'desc').execute()
   const { rows } = await sql<{ version_id: number, endpoint_id: number, hits: string }>`
-    select version_id, endpoint_id, sum(hits) as hits from ${sql.table('request_hour')}
+    select version_id, endpoint_id, sum(hits) as hits from ${sql.table('version_hour')}
     where hour >= ${range.from} and hour < ${range.to} group by 1, 2 order by 1, 2`.execute(db)
   return versions.map((v) => {
     const perEndpoint = rows.filter((row) => row.version_id === v.id).map((row) => ({ endpointId: row.endpoint_id, hits: Number(row.hits) }))
@@ -26,7 +26,7 @@ export async function versionUsage (db: Kysely<Database>, range: TimeRange): Pro
 export async function dailyVersionUse (db: Kysely<Database>, range: TimeRange): Promise<Array<{ day: string, version: string, hits: number }>> {
   const { rows } = await sql<{ day: string, version: string, hits: string }>`
     select ${localDate(sql.ref('h.hour'), range.tz)} as day, v.version, sum(h.hits) as hits
-    from ${sql.table('request_hour')} h join ${sql.table('version')} v on v.id = h.version_id
+    from ${sql.table('version_hour')} h join ${sql.table('version')} v on v.id = h.version_id
     where h.hour >= ${range.from} and h.hour < ${range.to}
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ day: row.day, version: row.version, hits: Number(row.hits) }))

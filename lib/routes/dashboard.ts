@@ -8,8 +8,11 @@ import { registerExportRoutes } from './export.js'
 import { outlierRoutes } from './outliers.js'
 import { overviewRoutes } from './overview.js'
 import { profileRoutes } from './profiles.js'
+import { reportRoutes } from './reports.js'
+import { graphRoutes } from './graphs.js'
 import { sessionRoutes } from './session.js'
 import { uiRoutes } from './ui.js'
+import { testRoutes } from './tests.js'
 import { userRoutes } from './users.js'
 import { versionRoutes } from './versions.js'
 
@@ -75,7 +78,7 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
   })
 
   const routeContext = { ...ctx, guards: sessions.guards, sessions }
-  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, adminRoutes, userRoutes]) {
+  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, reportRoutes, graphRoutes, adminRoutes, userRoutes, testRoutes]) {
     routes(app, routeContext)
   }
   if (ctx.options.exportToken !== undefined) registerExportRoutes(app, db, ctx.options.exportToken)

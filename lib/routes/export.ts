@@ -1,8 +1,8 @@
-import { timingSafeEqual } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { exportRequests, exportRollups } from '../queries/export.js'
+import { bearerToken } from '../auth/bearer.js'
 
 const DAY_MS = 86_400_000
 const MAX_PAGE = 10_000
@@ -48,13 +48,7 @@ function toCsv (rows: Array<Record<string, unknown>>, columns: string[]): string
  * bearer token only — it is for machines, so no session or cookie is involved (and no CSRF surface).
  */
 export function registerExportRoutes (app: FastifyInstance, db: Kysely<Database>, token: string): void {
-  const expected = Buffer.from(`Bearer ${token}`)
-  const checkToken = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const given = Buffer.from(request.headers.authorization ?? '')
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid export token is required' })
-    }
-  }
+  const checkToken = bearerToken(token, 'export')
   const window = (query: ExportQuery): { from: Date, to: Date } => {
     const to = query.to === undefined ? new Date() : new Date(query.to)
     const from = query.from === undefined ? new Date(to.getTime() - DAY_MS) : new Date(query.from)

@@ -2,7 +2,8 @@ import { hostname } from 'node:os'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { EndpointKey, OutlierRecord } from '../protocol.js'
-import { bucketSql } from '../db/rollup.js'
+import { mergeSketchSql } from '../db/rollup.js'
+import { aggregateRollups, type PeriodRows } from './rollups.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
 export interface WriteUnit {
@@ -83,43 +84,59 @@ export async function setLevel (db: Kysely<Database>, endpointId: number, level:
 }
 
 /**
- * Writes one unit in one transaction: its id into the batch table, then every row and its share of
- * the hourly rollups with a single statement over `unnest(…)`. Returns false when the id was already there, i.e. an earlier
- * attempt committed but its acknowledgement was lost.
+ * Writes one unit in one transaction: its id into the batch table, then every row and the unit's
+ * share of the rollups (summed in this thread, see rollups.ts) with a single statement. Returns false
+ * when the id was already there, i.e. an earlier attempt committed but its acknowledgement was lost.
  */
 export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number): Promise<boolean> {
+  const rollups = aggregateRollups(unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode)
   return await db.transaction().execute(async (trx) => {
     const claimed = await trx.insertInto('batch').values({ id: unit.id, rows: unit.endpointId.length })
       .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst()
     if (claimed === undefined) return false
-    // One statement: the raw rows and both hourly rollups, from the arrays sent once. Rollup rows
-    // are upserted in key order, so concurrent writers lock them in the same order (no deadlock).
-    await sql`with rows as materialized (
-        select e, to_timestamp(t / 1000.0) as t, d, s, q, g, i
+    const version = sql`${versionId}::integer`
+    const { status, periods } = rollups
+    // the rows of one grain, as a derived table with columns e, p (period start, ms), n, c4, c5, d, o, s
+    const periodRows = (rows: PeriodRows) => sql`unnest(${numberArrayLiteral(rows.endpointId)}::integer[], ${numberArrayLiteral(rows.periodMs)}::float8[],
+      ${numberArrayLiteral(rows.hits)}::bigint[], ${numberArrayLiteral(rows.clientErrors)}::bigint[], ${numberArrayLiteral(rows.serverErrors)}::bigint[],
+      ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
+      ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
+    const mergeCounts = sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
+      server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
+    // One statement: the raw rows and every rollup, from arrays sent once. Rollup rows are upserted in
+    // key order (sorted in rollups.ts), so concurrent writers lock them in the same order (no deadlock).
+    await sql`with hour_rows as (select * from ${periodRows(periods.hour)}), raw as (
+        insert into ${sql.table('request')}
+          (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
+        select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${version}, ${instanceId}::integer
         from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
           ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
           ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
           as u(e, t, d, s, q, g, i)
-      ), raw as (
-        insert into ${sql.table('request')}
-          (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
-        select e, t, d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer from rows
       ), counts as (
         insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
-        select e, date_trunc('hour', t, 'UTC'), ${versionId}::integer, s, count(*), sum(d) from rows
-        group by 1, 2, 4 order by 1, 2, 4
+        select e, to_timestamp(p / 1000.0), ${version}, s, n, d
+        from unnest(${numberArrayLiteral(status.endpointId)}::integer[], ${numberArrayLiteral(status.hourMs)}::float8[],
+          ${numberArrayLiteral(status.statusCode)}::smallint[], ${numberArrayLiteral(status.hits)}::bigint[], ${numberArrayLiteral(status.durationSum)}::float8[])
+          as u(e, p, s, n, d)
         on conflict (endpoint_id, hour, version_id, status_code)
         do update set hits = h.hits + excluded.hits, duration_sum = h.duration_sum + excluded.duration_sum
+      ), versions as (
+        insert into ${sql.table('version_hour')} as h (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
+        select e, to_timestamp(p / 1000.0), ${version}, n, o, s::bigint[] from hour_rows
+        on conflict (endpoint_id, hour, version_id) do update set hits = h.hits + excluded.hits, ${mergeSketchSql()}
+      ), hours as (
+        insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+        select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
+        on conflict (endpoint_id, hour) do update set ${mergeCounts}
       ), days as (
-        insert into ${sql.table('duration_day')} as h (endpoint_id, day, version_id, bucket, hits)
-        select e, (t at time zone 'UTC')::date, ${versionId}::integer, ${bucketSql(sql.ref('d'))}, count(*) from rows
-        group by 1, 2, 4 order by 1, 2, 4
-        on conflict (endpoint_id, day, version_id, bucket) do update set hits = h.hits + excluded.hits
+        insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+        select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.day)}
+        on conflict (endpoint_id, day) do update set ${mergeCounts}
       )
-      insert into ${sql.table('duration_hour')} as h (endpoint_id, hour, version_id, bucket, hits)
-      select e, date_trunc('hour', t, 'UTC'), ${versionId}::integer, ${bucketSql(sql.ref('d'))}, count(*) from rows
-      group by 1, 2, 4 order by 1, 2, 4
-      on conflict (endpoint_id, hour, version_id, bucket) do update set hits = h.hits + excluded.hits`.execute(trx)
+      insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.month)}
+      on conflict (endpoint_id, month) do update set ${mergeCounts}`.execute(trx)
     return true
   })
 }

@@ -218,6 +218,171 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         const db = withPrefix(rawDb)
         await sql`alter table ${sql.table('dashboard_user')} drop column session_generation`.execute(db)
       }
+    },
+    // Rollups at the grain of each question (#14). duration_hour/duration_day kept one row per endpoint,
+    // hour (or day), version and bucket: at 300 endpoints and a deploy every 14 h that is millions of
+    // rows, and overview's all-time medians read all of them. Now one row per endpoint and period holds
+    // the whole latency histogram as an array (a mergeable sketch: rows add bucket by bucket), with the
+    // period's counts by class of status, per UTC hour, day and month without the version (overview,
+    // load, performance), and per hour and version only where versions are shown. The old sketches
+    // are converted in place, bucket for bucket, so every percentile read before reads the same after.
+    '0008_sketch_rollups': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        const counts = sql`hits bigint not null, client_errors bigint not null, server_errors bigint not null, duration_sum float8 not null,
+          sketch_offset smallint not null, sketch bigint[] not null`
+        await sql`create table ${sql.table('endpoint_hour')} (endpoint_id integer not null, hour timestamptz not null, ${counts},
+          constraint ${index('endpoint_hour_pk')} primary key (endpoint_id, hour))`.execute(db)
+        await sql`create index ${index('endpoint_hour_hour')} on ${sql.table('endpoint_hour')} (hour)`.execute(db)
+        await sql`create table ${sql.table('endpoint_day')} (endpoint_id integer not null, day date not null, ${counts},
+          constraint ${index('endpoint_day_pk')} primary key (endpoint_id, day))`.execute(db)
+        await sql`create table ${sql.table('endpoint_month')} (endpoint_id integer not null, month date not null, ${counts},
+          constraint ${index('endpoint_month_pk')} primary key (endpoint_id, month))`.execute(db)
+        await sql`create table ${sql.table('version_hour')} (endpoint_id integer not null, hour timestamptz not null, version_id integer not null,
+          hits bigint not null, sketch_offset smallint not null, sketch bigint[] not null,
+          constraint ${index('version_hour_pk')} primary key (endpoint_id, hour, version_id))`.execute(db)
+        await sql`create index ${index('version_hour_hour')} on ${sql.table('version_hour')} (hour)`.execute(db)
+        // A dense array per key from bucket rows: every bucket between the lowest and the highest.
+        const dense = (bucketRows: ReturnType<typeof sql>, keys: string[]) => {
+          const k = sql.join(keys.map((key) => sql.ref(key)))
+          const on = sql.join(keys.map((key) => sql`b.${sql.ref(key)} = r.${sql.ref(key)}`), sql` and `)
+          return sql`with b as (select ${k}, bucket, sum(hits) as hits from (${bucketRows}) as source group by ${k}, bucket),
+            r as (select ${k}, min(bucket) as lo, max(bucket) as hi from b group by ${k})
+            select ${sql.join(keys.map((key) => sql`r.${sql.ref(key)}`))}, r.lo as sketch_offset,
+              array_agg(coalesce(b.hits, 0) order by g) as sketch
+            from r cross join generate_series(r.lo::integer, r.hi::integer) as g left join b on ${on} and b.bucket = g
+            group by ${sql.join(keys.map((key) => sql`r.${sql.ref(key)}`))}, r.lo`
+        }
+        const hourCounts = sql`select endpoint_id, hour, sum(hits) as hits,
+            coalesce(sum(hits) filter (where status_code between 400 and 499), 0) as client_errors,
+            coalesce(sum(hits) filter (where status_code >= 500), 0) as server_errors, sum(duration_sum) as duration_sum
+          from ${sql.table('request_hour')} group by 1, 2`
+        // the hourly counts and the hourly sketches were written in the same transactions: an hour has both or neither
+        await sql`insert into ${sql.table('endpoint_hour')} (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+          select c.endpoint_id, c.hour, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+          from (${hourCounts}) as c join (${dense(sql`select endpoint_id, hour, bucket, hits from ${sql.table('duration_hour')}`, ['endpoint_id', 'hour'])}) as s
+            on s.endpoint_id = c.endpoint_id and s.hour = c.hour`.execute(db)
+        await sql`insert into ${sql.table('version_hour')} (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
+          select s.endpoint_id, s.hour, s.version_id, (select sum(x) from unnest(s.sketch) as x), s.sketch_offset, s.sketch
+          from (${dense(sql`select endpoint_id, hour, version_id, bucket, hits from ${sql.table('duration_hour')}`, ['endpoint_id', 'hour', 'version_id'])}) as s`.execute(db)
+        // days and months from the daily sketches (kept as long as the hours), counts from the hours
+        for (const [table, period, trunc] of [['endpoint_day', 'day', 'day'], ['endpoint_month', 'month', 'month']] as const) {
+          const of = (column: string) => sql`date_trunc(${sql.lit(trunc)}, ${sql.ref(column)})::date`
+          await sql`insert into ${sql.table(table)} (endpoint_id, ${sql.ref(period)}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+            select c.endpoint_id, c.p, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+            from (select endpoint_id, ${of('utc')} as p, sum(hits) as hits, sum(client_errors) as client_errors,
+                sum(server_errors) as server_errors, sum(duration_sum) as duration_sum
+              from (select *, hour at time zone 'UTC' as utc from ${sql.table('endpoint_hour')}) as h group by 1, 2) as c
+            join (${dense(sql`select endpoint_id, ${of('day')} as p, bucket, hits from ${sql.table('duration_day')}`, ['endpoint_id', 'p'])}) as s
+              on s.endpoint_id = c.endpoint_id and s.p = c.p`.execute(db)
+        }
+        await db.schema.dropTable('duration_hour').execute()
+        await db.schema.dropTable('duration_day').execute()
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        // the per-version hourly sketches hold everything the bucket rows did
+        await sql`create table ${sql.table('duration_hour')} (endpoint_id integer not null, hour timestamptz not null, version_id integer not null,
+          bucket smallint not null, hits bigint not null, constraint ${index('duration_hour_pk')} primary key (endpoint_id, hour, version_id, bucket))`.execute(db)
+        await sql`create index ${index('duration_hour_hour')} on ${sql.table('duration_hour')} (hour)`.execute(db)
+        await sql`create table ${sql.table('duration_day')} (endpoint_id integer not null, day date not null, version_id integer not null,
+          bucket smallint not null, hits bigint not null, constraint ${index('duration_day_pk')} primary key (endpoint_id, day, version_id, bucket))`.execute(db)
+        await sql`insert into ${sql.table('duration_hour')} (endpoint_id, hour, version_id, bucket, hits)
+          select v.endpoint_id, v.hour, v.version_id, v.sketch_offset + u.i - 1, u.c
+          from ${sql.table('version_hour')} v cross join lateral unnest(v.sketch) with ordinality as u(c, i) where u.c > 0`.execute(db)
+        await sql`insert into ${sql.table('duration_day')} (endpoint_id, day, version_id, bucket, hits)
+          select endpoint_id, (hour at time zone 'UTC')::date, version_id, bucket, sum(hits) from ${sql.table('duration_hour')} group by 1, 2, 3, 4`.execute(db)
+        for (const table of ['version_hour', 'endpoint_month', 'endpoint_day', 'endpoint_hour']) await db.schema.dropTable(table).execute()
+      }
+    },
+    // Issue #16. Custom graphs: one row per graph and scheduled tick. The row is inserted (claimed) before
+    // the user's function runs, so processes sharing one database run each tick once: the primary key
+    // lets exactly one insert win. Load-test runs: the window a `load` command drove, by its tag, and
+    // autocannon's own figures, so reports compare two runs from what the plugin recorded server-side.
+    '0010_custom_graphs_and_load_runs': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('graph')
+          .addColumn('name', 'text', (col) => col.primaryKey())
+          .addColumn('schedule', 'text', (col) => col.notNull())
+          .addColumn('updated_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('graph_run')
+          .addColumn('graph', 'text', (col) => col.notNull())
+          .addColumn('tick', 'timestamptz', (col) => col.notNull())
+          .addColumn('value', 'double precision')
+          .addColumn('error', 'text')
+          .addColumn('duration_ms', 'double precision')
+          .addColumn('instance_id', 'integer')
+          .addPrimaryKeyConstraint(`${prefix}graph_run_pkey`, ['graph', 'tick'])
+          .execute()
+        await sql`create index ${index('graph_run_tick')} on ${sql.table('graph_run')} (tick)`.execute(db)
+        await db.schema.createTable('load_run')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('tag', 'text', (col) => col.notNull())
+          .addColumn('url', 'text', (col) => col.notNull())
+          .addColumn('started_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('ended_at', 'timestamptz', (col) => col.notNull())
+          .addColumn('connections', 'integer', (col) => col.notNull())
+          .addColumn('summary', 'jsonb', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('load_run_tag')} on ${sql.table('load_run')} (tag, started_at)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.dropTable('load_run').ifExists().execute()
+        await db.schema.dropTable('graph_run').ifExists().execute()
+        await db.schema.dropTable('graph').ifExists().execute()
+      }
+    },
+    // The test monitor: per CI build, the app's tests and the endpoints each one reached. A build's
+    // runs (`--repeat`) arrive as batches; the batch row makes a retried upload a no-op.
+    '0012_test_monitor': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await db.schema.createTable('test_build')
+          .addColumn('id', 'integer', (col) => col.primaryKey().generatedByDefaultAsIdentity())
+          .addColumn('build', 'text', (col) => col.notNull().unique())
+          .addColumn('commit_sha', 'text')
+          .addColumn('branch', 'text')
+          .addColumn('created_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .execute()
+        await db.schema.createTable('test_batch')
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          .addColumn('submitted_at', 'timestamptz', (col) => col.notNull().defaultTo(sql`now()`))
+          .addPrimaryKeyConstraint(`${prefix}test_batch_pk`, ['build_id', 'batch'])
+          .execute()
+        await db.schema.createTable('test_run')
+          .addColumn('id', 'bigint', (col) => col.primaryKey().generatedAlwaysAsIdentity())
+          .addColumn('build_id', 'integer', (col) => col.notNull().references('test_build.id').onDelete('cascade'))
+          .addColumn('batch', 'text', (col) => col.notNull())
+          .addColumn('repeat', 'integer', (col) => col.notNull())
+          // the test's position in its batch: ties its hits to it within the one insert statement
+          .addColumn('ordinal', 'integer', (col) => col.notNull())
+          .addColumn('file', 'text', (col) => col.notNull())
+          .addColumn('name', 'text', (col) => col.notNull())
+          .addColumn('duration_ms', 'float8', (col) => col.notNull())
+          .addColumn('outcome', 'text', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_run_build')} on ${sql.table('test_run')} (build_id)`.execute(db)
+        await db.schema.createTable('test_hit')
+          .addColumn('test_run_id', 'bigint', (col) => col.notNull().references('test_run.id').onDelete('cascade'))
+          .addColumn('method', 'text', (col) => col.notNull())
+          .addColumn('route', 'text', (col) => col.notNull())
+          .addColumn('status_code', 'smallint', (col) => col.notNull())
+          .addColumn('requests', 'integer', (col) => col.notNull())
+          .addColumn('total_ms', 'float8', (col) => col.notNull())
+          .addColumn('max_ms', 'float8', (col) => col.notNull())
+          .execute()
+        await sql`create index ${index('test_hit_run')} on ${sql.table('test_hit')} (test_run_id)`.execute(db)
+        await sql`create index ${index('test_hit_route')} on ${sql.table('test_hit')} (method, route)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['test_hit', 'test_run', 'test_batch', 'test_build']) await db.schema.dropTable(table).execute()
+      }
     }
   }
 }

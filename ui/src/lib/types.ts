@@ -47,3 +47,8 @@ export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'pr
 import type { GroupedNode, GroupedProfile as MergedProfile, ProfileSummary } from '../../../lib/queries/profiles.js'
 export type GroupedProfile = MergedProfile & { latest: Array<Json<ProfileSummary>> }
 export type { GroupedNode }
+
+import type { EndpointCoverage, EndpointTest, TestBuildSummary } from '../../../lib/queries/tests.js'
+export type TestBuild = Json<TestBuildSummary>
+export interface TestCoverage { build: string | null, endpoints: EndpointCoverage[] }
+export interface EndpointTests { builds: string[], tests: EndpointTest[] }

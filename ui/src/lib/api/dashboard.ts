@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions } from '../types.js'
+import type { GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
 
 export interface Range { from: string, to: string, tz: string }
 
@@ -20,6 +20,12 @@ export const dashboard = {
   outlier: async (id: string) => await request<OutlierDetail>(`/outliers/${id}`),
   profile: async (id: number, n: number, libraries: 'fold' | 'expand') => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n, libraries })}`),
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } })
+}
+
+export const tests = {
+  builds: async () => await request<{ builds: TestBuild[] }>('/tests/builds'),
+  coverage: async (build?: string) => await request<TestCoverage>(`/tests/coverage${query({ build })}`),
+  endpoint: async (method: string, route: string) => await request<EndpointTests>(`/tests/endpoint${query({ method, route })}`)
 }
 
 export const admin = {

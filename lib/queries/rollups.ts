@@ -1,0 +1,27 @@
+import { sql, type RawBuilder } from 'kysely'
+import { GRAINS, coveringParts } from '../db/rollup.js'
+
+const TABLE_OF = Object.fromEntries(GRAINS.map((g) => [g.grain, g]))
+
+/**
+ * SQL: the per-endpoint rollup rows (`endpoint_hour`, `endpoint_day`, `endpoint_month`) that cover the
+ * hours starting in [from, to) exactly, coarsest first (see {@link coveringParts}), as one `union all`
+ * of `select <columns> from <table> where <period in part>`; undefined when no hour is in the window.
+ * `columns` may name any column the three tables share (they differ only in the period's name).
+ *
+ * ### Examples
+ * ```ts
+ * const source = endpointRollups(range.from, range.to, sql`endpoint_id as k, sketch_offset, sketch`)
+ * const byEndpoint = source === undefined ? new Map() : await latencyHistograms<number>(db, source)
+ * ```
+ */
+export function endpointRollups (from: Date, to: Date, columns: RawBuilder<unknown>, nowMs = Date.now()): RawBuilder<unknown> | undefined {
+  const parts = coveringParts(from.getTime(), to.getTime(), nowMs)
+  if (parts.length === 0) return undefined
+  return sql.join(parts.map((part) => {
+    const { table, column } = TABLE_OF[part.grain]!
+    const bound = (ms: number) => part.grain === 'hour' ? sql`${new Date(ms)}::timestamptz` : sql`${new Date(ms).toISOString().slice(0, 10)}::date`
+    const upper = part.to === undefined ? sql`` : sql`and ${sql.ref(column)} < ${bound(part.to)}`
+    return sql`select ${columns} from ${sql.table(table)} where ${sql.ref(column)} >= ${bound(part.from)} ${upper}`
+  }), sql` union all `)
+}

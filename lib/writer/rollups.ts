@@ -1,0 +1,122 @@
+/**
+ * A batch's share of the rollups, added up in the writer's thread: a batch of thousands of requests
+ * usually falls in one hour, so it becomes a few rows per endpoint and grain, and the database only
+ * merges those into the stored ones (it no longer groups every raw row of the batch itself).
+ */
+import { GRAINS, SketchBuilder, bucketOf, periodStart, type Grain, type Sketch } from '../db/rollup.js'
+
+/** Rows of one grain ready for one set-based upsert: one array per column. */
+export interface PeriodRows {
+  endpointId: number[]
+  /** Start of the UTC period in ms. */
+  periodMs: number[]
+  hits: number[]
+  clientErrors: number[]
+  serverErrors: number[]
+  durationSum: number[]
+  sketch: Sketch[]
+}
+
+/** `request_hour` rows: requests per endpoint, hour and status code (the version is the writer's own). */
+export interface StatusRows {
+  endpointId: number[]
+  hourMs: number[]
+  statusCode: number[]
+  hits: number[]
+  durationSum: number[]
+}
+
+export interface UnitRollups {
+  status: StatusRows
+  /** Per grain: hour, day, month (`endpoint_*`); the hourly rows also feed `version_hour`. */
+  periods: Record<Grain, PeriodRows>
+}
+
+interface PeriodAgg {
+  endpointId: number
+  periodMs: number
+  hits: number
+  clientErrors: number
+  serverErrors: number
+  durationSum: number
+  sketch: SketchBuilder
+}
+
+/** Up to 2^21 hours since 1970 (year 2209) beside the endpoint id, in one exact number. */
+const KEY_SPAN = 2 ** 21
+const HOUR_MS = 3_600_000
+
+/** Sums the rows of a batch (columns as the unit holds them) into rollup rows, sorted by key so concurrent writers lock in one order. */
+export function aggregateRollups (endpointId: readonly number[], timeMs: readonly number[], durationMs: readonly number[], statusCode: readonly number[]): UnitRollups {
+  const hours = new Map<number, PeriodAgg>()
+  const statuses = new Map<string, { endpointId: number, hourMs: number, statusCode: number, hits: number, durationSum: number }>()
+  for (let i = 0; i < endpointId.length; i++) {
+    const endpoint = endpointId[i]!
+    const hourMs = Math.floor(timeMs[i]! / HOUR_MS) * HOUR_MS
+    const key = endpoint * KEY_SPAN + hourMs / HOUR_MS
+    let agg = hours.get(key)
+    if (agg === undefined) {
+      agg = { endpointId: endpoint, periodMs: hourMs, hits: 0, clientErrors: 0, serverErrors: 0, durationSum: 0, sketch: new SketchBuilder() }
+      hours.set(key, agg)
+    }
+    const status = statusCode[i]!
+    const duration = durationMs[i]!
+    agg.hits++
+    if (status >= 500) agg.serverErrors++
+    else if (status >= 400) agg.clientErrors++
+    agg.durationSum += duration
+    agg.sketch.add(bucketOf(duration))
+    const statusKey = `${key}:${status}`
+    const counted = statuses.get(statusKey)
+    if (counted === undefined) statuses.set(statusKey, { endpointId: endpoint, hourMs, statusCode: status, hits: 1, durationSum: duration })
+    else { counted.hits++; counted.durationSum += duration }
+  }
+  const periods = {} as Record<Grain, PeriodRows>
+  let finer = [...hours.values()]
+  for (const { grain } of GRAINS) {
+    let aggs = finer
+    if (grain !== 'hour') {
+      // coarser grains add up the finer rows: a batch rarely spans more than one hour
+      const byKey = new Map<string, PeriodAgg>()
+      for (const row of finer) {
+        const periodMs = periodStart(grain, row.periodMs)
+        const key = `${row.endpointId}:${periodMs}`
+        const agg = byKey.get(key)
+        if (agg === undefined) {
+          const sketch = new SketchBuilder()
+          sketch.addAll(row.sketch)
+          byKey.set(key, { ...row, periodMs, sketch })
+        } else {
+          agg.hits += row.hits
+          agg.clientErrors += row.clientErrors
+          agg.serverErrors += row.serverErrors
+          agg.durationSum += row.durationSum
+          agg.sketch.addAll(row.sketch)
+        }
+      }
+      aggs = [...byKey.values()]
+    }
+    aggs.sort((a, b) => a.endpointId - b.endpointId || a.periodMs - b.periodMs)
+    periods[grain] = {
+      endpointId: aggs.map((a) => a.endpointId),
+      periodMs: aggs.map((a) => a.periodMs),
+      hits: aggs.map((a) => a.hits),
+      clientErrors: aggs.map((a) => a.clientErrors),
+      serverErrors: aggs.map((a) => a.serverErrors),
+      durationSum: aggs.map((a) => a.durationSum),
+      sketch: aggs.map((a) => a.sketch.toSketch())
+    }
+    finer = aggs
+  }
+  const status = [...statuses.values()].sort((a, b) => a.endpointId - b.endpointId || a.hourMs - b.hourMs || a.statusCode - b.statusCode)
+  return {
+    status: {
+      endpointId: status.map((s) => s.endpointId),
+      hourMs: status.map((s) => s.hourMs),
+      statusCode: status.map((s) => s.statusCode),
+      hits: status.map((s) => s.hits),
+      durationSum: status.map((s) => s.durationSum)
+    },
+    periods
+  }
+}

@@ -1,0 +1,130 @@
+import t from 'tap'
+import Fastify, { type FastifyInstance } from 'fastify'
+import monitor, { type MonitorOptions } from '../lib/index.js'
+import { insertRequests, type SeedRequest } from '../lib/db/seed.js'
+import { buildReport } from '../lib/queries/reports.js'
+import { parseSelector } from '../lib/reports/selector.js'
+import { mannWhitneyU, ksTwoSample } from '../lib/reports/stats.js'
+import { DIALECTS, backend, until } from './helpers.js'
+import { logNormal, seeded } from './random.js'
+
+// Issue #16 reports: known synthetic latencies. Version v2 is 20% slower on /slower only, fails more on
+// /failing only, and is the same distribution (other draws) on /same; two days with the same
+// distribution are compared as ranges. Only the changed endpoints may be flagged.
+const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
+const HOUR_MS = 3_600_000
+const PER_SIDE = 400
+
+async function reportApp (options: MonitorOptions): Promise<FastifyInstance> {
+  const app = Fastify()
+  await app.register(monitor, { flushIntervalMs: 20, appVersion: 'live', metrics: false, dashboard: { users: [ADMIN], sessionSecret: 's'.repeat(40) }, ...options })
+  for (const route of ['/slower', '/same', '/failing', '/quiet']) app.get(route, async () => 'ok')
+  await app.ready()
+  await app.monitor.ready
+  await until(async () => (await app.monitor.db.selectFrom('endpoint').select('id').execute()).length >= 4)
+  return app
+}
+
+async function ids (app: FastifyInstance): Promise<Record<string, number>> {
+  const rows = await app.monitor.db.selectFrom('endpoint').select(['id', 'route']).execute()
+  return Object.fromEntries(rows.map((row) => [row.route, row.id]))
+}
+
+export function syntheticRequests (endpoint: Record<string, number>, start: number): SeedRequest[] {
+  const random = seeded(16)
+  const rows: SeedRequest[] = []
+  for (const version of ['v1', 'v2']) {
+    // v1 over the first 12 hours, v2 over the next 12: the same hours of the day do not matter here
+    const base = start + (version === 'v1' ? 0 : 12 * HOUR_MS)
+    for (let i = 0; i < PER_SIDE; i++) {
+      const time = new Date(base + i * (12 * HOUR_MS / PER_SIDE))
+      const slower = version === 'v2' ? 1.2 : 1
+      rows.push({ endpointId: endpoint['/slower']!, time, durationMs: logNormal(random, 40, 0.3) * slower, statusCode: 200, version })
+      rows.push({ endpointId: endpoint['/same']!, time, durationMs: logNormal(random, 40, 0.3), statusCode: 200, version })
+      // 2% of v1's and 12% of v2's responses are 500s; latency unchanged
+      const failRate = version === 'v2' ? 0.12 : 0.02
+      rows.push({ endpointId: endpoint['/failing']!, time, durationMs: logNormal(random, 15, 0.3), statusCode: random() < failRate ? 500 : 200, version })
+      if (i < 5) rows.push({ endpointId: endpoint['/quiet']!, time, durationMs: 5, statusCode: 200, version })
+    }
+  }
+  return rows
+}
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: a report flags the changed endpoints only, with the p-values of the rows stored`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const app = await reportApp(store.options)
+    t.teardown(() => app.close())
+    const endpoint = await ids(app)
+    const start = Date.UTC(2026, 10, 20)
+    const rows = syntheticRequests(endpoint, start)
+    await insertRequests(app.monitor.db, rows)
+
+    const report = await buildReport(app.monitor.db, { kind: 'version', version: 'v1' }, { kind: 'version', version: 'v2' })
+    const byRoute = Object.fromEntries(report.endpoints.map((e) => [e.route, e]))
+    t.equal(byRoute['/slower']!.verdict, 'regression', `20% slower is a regression: ${byRoute['/slower']!.reasons.join('; ')}`)
+    t.equal(byRoute['/same']!.verdict, 'no change', `the same distribution is not flagged (p = ${byRoute['/same']!.mannWhitney?.p})`)
+    t.equal(byRoute['/failing']!.verdict, 'regression', `2% → 12% 5xx is a regression: ${byRoute['/failing']!.reasons.join('; ')}`)
+    t.match(byRoute['/failing']!.reasons.join(), /5xx share/)
+    t.equal(byRoute['/quiet']!.verdict, 'insufficient data', '5 requests a side are too few')
+    t.same(report.summary, { regressions: 2, improvements: 0, unchanged: 1, insufficient: 1 })
+    t.same(report.endpoints.slice(0, 2).map((e) => e.verdict), ['regression', 'regression'], 'flagged rows first')
+    const shift = byRoute['/slower']!.shift!
+    t.ok(shift.low > 0 && shift.low < 8 && shift.high > 8, `the Hodges–Lehmann interval [${shift.low}, ${shift.high}] ms holds the true shift of ≈ 8 ms`)
+
+    // the p-values are those of the stored rows (what the query read is what was stored)
+    const durations = (route: string, version: string): number[] => rows.filter((r) => r.endpointId === endpoint[route] && r.version === version && r.statusCode < 500).map((r) => r.durationMs)
+    for (const route of ['/slower', '/same']) {
+      const expected = mannWhitneyU(durations(route, 'v1'), durations(route, 'v2'))
+      t.ok(Math.abs(byRoute[route]!.mannWhitney!.p - expected.p) <= 1e-9 * expected.p, `${route}: Mann–Whitney p ${byRoute[route]!.mannWhitney!.p} is that of the seeded values`)
+      t.equal(byRoute[route]!.ks!.d, ksTwoSample(durations(route, 'v1'), durations(route, 'v2')).d)
+    }
+
+    // swapped: the same change is an improvement
+    const back = await buildReport(app.monitor.db, { kind: 'version', version: 'v2' }, { kind: 'version', version: 'v1' })
+    t.equal(back.endpoints.find((e) => e.route === '/slower')!.verdict, 'improvement')
+
+    // ranges: the first and second six hours of v1 are the same distribution
+    const range = (from: number, to: number) => ({ kind: 'range' as const, from: new Date(start + from * HOUR_MS), to: new Date(start + to * HOUR_MS) })
+    const same = await buildReport(app.monitor.db, range(0, 6), range(6, 12))
+    t.equal(same.summary.regressions + same.summary.improvements, 0, 'two windows of one distribution: nothing flagged')
+    const across = await buildReport(app.monitor.db, range(0, 12), range(12, 24))
+    t.equal(across.endpoints.find((e) => e.route === '/slower')!.verdict, 'regression', 'the same change found between windows')
+
+    // a cap on the rows read per side keeps the latest ones and says so
+    const capped = await buildReport(app.monitor.db, { kind: 'version', version: 'v1' }, { kind: 'version', version: 'v2' }, undefined, 100)
+    t.ok(capped.endpoints.find((e) => e.route === '/same')!.limited)
+    t.equal(capped.endpoints.find((e) => e.route === '/same')!.candidate.hits, 100)
+
+    // the API: the same report, errors for bad or unknown selections, a session required
+    const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: ADMIN.username, password: ADMIN.password } })
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!
+    const api = async (query: string) => await app.inject({ url: `/dashboard/api/reports?${query}`, headers: { cookie } })
+    const res = await api('baseline=version:v1&candidate=version:v2')
+    t.equal(res.statusCode, 200)
+    const body = res.json()
+    t.same(body.summary, report.summary)
+    t.same(body.baseline, { label: 'version:v1', from: null, to: null })
+    t.equal(body.endpoints[0].verdict, 'regression')
+    const windows = await api(`baseline=range:${new Date(start).toISOString()}/${new Date(start + 6 * HOUR_MS).toISOString()}&candidate=range:${new Date(start + 6 * HOUR_MS).toISOString()}/${new Date(start + 12 * HOUR_MS).toISOString()}`)
+    t.equal(windows.json().baseline.from, new Date(start).toISOString())
+    t.equal((await api('baseline=version:v1&candidate=version:nope')).statusCode, 404)
+    t.match((await api('baseline=version:v1&candidate=version:nope')).json().error, /no requests of version "nope"/)
+    t.equal((await api('baseline=bogus&candidate=version:v2')).statusCode, 400)
+    t.equal((await api('baseline=range:2026-01-02T00:00:00Z/2026-01-01T00:00:00Z&candidate=version:v2')).statusCode, 400)
+    t.equal((await api('baseline=version:v1&candidate=version:v2&alpha=0.9')).statusCode, 400)
+    t.equal((await app.inject({ url: '/dashboard/api/reports?baseline=version:v1&candidate=version:v2' })).statusCode, 401)
+  })
+}
+
+t.test('selectors', async (t) => {
+  const now = new Date('2026-11-26T15:00:00Z') // a Thursday
+  t.same(parseSelector('version:1.5.0'), { kind: 'version', version: '1.5.0' })
+  t.same(parseSelector('run:baseline'), { kind: 'run', tag: 'baseline' })
+  t.same(parseSelector('yesterday', now), { kind: 'range', from: new Date('2026-11-25T00:00:00Z'), to: new Date('2026-11-26T00:00:00Z') })
+  t.same(parseSelector('last-week', now), { kind: 'range', from: new Date('2026-11-16T00:00:00Z'), to: new Date('2026-11-23T00:00:00Z') })
+  t.same(parseSelector('this-week', now), { kind: 'range', from: new Date('2026-11-23T00:00:00Z'), to: now })
+  t.ok(parseSelector('range:x/y') instanceof Error)
+  t.ok(parseSelector('version:') instanceof Error)
+})
