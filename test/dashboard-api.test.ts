@@ -190,6 +190,13 @@ for (const dialect of DIALECTS) {
     t.equal(config.body.version, 'v-live')
     t.equal(config.body.database, dialect)
     t.ok(config.body.tables.some((table: { table: string }) => table.table === 'request'))
+    // a real figure on PGlite (no statistics: reltuples stays -1) and on a server before its first ANALYZE
+    const counted = await app.monitor.db.selectFrom('request').select(({ fn }) => fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+    const endpoints = await app.monitor.db.selectFrom('endpoint').select(({ fn }) => fn.countAll<string>().as('n')).executeTakeFirstOrThrow()
+    const tableRow = (name: string): { rows: number, rowsEstimated: boolean } => config.body.tables.find((table: { table: string }) => table.table === name)
+    t.equal(tableRow('request').rows, Number(counted.n), 'request rows: the exact count of a small table')
+    t.equal(tableRow('request').rowsEstimated, false, 'labelled exact')
+    t.equal(tableRow('endpoint').rows, Number(endpoints.n), 'endpoint rows too')
     const cutoff = new Date(todayStart - 10 * DAY_MS).toISOString()
     const deleted = await app.inject({ method: 'POST', url: '/dashboard/api/retention/delete', headers: { cookie: admin.cookie, 'x-csrf-token': admin.csrf }, payload: { before: cutoff } })
     t.equal(deleted.statusCode, 200)

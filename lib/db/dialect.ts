@@ -40,11 +40,15 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
     return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres' }
   }
   const { PGlite } = await import('@electric-sql/pglite')
+  // PostgreSQL's server defaults size a shared machine; PGlite serves one process, and every page it
+  // touches stays in its WebAssembly memory (which never shrinks). See bench/memory.js for the figures.
+  const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB', '-c', 'wal_buffers=1MB']
   const { PGliteDialect } = await import('kysely-pglite-dialect')
   // with assets (memory:// only) nothing is compiled, and a snapshot skips initdb and the migrations
   const pglite = await PGlite.create(options.database.dataDir, assets === undefined
-    ? {}
+    ? { startParams: PGLITE_START_PARAMS }
     : {
+        startParams: PGLITE_START_PARAMS,
         pgliteWasmModule: assets.pgliteWasmModule,
         initdbWasmModule: assets.initdbWasmModule,
         fsBundle: new Blob([assets.fsBundle]),

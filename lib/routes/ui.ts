@@ -28,13 +28,18 @@ export async function uiRoutes (app: FastifyInstance, prefix: string): Promise<v
   await app.register(fastifyStatic, {
     root,
     prefix: '/',
-    index: 'index.html',
+    // a list: with preCompressed, @fastify/static looks the index up only in a list (a string answers 404)
+    index: ['index.html'],
     wildcard: true,
     decorateReply: false,
+    // the build writes .br and .gz beside each asset (ui/vite.config.ts): sent to clients that accept them
+    preCompressed: true,
+    // the static plugin's own `public, max-age=0` would replace the header set below
+    cacheControl: false,
     // index.html must be revalidated so a new build is picked up; hashed assets can be cached
     setHeaders: (res, path) => {
       for (const [name, value] of Object.entries(SECURITY_HEADERS)) res.setHeader(name, value)
-      res.setHeader('cache-control', path.endsWith('index.html') ? 'no-cache' : 'public, max-age=31536000, immutable')
+      res.setHeader('cache-control', /index\.html(\.br|\.gz)?$/.test(path) ? 'no-cache' : 'public, max-age=31536000, immutable')
     },
     routeConfig: config
   } as Parameters<typeof fastifyStatic>[1])

@@ -1,5 +1,6 @@
 import { route } from './route.svelte.js'
 import type { Range } from '../api/dashboard.js'
+import { localDayRange, startOfToday } from '../time.js'
 
 const DAY_MS = 86_400_000
 export const browserTimeZone = Intl.DateTimeFormat().resolvedOptions().timeZone
@@ -12,16 +13,10 @@ export function currentRange (now = Date.now()): Range & { name: RangeName } {
   const name = (route.params.range ?? '7d') as RangeName
   const to = new Date(now + 60_000)
   if (name === 'custom' && route.params.from !== undefined && route.params.to !== undefined) {
+    // whole local days (YYYY-MM-DD, the "To" day included) in the chosen zone; older links carry instants
+    if (!route.params.from.includes('T')) return { name, tz, ...localDayRange(route.params.from, route.params.to, tz) }
     return { name, tz, from: new Date(route.params.from).toISOString(), to: new Date(route.params.to).toISOString() }
   }
   const days = name === 'today' ? 0 : name === '30d' ? 29 : 6
-  return { name, tz, from: new Date(startOfLocalDay(now, tz) - days * DAY_MS).toISOString(), to: to.toISOString() }
-}
-
-/** Midnight of today in `tz`, in ms (found by asking Intl what the local time is now). */
-function startOfLocalDay (now: number, tz: string): number {
-  const parts = Object.fromEntries(new Intl.DateTimeFormat('en-US', { timeZone: tz, hourCycle: 'h23', hour: 'numeric', minute: 'numeric', second: 'numeric' })
-    .formatToParts(new Date(now)).map((p) => [p.type, p.value]))
-  const sinceMidnight = (Number(parts.hour) * 3600 + Number(parts.minute) * 60 + Number(parts.second)) * 1000
-  return now - sinceMidnight - (now % 1000)
+  return { name, tz, from: new Date(startOfToday(now, tz) - days * DAY_MS).toISOString(), to: to.toISOString() }
 }
