@@ -15,6 +15,11 @@ export interface EndpointState {
    * endpoint runs, which its stack samples are attributed by.
    */
   hooks: readonly RouteFunction[]
+  /**
+   * The route's own handler, as given (the request sees the plugin's wrapper, whose code is the same
+   * for every route); undefined for a route registered before the plugin, whose handler is its own.
+   */
+  handler: RouteFunction | undefined
 }
 
 /** A handler or hook of a route. */
@@ -68,7 +73,7 @@ export class EndpointRegistry {
     const key = `${method} ${route}`
     let state = this.#byKey.get(key)
     if (state === undefined) {
-      state = { index: this.list.length, method, route, level: this.#defaultLevel, groupByFailed: false, hooks: [] }
+      state = { index: this.list.length, method, route, level: this.#defaultLevel, groupByFailed: false, hooks: [], handler: undefined }
       this.list.push(state)
       this.#byKey.set(key, state)
     }
@@ -93,6 +98,7 @@ export class EndpointRegistry {
         endpoints ??= {}
         const endpoint = this.add(method, routeOptions.url)
         endpoint.hooks = routeHooks(routeOptions)
+        endpoint.handler = routeOptions.handler as RouteFunction
         endpoints[method] = endpoint
       }
     }

@@ -146,7 +146,7 @@ export class OutlierRecorder {
   /** The code keys of what a request of this endpoint runs: its handler and the route's own hooks. */
   #codeOf (endpoint: EndpointState, request: FastifyRequest): Set<CodeKey> {
     const keys = new Set<CodeKey>()
-    const functions: unknown[] = [request.routeOptions.handler, ...endpoint.hooks]
+    const functions: unknown[] = [endpoint.handler ?? request.routeOptions.handler, ...endpoint.hooks]
     for (const fn of functions) {
       const key = typeof fn === 'function' ? this.#sampler.locate(fn as RouteFunction) : undefined
       if (key !== undefined) keys.add(key)

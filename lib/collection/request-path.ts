@@ -19,8 +19,6 @@ const RESPONSE_FINISH = 'http.server.response.finish'
 const kStartMs = Symbol('fastify-monitoring-dashboard.startMs')
 /** The request's endpoint, set by the route's wrapped handler: `null` until then, `false` when its method is not monitored. */
 const kEndpoint = Symbol('fastify-monitoring-dashboard.endpoint')
-/** The user's handler behind our wrapper, so a route copied by Fastify (HEAD for GET) is wrapped once, not twice. */
-const kWrapped = Symbol('fastify-monitoring-dashboard.wrapped')
 
 type MonitoredReply = FastifyReply & {
   [kStartMs]: number
@@ -28,6 +26,9 @@ type MonitoredReply = FastifyReply & {
   [kHandlerStartMs]: number
   [kHandlerEndMs]: number
 }
+/** The user's handler behind our wrapper, so a route copied by Fastify (HEAD for GET) is wrapped once, not twice. */
+const kWrapped = Symbol('fastify-monitoring-dashboard.wrapped')
+
 type Handler = RouteOptions['handler'] & { [kWrapped]?: RouteOptions['handler'] }
 
 interface FinishMessage { request: IncomingMessage, socket: Socket }

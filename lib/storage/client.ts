@@ -61,7 +61,7 @@ function workerUrl (): URL {
 }
 
 /** True when `built` exists and is newer than every `.ts` file under `sources`. */
-function buildIsCurrent (built: URL, sources: URL): boolean {
+export function buildIsCurrent (built: URL, sources: URL): boolean {
   let builtMs: number
   try { builtMs = statSync(built).mtimeMs } catch { return false }
   const dir = fileURLToPath(sources)
