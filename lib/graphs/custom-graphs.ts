@@ -1,3 +1,4 @@
+import { isTimeZone } from '../queries/range.js'
 import { createTask, validate as validCron, type ScheduledTask } from 'node-cron'
 import { sql, type Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
@@ -51,16 +52,6 @@ export interface GraphDeps {
   ready: Promise<void>
   /** This process's instance token (its row in `instance` names the process that ran a tick). */
   instanceToken: string
-}
-
-function isTimeZone (tz: string): boolean {
-  try {
-    // eslint-disable-next-line no-new
-    new Intl.DateTimeFormat('en-US', { timeZone: tz })
-    return true
-  } catch {
-    return false
-  }
 }
 
 /** Checks a graph's arguments; the message names what is wrong. */

@@ -21,3 +21,14 @@ export function localDate (at: RawBuilder<unknown>, tz: string): RawBuilder<stri
 export function localHour (at: RawBuilder<unknown>, tz: string): RawBuilder<number> {
   return sql<number>`extract(hour from ${at} at time zone ${tz})::int`
 }
+
+/** True for a time zone JavaScript knows (an IANA name such as Europe/Paris). */
+export function isTimeZone (tz: string): boolean {
+  try {
+    // eslint-disable-next-line no-new
+    new Intl.DateTimeFormat('en-US', { timeZone: tz })
+    return true
+  } catch {
+    return false
+  }
+}

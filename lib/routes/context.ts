@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { MonitorLevel, ResolvedDashboard } from '../options.js'
-import type { TimeRange } from '../queries/range.js'
+import { isTimeZone, type TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 
@@ -44,16 +44,6 @@ export const NOT_MONITORED = { monitor: false } as const
 /** A bad parameter the schema cannot express; answered 400 with its message. */
 export class BadRequest extends Error {
   statusCode = 400
-}
-
-function isTimeZone (tz: string): boolean {
-  try {
-    // eslint-disable-next-line no-new
-    new Intl.DateTimeFormat('en-US', { timeZone: tz })
-    return true
-  } catch {
-    return false
-  }
 }
 
 /**
