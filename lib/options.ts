@@ -282,7 +282,7 @@ const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
-const POSTGRES_URL = /^postgres(ql)?:\/\//
+export const POSTGRES_URL = /^postgres(ql)?:\/\//
 
 type Checked<T> = T | Error
 

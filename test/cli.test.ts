@@ -20,12 +20,17 @@ const run = promisify(execFile)
 
 async function cli (args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { maxBuffer: 16 << 20, env: { ...process.env, FMD_DATABASE: '' } })
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { maxBuffer: 16 << 20, env: { ...process.env, FASTIFY_MONITOR_DATABASE_URL: '' } })
     return { code: 0, stdout, stderr }
   } catch (err) {
     const e = err as { code: number, stdout: string, stderr: string }
     return { code: e.code, stdout: e.stdout, stderr: e.stderr }
   }
+}
+
+/** The exit code, with the command's stderr in the failure's diagnostics: a wrong code says why. */
+function exits (t: Test, result: { code: number, stderr: string }, code: number, message?: string): void {
+  t.equal(result.code, code, message ?? `exit ${code}`, { stderr: result.stderr })
 }
 
 async function seededApp (options: MonitorOptions): Promise<FastifyInstance> {
@@ -57,7 +62,7 @@ for (const dialect of DIALECTS) {
     const { common, start } = await seededDatabase(t, dialect)
 
     const regressed = await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2'])
-    t.equal(regressed.code, 1, 'exit 1: an endpoint regressed')
+    exits(t, regressed, 1, 'exit 1: an endpoint regressed')
     t.match(regressed.stdout, /GET \/slower .*REGRESSION/)
     t.match(regressed.stdout, /GET \/failing .*REGRESSION/)
     t.match(regressed.stdout, /GET \/same .*no change/)
@@ -70,26 +75,29 @@ for (const dialect of DIALECTS) {
 }
 
 async function optionMatrix (t: Test, common: string[], start: number): Promise<void> {
-  t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--fail-on', 'never'])).code, 0)
-  t.equal((await cli(['report', ...common, '--baseline', 'version:v2', '--candidate', 'version:v1'])).code, 0, 'improvements only: exit 0')
+  exits(t, await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--fail-on', 'never']), 0)
+  exits(t, await cli(['report', ...common, '--baseline', 'version:v2', '--candidate', 'version:v1']), 0, 'improvements only: exit 0')
   const range = (from: number, to: number): string => `range:${new Date(start + from * HOUR_MS).toISOString()}/${new Date(start + to * HOUR_MS).toISOString()}`
-  t.equal((await cli(['report', ...common, '--baseline', range(0, 6), '--candidate', range(6, 12)])).code, 0, 'the same distribution: exit 0')
+  exits(t, await cli(['report', ...common, '--baseline', range(0, 6), '--candidate', range(6, 12)]), 0, 'the same distribution: exit 0')
 
   const json = await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--json'])
-  t.equal(json.code, 1)
+  exits(t, json, 1)
   const parsed = JSON.parse(json.stdout) as { summary: { regressions: number }, endpoints: Array<{ route: string, verdict: string }> }
   t.equal(parsed.summary.regressions, 2)
   t.equal(parsed.endpoints[0]!.verdict, 'regression')
 
   const usage = await cli(['report', ...common, '--baseline', 'v1', '--candidate', 'version:v2'])
-  t.equal(usage.code, 2, 'a bad selector is a usage error')
+  exits(t, usage, 2, 'a bad selector is a usage error')
   t.match(usage.stderr, /--baseline "v1" must be version/)
-  t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v9'])).code, 2, 'an unknown version')
-  t.equal((await cli(['report', ...common, '--baseline', 'version:v1'])).code, 2, 'a missing side')
-  t.equal((await cli(['report', ...common, '--bogus'])).code, 2, 'an unknown option')
-  t.equal((await cli(['explode'])).code, 2)
+  exits(t, await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v9']), 2, 'an unknown version')
+  exits(t, await cli(['report', ...common, '--baseline', 'version:v1']), 2, 'a missing side')
+  exits(t, await cli(['report', ...common, '--bogus']), 2, 'an unknown option')
+  exits(t, await cli(['explode']), 2)
+  const prefix = await cli(['report', '--database', POSTGRES_URL, '--table-prefix', 'x;drop', '--baseline', 'today', '--candidate', 'yesterday'])
+  exits(t, prefix, 2, 'a table prefix the plugin would refuse is a usage error')
+  t.match(prefix.stderr, /"tablePrefix" option must match/)
   t.match((await cli(['--help'])).stderr, /report  compare two versions/, 'the report and test commands share one usage')
-  t.equal((await cli(['report', '--database', 'postgres://postgres@127.0.0.1:1/none', '--baseline', 'today', '--candidate', 'yesterday'])).code, 3, 'an unreachable database is a failure, not a verdict')
+  exits(t, await cli(['report', '--database', 'postgres://postgres@127.0.0.1:1/none', '--baseline', 'today', '--candidate', 'yesterday']), 3, 'an unreachable database is a failure, not a verdict')
 }
 
 // the page is the same whichever database the report read
@@ -98,7 +106,7 @@ if (DIALECTS.includes('postgres')) {
     const { common } = await seededDatabase(t, 'postgres')
 
     const html = join(tmpDir(), 'report.html')
-    t.equal((await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--html', html])).code, 1)
+    exits(t, await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--html', html]), 1)
     const browser = await launchChromium()
     t.teardown(async () => { await browser.close() })
     const page = await browser.newPage()
@@ -137,7 +145,7 @@ if (DIALECTS.includes('postgres')) {
     const figures = JSON.parse(baseline.stdout) as { tag: string, requests: number, latencyMs: { p50: number } }
     t.ok(figures.requests > 100, `${figures.requests} requests driven`)
     delayMs = 12
-    t.equal((await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'candidate'])).code, 0)
+    exits(t, await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'candidate']), 0)
     await app.monitor.flush()
     const runs = await app.monitor.db.selectFrom('load_run').select(['tag', 'started_at', 'ended_at']).orderBy('started_at').execute()
     t.same(runs.map((r) => r.tag), ['baseline', 'candidate'])
@@ -149,8 +157,8 @@ if (DIALECTS.includes('postgres')) {
     const page = readFileSync(html, 'utf8')
     t.match(page, /Load-test runs \(client side, autocannon\)/, 'the HTML report shows the runs\' own figures side by side')
     t.match(page, /baseline<br><small>baseline · http:\/\/127\.0\.0\.1/)
-    t.equal((await cli(['report', ...common, '--baseline', 'run:baseline', '--candidate', 'run:nope'])).code, 2, 'an unknown run tag')
-    t.equal((await cli(['load', ...common, '--url', 'ftp://x'])).code, 2)
-    t.equal((await cli(['load', ...common, '--url', url, '--duration', 'forever'])).code, 2)
+    exits(t, await cli(['report', ...common, '--baseline', 'run:baseline', '--candidate', 'run:nope']), 2, 'an unknown run tag')
+    exits(t, await cli(['load', ...common, '--url', 'ftp://x']), 2)
+    exits(t, await cli(['load', ...common, '--url', url, '--duration', 'forever']), 2)
   })
 }

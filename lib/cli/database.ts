@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { openDatabase } from '../db/dialect.js'
 import { migrateToLatest } from '../db/migrate.js'
-import { DEFAULT_DATA_DIR, DEFAULT_TABLE_PREFIX } from '../options.js'
+import { POSTGRES_URL, resolveOptions } from '../options.js'
 import { lockDataDir } from '../storage/lock.js'
 
 /** The monitoring database as the CLI opens it: a PostgreSQL URL or a PGlite data directory. */
@@ -12,17 +12,28 @@ export interface CliDatabase {
 }
 
 /**
- * Opens the database the plugin writes (`postgres://…`, or a PGlite directory, default the plugin's
- * own) and brings its schema up to date, as the plugin would. A PGlite directory is locked like the
- * plugin locks it: while the app runs on it, the CLI is refused (two processes would corrupt it).
+ * A one-shot command in a CI step may run on a loaded runner: it waits longer for a connection than
+ * the writer's thread, which retries instead (a `pg` connect timing out there was exit 3 here).
  */
-export async function openCliDatabase (database: string | undefined, tablePrefix = DEFAULT_TABLE_PREFIX): Promise<CliDatabase> {
-  const target = database ?? DEFAULT_DATA_DIR
-  const kind = /^postgres(ql)?:\/\//.test(target) ? 'postgres' : 'pglite'
-  const release = kind === 'pglite' ? await lockDataDir(target, 0) : () => {}
+const CLI_CONNECTION_TIMEOUT_MS = 30_000
+
+/**
+ * Opens the database the plugin writes (`postgres://…`, or a PGlite directory, default the plugin's
+ * own) and brings its schema up to date, as the plugin would. The URL, directory and table prefix are
+ * checked as the plugin's options are (an invalid prefix is a usage error naming `tablePrefix`). A
+ * PGlite directory is locked like the plugin locks it: while the app runs on it, the CLI is refused
+ * (two processes would corrupt it).
+ */
+export async function openCliDatabase (target: { database?: string, tablePrefix?: string }): Promise<CliDatabase> {
+  const { database, tablePrefix } = target
+  const isUrl = database !== undefined && POSTGRES_URL.test(database)
+  // the caller already chose between --database and the environment: nothing else is read here
+  const resolved = resolveOptions({ ...(isUrl ? { database } : { dataDir: database }), tablePrefix, dashboard: false, metrics: false }, {})
+  if (resolved instanceof Error) throw resolved
+  const release = resolved.database.kind === 'pglite' ? await lockDataDir(resolved.database.dataDir, 0) : () => {}
   try {
-    const opened = await openDatabase({ tablePrefix, database: kind === 'postgres' ? { kind, connectionString: target } : { kind, dataDir: target } })
-    await migrateToLatest(opened.rawDb, tablePrefix)
+    const opened = await openDatabase(resolved, { connectionTimeoutMs: CLI_CONNECTION_TIMEOUT_MS })
+    await migrateToLatest(opened.rawDb, resolved.tablePrefix)
     return { db: opened.db, close: async () => { try { await opened.rawDb.destroy() } finally { release() } } }
   } catch (err) {
     release()

@@ -8,7 +8,7 @@ import { parseArgs } from 'node:util'
 import { buildReport, type Report } from '../queries/reports.js'
 import { DEFAULT_THRESHOLDS, type ReportThresholds } from '../reports/compare.js'
 import { parseSelector, type Selector } from '../reports/selector.js'
-import { maskUrl } from '../options.js'
+import { DATABASE_ENV, maskUrl } from '../options.js'
 import { openCliDatabase } from './database.js'
 import { reportHtml, type LoadSummary, type RunFigures } from './html.js'
 
@@ -18,7 +18,7 @@ export const EXIT = { ok: 0, regression: 1, usage: 2, failure: 3 } as const
 export const REPORT_USAGE = `usage:
   fastify-monitoring-dashboard report --baseline <selector> --candidate <selector> [options]
       selectors: version:<v> | range:<ISO from>/<ISO to> | run:<tag> | today | yesterday | this-week | last-week
-      --database <postgres://… | PGlite directory>   (default $FMD_DATABASE, else ./.fastify-monitor)
+      --database <postgres://… | PGlite directory>   (default $FASTIFY_MONITOR_DATABASE_URL, else ./.fastify-monitor)
       --table-prefix <prefix>                          (default fmd_)
       --alpha <p> --min-change-pct <%> --min-change-ms <ms>
       --fail-on regression|never                       (default regression: exit 1 when an endpoint regressed)
@@ -106,9 +106,9 @@ async function report (args: string[]): Promise<number> {
     minChangePct: number('min-change-pct', values['min-change-pct'], DEFAULT_THRESHOLDS.minChangePct),
     minChangeMs: number('min-change-ms', values['min-change-ms'], DEFAULT_THRESHOLDS.minChangeMs)
   }
-  const database = values.database ?? process.env.FMD_DATABASE
+  const database = values.database ?? process.env[DATABASE_ENV]
   progress(`opening ${database === undefined ? 'the PGlite directory ./.fastify-monitor' : maskUrl(database)}…`)
-  const { db, close } = await openCliDatabase(database, values['table-prefix'])
+  const { db, close } = await openCliDatabase({ database, tablePrefix: values['table-prefix'] })
   try {
     progress('reading both sides and testing every endpoint…')
     const result = await buildReport(db, baseline, candidate, thresholds)
@@ -176,9 +176,9 @@ async function load (args: string[]): Promise<number> {
   if (!Number.isInteger(connections) || connections < 1) throw new UsageError('--connections must be a positive integer')
   const tag = values.tag ?? new Date().toISOString()
   const autocannon = await loadAutocannon()
-  const database = values.database ?? process.env.FMD_DATABASE
+  const database = values.database ?? process.env[DATABASE_ENV]
   // open first: a database that cannot take the run should fail before the load, not after it
-  const { db, close } = await openCliDatabase(database, values['table-prefix'])
+  const { db, close } = await openCliDatabase({ database, tablePrefix: values['table-prefix'] })
   try {
     progress(`driving ${values.url} for ${seconds} s with ${connections} connections…`)
     const startedAt = new Date()
@@ -216,7 +216,7 @@ export async function main (argv: string[]): Promise<number> {
     throw new UsageError(`unknown command "${command}"`)
   } catch (err) {
     const code = (err as { code?: string }).code
-    const usage = err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_UNKNOWN_SELECTION'
+    const usage = err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_UNKNOWN_SELECTION' || code === 'FST_MONITORING_INVALID_OPTION'
     process.stderr.write(`fastify-monitoring-dashboard: ${(err as Error).message}\n${usage ? `${REPORT_USAGE}\n` : ''}`)
     return usage ? EXIT.usage : EXIT.failure
   }

@@ -15,19 +15,29 @@ export interface OpenedDatabase {
   dumpDataDir?: () => Promise<ArrayBuffer>
 }
 
+export interface OpenDatabaseOptions {
+  /** `memory://` PGlite only: what an earlier database of this process left (see pglite-assets.ts). */
+  assets?: PgliteAssets
+  /**
+   * How long a new `pg` connection may take. The writer's thread retries with backoff, so it keeps
+   * this short; a one-shot command (the CLI in a CI step, on a loaded runner) waits longer instead.
+   */
+  connectionTimeoutMs?: number
+}
+
 /**
  * Opens a `pg` pool or embedded PGlite behind one kysely dialect family (both compile with the
  * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
  * Postgres server never loads PGlite's 10 MB of WASM.
  */
-export async function openDatabase (options: Pick<StorageOptions, 'database' | 'tablePrefix'>, assets?: PgliteAssets): Promise<OpenedDatabase> {
+export async function openDatabase (options: Pick<StorageOptions, 'database' | 'tablePrefix'>, { assets, connectionTimeoutMs = 5_000 }: OpenDatabaseOptions = {}): Promise<OpenedDatabase> {
   const plugin = new TablePrefixPlugin(options.tablePrefix)
   if (options.database.kind === 'postgres') {
     const { default: pg } = await import('pg')
     const pool = new pg.Pool({
       connectionString: options.database.connectionString,
       max: 4,
-      connectionTimeoutMillis: 5_000,
+      connectionTimeoutMillis: connectionTimeoutMs,
       idleTimeoutMillis: 30_000,
       application_name: 'fastify-monitoring-dashboard'
     })

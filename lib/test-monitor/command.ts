@@ -4,11 +4,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
-import { openDatabase } from '../db/dialect.js'
-import { migrateToLatest } from '../db/migrate.js'
-import { resolveOptions } from '../options.js'
+import { openCliDatabase } from '../cli/database.js'
+import { DATABASE_ENV } from '../options.js'
 import { storeTestResults } from '../queries/tests.js'
-import { lockDataDir } from '../storage/lock.js'
 import { RESULTS_DIR_ENV, type BuildInfo, type TestRecord, type TestResultsSubmission } from './results.js'
 
 export const TEST_USAGE = `Usage: fastify-monitoring-dashboard test [options] -- <test command…>
@@ -98,21 +96,9 @@ async function submitter (url: string, token: string): Promise<Store> {
   }
 }
 
-async function databaseStore (database: string | undefined, dataDir: string | undefined, tablePrefix: string | undefined): Promise<{ store: Store, close: () => Promise<void> }> {
-  const resolved = resolveOptions({ database, dataDir, tablePrefix, dashboard: false, metrics: false })
-  if (resolved instanceof Error) throw resolved
-  const release = resolved.database.kind === 'pglite' ? await lockDataDir(resolved.database.dataDir, 0) : () => {}
-  try {
-    const opened = await openDatabase(resolved)
-    await migrateToLatest(opened.rawDb, resolved.tablePrefix)
-    return {
-      store: async (submission) => await storeTestResults(opened.db, submission),
-      close: async () => { await opened.rawDb.destroy(); release() }
-    }
-  } catch (err) {
-    release()
-    throw err
-  }
+async function databaseStore (database: string | undefined, tablePrefix: string | undefined): Promise<{ store: Store, close: () => Promise<void> }> {
+  const { db, close } = await openCliDatabase({ database, tablePrefix })
+  return { store: async (submission) => await storeTestResults(db, submission), close }
 }
 
 /** `fastify-monitoring-dashboard test …`: answers the exit code. */
@@ -163,7 +149,7 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
   try {
     const target = values.url !== undefined
       ? { store: await submitter(values.url, token!), close: async () => {} }
-      : await databaseStore(values.database ?? env.FASTIFY_MONITOR_DATABASE_URL, values['data-dir'], values['table-prefix'])
+      : await databaseStore(values.database ?? values['data-dir'] ?? env[DATABASE_ENV], values['table-prefix'])
     try {
       for (const submission of submissions) {
         const stored = await target.store(submission)

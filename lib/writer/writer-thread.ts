@@ -112,7 +112,7 @@ export class WriterThread {
       try {
         // a throw-away database starts from what an earlier one of this process left (see pglite-assets.ts)
         const assets = this.#inMemory ? this.#pgliteAssets ?? await loadPgliteAssets(this.#options.tablePrefix) : undefined
-        this.#opened ??= await openDatabase(this.#options, assets)
+        this.#opened ??= await openDatabase(this.#options, { assets })
         await migrateToLatest(this.#opened.rawDb, this.#options.tablePrefix)
         if (assets !== undefined && assets.snapshot === undefined && this.#opened.dumpDataDir !== undefined) {
           this.#send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await this.#opened.dumpDataDir() } })
