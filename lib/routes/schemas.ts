@@ -177,6 +177,9 @@ export const GRAPHS_REPLY = {
 // The rest of the API (#16): each reply's one definition. Properties are declared in the order the
 // query builds them, so the JSON is the same bytes as before the schemas; objects read from jsonb
 // columns (outlier evidence, call trees) list theirs in jsonb's order: shorter keys first, then bytewise.
+// fast-json-stringify writes required properties first: an optional one (a grouped node's `library`,
+// a call tree's `concurrent`) now comes last. Every property a route returns must be declared: the
+// serialiser drops the others (test/schemas.test.ts compares every reply with its handler's value).
 
 /** `GET /api/overview`: every endpoint with its counts today, this week and all time. */
 export const OVERVIEW_REPLY = array(object({
@@ -239,10 +242,10 @@ export const OUTLIER_PAGE_REPLY = object({
   found: integer,
   stored: integer,
   rows: array(object(OUTLIER_SUMMARY)),
-  // only the resources some outlier recorded are present
+  // only the resources some outlier recorded are present; the database lists them busiest first, then by name
   resources: {
     type: 'object',
-    properties: { cpuPercent: DISTRIBUTION, rssMb: DISTRIBUTION, heapUsedMb: DISTRIBUTION, eventLoopDelayMs: DISTRIBUTION },
+    properties: { cpuPercent: DISTRIBUTION, eventLoopDelayMs: DISTRIBUTION, heapUsedMb: DISTRIBUTION, rssMb: DISTRIBUTION },
     additionalProperties: false
   },
   requestValues: boolean
@@ -324,8 +327,11 @@ export const GROUPED_PROFILE_REPLY = object({
 
 /** `GET /api/profiles/:id`: one request's call tree (lib/profiling/sampler.ts `CallTree`, jsonb order). */
 export const PROFILE_REPLY = object({
-  ...PROFILE_SUMMARY,
+  id: string,
   endpointId: integer,
+  timeRequested: dateTime,
+  durationMs: number,
+  samples: integer,
   tree: {
     type: 'object',
     properties: {
