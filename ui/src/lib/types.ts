@@ -3,7 +3,7 @@
 import type { FromSchema } from 'json-schema-to-ts'
 import type {
   BREAKDOWN_REPLY, CONFIG_REPLY, DISTRIBUTION, ENDPOINT_REPLY, ENDPOINT_TESTS_REPLY, GRAPHS_REPLY, GROUPED_PROFILE_REPLY,
-  LOAD_REPLY, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, PROFILE_REPLY, REPORT_REPLY, RETENTION_REPLY,
+  LOAD_REPLY, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, REPORT_REPLY, RETENTION_REPLY,
   SESSION_REPLY, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, USERS_REPLY, VERSIONS_REPLY, WINDOW_COUNTS
 } from '../../../lib/routes/schemas.js'
 
@@ -26,7 +26,6 @@ export type OutlierPage = FromSchema<typeof OUTLIER_PAGE_REPLY>
 export type OutlierDetail = FromSchema<typeof OUTLIER_REPLY>
 export type GroupedProfile = FromSchema<typeof GROUPED_PROFILE_REPLY>
 export type GroupedNode = GroupedProfile['nodes'][number]
-export type Profile = FromSchema<typeof PROFILE_REPLY>
 export type TestBuild = FromSchema<typeof TEST_BUILDS_REPLY>['builds'][number]
 export type TestCoverage = FromSchema<typeof TEST_COVERAGE_REPLY>
 export type EndpointTests = FromSchema<typeof ENDPOINT_TESTS_REPLY>
