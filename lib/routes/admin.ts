@@ -1,12 +1,13 @@
 import { tableSizes } from '../queries/admin.js'
 import { deleteOlderThan } from '../db/retention.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
+import { CONFIG_REPLY, RETENTION_REPLY, replies } from './schemas.js'
 
 /** The settings page: configuration and table sizes for everyone; deleting old data for admins. */
 export const adminRoutes: ApiRoutes = (app, ctx) => {
   const { db, guards } = ctx
 
-  app.get('/api/config', { config: NOT_MONITORED, preHandler: guards.authenticate }, async () => ({
+  app.get('/api/config', { config: NOT_MONITORED, preHandler: guards.authenticate, schema: { response: replies(CONFIG_REPLY) } }, async () => ({
     version: ctx.version,
     database: ctx.databaseKind() ?? 'unknown',
     tablePrefix: ctx.tablePrefix,
@@ -20,7 +21,7 @@ export const adminRoutes: ApiRoutes = (app, ctx) => {
     config: NOT_MONITORED,
     onRequest: guards.csrf,
     preHandler: [guards.authenticate, guards.requireAdmin],
-    schema: { body: { type: 'object', properties: { before: { type: 'string', format: 'date-time' } }, required: ['before'], additionalProperties: false } }
+    schema: { body: { type: 'object', properties: { before: { type: 'string', format: 'date-time' } }, required: ['before'], additionalProperties: false }, response: replies(RETENTION_REPLY) }
   }, async (request) => {
     const before = new Date(request.body.before)
     if (before.getTime() > Date.now()) throw new BadRequest('before must not be in the future')

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { setupAuth } from '../auth/index.js'
 import { refuseCrossOrigin, stripCorsHeaders } from '../auth/same-origin.js'
 import { NOT_MONITORED, TimeZones, type DashboardContext } from './context.js'
+import { ERROR_REPLY } from './schemas.js'
 import { adminRoutes } from './admin.js'
 import { endpointRoutes } from './endpoints.js'
 import { registerExportRoutes } from './export.js'
@@ -60,7 +61,7 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
     }
   })
   // a preflight is answered here, not by a host's catch-all OPTIONS route (which would allow it)
-  app.options('/api/*', { config: NOT_MONITORED }, async (_request, reply) => await reply.code(403).send({ error: 'cross-origin requests to the dashboard API are refused' }))
+  app.options('/api/*', { config: NOT_MONITORED, schema: { response: { '4xx': ERROR_REPLY } } }, async (_request, reply) => await reply.code(403).send({ error: 'cross-origin requests to the dashboard API are refused' }))
 
   // Validation errors say what was wrong; a database that is not ready or down is a 503 the UI
   // retries; anything else is logged and answered without internals

@@ -3,7 +3,7 @@ import { findEndpoint } from '../queries/admin.js'
 import { hourlyLoad, statusCodesPerDay } from '../queries/load.js'
 import { breakdown, performanceByVersion } from '../queries/performance.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
-import { ID_PARAMS, TIME_RANGE_QUERY } from './schemas.js'
+import { BREAKDOWN_REPLY, ENDPOINT, ENDPOINT_REPLY, ID_PARAMS, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 /** One endpoint: its load, latency per version, status codes, breakdowns by group-by value or IP, and its level. */
 export const endpointRoutes: ApiRoutes = (app, { db, guards, setLevel }) => {
@@ -11,7 +11,7 @@ export const endpointRoutes: ApiRoutes = (app, { db, guards, setLevel }) => {
 
   app.get<RangeQuery & { Params: { id: number } }>('/api/endpoints/:id', {
     ...reader,
-    schema: { params: ID_PARAMS, querystring: TIME_RANGE_QUERY }
+    schema: { params: ID_PARAMS, querystring: TIME_RANGE_QUERY, response: replies(ENDPOINT_REPLY) }
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })
@@ -28,7 +28,8 @@ export const endpointRoutes: ApiRoutes = (app, { db, guards, setLevel }) => {
     ...reader,
     schema: {
       params: ID_PARAMS,
-      querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, by: { type: 'string', enum: ['group_by', 'ip'] } }, required: ['by'] }
+      querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, by: { type: 'string', enum: ['group_by', 'ip'] } }, required: ['by'] },
+      response: replies(BREAKDOWN_REPLY)
     }
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
@@ -40,7 +41,7 @@ export const endpointRoutes: ApiRoutes = (app, { db, guards, setLevel }) => {
     config: NOT_MONITORED,
     onRequest: guards.csrf,
     preHandler: [guards.authenticate, guards.requireAdmin],
-    schema: { params: ID_PARAMS, body: { type: 'object', properties: { level: { type: 'integer', enum: [0, 1, 2, 3] } }, required: ['level'], additionalProperties: false } }
+    schema: { params: ID_PARAMS, body: { type: 'object', properties: { level: { type: 'integer', enum: [0, 1, 2, 3] } }, required: ['level'], additionalProperties: false }, response: replies(ENDPOINT) }
   }, async (request, reply) => {
     const endpoint = await findEndpoint(db, request.params.id)
     if (endpoint === undefined) return await reply.code(404).send({ error: 'no such endpoint' })

@@ -3,6 +3,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { exportRequests, exportRollups } from '../queries/export.js'
 import { bearerToken } from '../auth/bearer.js'
+import { EXPORT_REQUESTS_REPLY, EXPORT_ROLLUPS_REPLY, replies } from './schemas.js'
 
 const DAY_MS = 86_400_000
 const MAX_PAGE = 10_000
@@ -56,7 +57,8 @@ export function registerExportRoutes (app: FastifyInstance, db: Kysely<Database>
   }
   const config = { monitor: false }
 
-  app.get<{ Querystring: ExportQuery }>('/api/export/requests', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY } }, async (request, reply) => {
+  // the schemas are the JSON replies'; a CSV reply is sent as a string, which Fastify sends as it is (no serialiser)
+  app.get<{ Querystring: ExportQuery }>('/api/export/requests', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY, response: replies(EXPORT_REQUESTS_REPLY) } }, async (request, reply) => {
     const { from, to } = window(request.query)
     const { afterTime, afterId, limit, format } = request.query
     const after = afterTime !== undefined && afterId !== undefined ? { time: new Date(afterTime), id: afterId } : undefined
@@ -71,7 +73,7 @@ export function registerExportRoutes (app: FastifyInstance, db: Kysely<Database>
     return { rows, next }
   })
 
-  app.get<{ Querystring: ExportQuery }>('/api/export/rollups', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY } }, async (request, reply) => {
+  app.get<{ Querystring: ExportQuery }>('/api/export/rollups', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY, response: replies(EXPORT_ROLLUPS_REPLY) } }, async (request, reply) => {
     const { from, to } = window(request.query)
     const { limit, offset, format } = request.query
     const rows = await exportRollups(db, from, to, limit, offset)

@@ -1,6 +1,6 @@
 import { graphs } from '../queries/graphs.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
-import { GRAPHS_REPLY, TIME_RANGE_QUERY } from './schemas.js'
+import { GRAPHS_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 
 /** Custom graphs (`app.monitor.addGraph`) with their values in the range. */
@@ -8,6 +8,6 @@ export const graphRoutes: ApiRoutes = (app, { db, guards }) => {
   app.get<RangeQuery>('/api/graphs', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { querystring: TIME_RANGE_QUERY, response: { 200: GRAPHS_REPLY } }
+    schema: { querystring: TIME_RANGE_QUERY, response: replies(GRAPHS_REPLY) }
   }, async (request) => await graphs(db, timeRange(request.query)))
 }

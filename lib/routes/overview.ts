@@ -2,7 +2,7 @@ import { overview } from '../queries/overview.js'
 import { hourlyLoad } from '../queries/load.js'
 import { endpointPerformance } from '../queries/performance.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
-import { DISTRIBUTION, TIME_RANGE_QUERY, WINDOW_COUNTS } from './schemas.js'
+import { LOAD_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 /** The app as a whole: every endpoint's counts (today, this week, all time), the hourly load, and latency per endpoint. */
 export const overviewRoutes: ApiRoutes = (app, { db, guards }) => {
@@ -12,18 +12,7 @@ export const overviewRoutes: ApiRoutes = (app, { db, guards }) => {
     ...reader,
     schema: {
       querystring: { type: 'object', properties: { tz: TIME_RANGE_QUERY.properties.tz, prefix: { type: 'string', maxLength: 512 } }, additionalProperties: false },
-      response: {
-        200: {
-          type: 'array',
-          items: {
-            type: 'object',
-            properties: {
-              id: { type: 'integer' }, method: { type: 'string' }, route: { type: 'string' }, level: { type: 'integer' },
-              lastRequested: { type: ['string', 'null'], format: 'date-time' }, today: WINDOW_COUNTS, week: WINDOW_COUNTS, allTime: WINDOW_COUNTS
-            }
-          }
-        }
-      }
+      response: replies(OVERVIEW_REPLY)
     }
   }, async (request) => {
     const { tz } = timeRange({ tz: request.query.tz })
@@ -32,11 +21,11 @@ export const overviewRoutes: ApiRoutes = (app, { db, guards }) => {
 
   app.get<RangeQuery & { Querystring: { endpoint?: number } }>('/api/load', {
     ...reader,
-    schema: { querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, endpoint: { type: 'integer', minimum: 1 } } } }
+    schema: { querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, endpoint: { type: 'integer', minimum: 1 } } }, response: replies(LOAD_REPLY) }
   }, async (request) => await hourlyLoad(db, timeRange(request.query), request.query.endpoint))
 
   app.get<RangeQuery>('/api/performance', {
     ...reader,
-    schema: { querystring: TIME_RANGE_QUERY, response: { 200: { type: 'array', items: { ...DISTRIBUTION, properties: { ...DISTRIBUTION.properties, endpointId: { type: 'integer' } } } } } }
+    schema: { querystring: TIME_RANGE_QUERY, response: replies(PERFORMANCE_REPLY) }
   }, async (request) => await endpointPerformance(db, timeRange(request.query)))
 }

@@ -2,7 +2,7 @@ import { buildReport } from '../queries/reports.js'
 import { DEFAULT_THRESHOLDS } from '../reports/compare.js'
 import { parseSelector } from '../reports/selector.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
-import { ERROR_REPLY, REPORT_REPLY } from './schemas.js'
+import { REPORT_REPLY, replies } from './schemas.js'
 
 
 const SELECTOR = { type: 'string', minLength: 1, maxLength: 200 } as const
@@ -33,7 +33,7 @@ export const reportRoutes: ApiRoutes = (app, { db, guards }) => {
         required: ['baseline', 'candidate'],
         additionalProperties: false
       },
-      response: { 200: REPORT_REPLY, 400: ERROR_REPLY, 404: ERROR_REPLY }
+      response: replies(REPORT_REPLY)
     }
   }, async (request) => {
     const { baseline, candidate, ...thresholds } = request.query

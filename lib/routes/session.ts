@@ -3,12 +3,7 @@ import { CSRF_HEADER, dashboardUser, type Sessions } from '../auth/index.js'
 import { DUMMY_HASH, verifyPassword } from '../auth/passwords.js'
 import { endSessions, findUser, type StoredUser } from '../queries/users.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
-import { ERROR_REPLY } from './schemas.js'
-
-const SESSION_REPLY = {
-  type: 'object',
-  properties: { username: { type: 'string' }, role: { type: 'string' }, csrfToken: { type: 'string' }, csrfHeader: { type: 'string' } }
-} as const
+import { OK_REPLY, SESSION_REPLY, replies } from './schemas.js'
 
 /** The throttle's keys for a password check: the account, and the client as Fastify sees it (`trustProxy`). */
 export function throttleKeys (request: FastifyRequest, username: string): string[] {
@@ -48,7 +43,7 @@ export const sessionRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
     config: NOT_MONITORED,
     schema: {
       body: { type: 'object', properties: { username: { type: 'string', maxLength: 256 }, password: { type: 'string', maxLength: 1024 } }, required: ['username', 'password'], additionalProperties: false },
-      response: { 200: SESSION_REPLY, 401: ERROR_REPLY, 429: ERROR_REPLY }
+      response: replies(SESSION_REPLY)
     }
   }, async (request, reply) => {
     const { username, password } = request.body
@@ -63,7 +58,7 @@ export const sessionRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
     config: NOT_MONITORED,
     onRequest: guards.csrf,
     preHandler: guards.authenticate,
-    schema: { response: { 200: { type: 'object', properties: { ok: { type: 'boolean' } } } } }
+    schema: { response: replies(OK_REPLY) }
   }, async (request) => {
     await endSessions(db, dashboardUser(request).id)
     sessions.end(request)
@@ -73,7 +68,7 @@ export const sessionRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
   app.get('/api/session', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { response: { 200: SESSION_REPLY } }
+    schema: { response: replies(SESSION_REPLY) }
   }, async (request) => {
     const user = dashboardUser(request)
     return { username: user.username, role: user.role, csrfToken: sessions.csrfToken(request), csrfHeader: CSRF_HEADER }

@@ -2,6 +2,7 @@ import { bearerToken } from '../auth/bearer.js'
 import { endpointTests, storeTestResults, testBuilds, testCoverage } from '../queries/tests.js'
 import { TEST_RESULT_LIMITS, type TestResultsSubmission } from '../test-monitor/results.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
+import { ENDPOINT_TESTS_REPLY, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, TEST_RESULTS_STORED_REPLY, replies } from './schemas.js'
 
 const MAX_BUILDS = 200
 const DEFAULT_BUILDS = 30
@@ -67,7 +68,7 @@ export const testRoutes: ApiRoutes = (app, { db, guards, options }) => {
       config: NOT_MONITORED,
       bodyLimit: SUBMISSION_BODY_LIMIT,
       onRequest: bearerToken(options.testResultsToken, 'test results'),
-      schema: { body: SUBMISSION }
+      schema: { body: SUBMISSION, response: { ...replies(TEST_RESULTS_STORED_REPLY), 201: TEST_RESULTS_STORED_REPLY } }
     }, async (request, reply) => {
       const stored = await storeTestResults(db, request.body)
       return await reply.code(stored ? 201 : 200).send({ stored })
@@ -77,13 +78,13 @@ export const testRoutes: ApiRoutes = (app, { db, guards, options }) => {
   app.get<{ Querystring: { limit?: number } }>('/api/tests/builds', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS } }, additionalProperties: false } }
+    schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS } }, additionalProperties: false }, response: replies(TEST_BUILDS_REPLY) }
   }, async (request) => ({ builds: await testBuilds(db, request.query.limit ?? DEFAULT_BUILDS) }))
 
   app.get<{ Querystring: { build?: string } }>('/api/tests/coverage', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { querystring: { type: 'object', properties: { build: { type: 'string', minLength: 1, maxLength: 200 } }, additionalProperties: false } }
+    schema: { querystring: { type: 'object', properties: { build: { type: 'string', minLength: 1, maxLength: 200 } }, additionalProperties: false }, response: replies(TEST_COVERAGE_REPLY) }
   }, async (request) => await testCoverage(db, request.query.build))
 
   app.get<{ Querystring: { method: string, route: string, limit?: number } }>('/api/tests/endpoint', {
@@ -95,7 +96,8 @@ export const testRoutes: ApiRoutes = (app, { db, guards, options }) => {
         required: ['method', 'route'],
         properties: { method: { type: 'string', minLength: 1, maxLength: 32 }, route: text, limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS } },
         additionalProperties: false
-      }
+      },
+      response: replies(ENDPOINT_TESTS_REPLY)
     }
   }, async (request) => await endpointTests(db, request.query.method, request.query.route, request.query.limit ?? 10))
 }

@@ -3,10 +3,9 @@ import { hashPassword } from '../auth/passwords.js'
 import { createUser, deleteUser, findUser, listUsers, setPassword, setRole } from '../queries/users.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
 import { checkPassword } from './session.js'
-import { PASSWORD, USERNAME } from './schemas.js'
+import { OK_REPLY, PASSWORD, ROLE, USERNAME, USER_CREATED_REPLY, USERS_REPLY, replies } from './schemas.js'
 
 const USERNAME_PARAMS = { type: 'object', properties: { username: USERNAME }, required: ['username'] } as const
-const ROLE = { type: 'string', enum: ['admin', 'guest'] } as const
 
 /**
  * Dashboard users: admins list, create, delete them and change roles; every user may change their
@@ -15,11 +14,11 @@ const ROLE = { type: 'string', enum: ['admin', 'guest'] } as const
 export const userRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
   const admin = { config: NOT_MONITORED, onRequest: guards.csrf, preHandler: [guards.authenticate, guards.requireAdmin] }
 
-  app.get('/api/users', { config: NOT_MONITORED, preHandler: [guards.authenticate, guards.requireAdmin] }, async () => await listUsers(db))
+  app.get('/api/users', { config: NOT_MONITORED, preHandler: [guards.authenticate, guards.requireAdmin], schema: { response: replies(USERS_REPLY) } }, async () => await listUsers(db))
 
   app.post<{ Body: { username: string, password: string, role: 'admin' | 'guest' } }>('/api/users', {
     ...admin,
-    schema: { body: { type: 'object', properties: { username: USERNAME, password: PASSWORD, role: ROLE }, required: ['username', 'password', 'role'], additionalProperties: false } }
+    schema: { body: { type: 'object', properties: { username: USERNAME, password: PASSWORD, role: ROLE }, required: ['username', 'password', 'role'], additionalProperties: false }, response: replies(USER_CREATED_REPLY, 201) }
   }, async (request, reply) => {
     const { username, password, role } = request.body
     if (!await createUser(db, username, await hashPassword(password), role)) return await reply.code(409).send({ error: 'a user with that name exists' })
@@ -28,7 +27,7 @@ export const userRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
 
   app.delete<{ Params: { username: string } }>('/api/users/:username', {
     ...admin,
-    schema: { params: USERNAME_PARAMS }
+    schema: { params: USERNAME_PARAMS, response: replies(OK_REPLY) }
   }, async (request, reply) => {
     const result = await deleteUser(db, request.params.username)
     if (result === 'missing') return await reply.code(404).send({ error: 'no such user' })
@@ -38,7 +37,7 @@ export const userRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
 
   app.put<{ Params: { username: string }, Body: { role: 'admin' | 'guest' } }>('/api/users/:username/role', {
     ...admin,
-    schema: { params: USERNAME_PARAMS, body: { type: 'object', properties: { role: ROLE }, required: ['role'], additionalProperties: false } }
+    schema: { params: USERNAME_PARAMS, body: { type: 'object', properties: { role: ROLE }, required: ['role'], additionalProperties: false }, response: replies(OK_REPLY) }
   }, async (request, reply) => {
     const result = await setRole(db, request.params.username, request.body.role)
     if (result === 'missing') return await reply.code(404).send({ error: 'no such user' })
@@ -58,7 +57,8 @@ export const userRoutes: ApiRoutes = (app, { db, guards, sessions }) => {
     }],
     schema: {
       params: USERNAME_PARAMS,
-      body: { type: 'object', properties: { password: PASSWORD, currentPassword: { type: 'string', maxLength: 1024 } }, required: ['password'], additionalProperties: false }
+      body: { type: 'object', properties: { password: PASSWORD, currentPassword: { type: 'string', maxLength: 1024 } }, required: ['password'], additionalProperties: false },
+      response: replies(OK_REPLY)
     }
   }, async (request, reply) => {
     const self = dashboardUser(request).username === request.params.username

@@ -1,10 +1,10 @@
 import { dailyVersionUse, versionUsage } from '../queries/versions.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
-import { TIME_RANGE_QUERY } from './schemas.js'
+import { TIME_RANGE_QUERY, VERSIONS_REPLY, replies } from './schemas.js'
 
 /** Which versions served the range, and their share per day. */
 export const versionRoutes: ApiRoutes = (app, { db, guards }) => {
-  app.get<RangeQuery>('/api/versions', { config: NOT_MONITORED, preHandler: guards.authenticate, schema: { querystring: TIME_RANGE_QUERY } }, async (request) => {
+  app.get<RangeQuery>('/api/versions', { config: NOT_MONITORED, preHandler: guards.authenticate, schema: { querystring: TIME_RANGE_QUERY, response: replies(VERSIONS_REPLY) } }, async (request) => {
     const range = timeRange(request.query)
     return { versions: await versionUsage(db, range), daily: await dailyVersionUse(db, range) }
   })

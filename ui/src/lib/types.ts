@@ -1,70 +1,34 @@
-// The API's types, taken from the server code; dates arrive as ISO strings.
-import type { EndpointOverview, WindowCounts } from '../../../lib/queries/overview.js'
-import type { LoadCell } from '../../../lib/queries/load.js'
-import type { VersionUsage } from '../../../lib/queries/versions.js'
-import type { Distribution } from '../../../lib/queries/distribution.js'
-import type { MatrixCell } from '../../../lib/queries/performance.js'
-import type { TableSize } from '../../../lib/queries/admin.js'
-import type { RetentionResult } from '../../../lib/db/retention.js'
-
-/** What JSON makes of a server type: dates become strings. */
-export type Json<T> = T extends Date ? string : T extends Array<infer U> ? Array<Json<U>> : T extends object ? { [K in keyof T]: Json<T[K]> } : T
-
-export type Overview = Json<EndpointOverview>
-export type { WindowCounts, LoadCell, Distribution, MatrixCell, TableSize, RetentionResult }
-export type Versions = { versions: Array<Json<VersionUsage>>, daily: Array<{ day: string, version: string, hits: number }> }
-export type Performance = Array<{ endpointId: number } & Distribution>
-export interface EndpointDetail {
-  endpoint: { id: number, method: string, route: string, level: number }
-  load: LoadCell[]
-  byVersion: Array<{ version: string } & Distribution>
-  statusCodes: Array<{ day: string, statusCode: number, hits: number }>
-}
-export type { Breakdown } from '../../../lib/queries/performance.js'
-export interface SessionInfo { username: string, role: 'admin' | 'guest', csrfToken: string }
-export interface DashboardConfig {
-  version: string
-  database: string
-  tablePrefix: string
-  retentionDays: number
-  rollupRetentionDays: number
-  exportEnabled: boolean
-  tables: TableSize[]
-}
-export interface UserRow { username: string, role: 'admin' | 'guest', createdAt: string }
-
-import type { OutlierResources, OutlierSummary, OutlierDetail as StoredOutlier } from '../../../lib/queries/outliers.js'
-import type { HiddenRequestEvidence, PhaseEvidence, ProcessEvidence, RequestEvidence } from '../../../lib/collection/evidence.js'
-import type { StackEvidence } from '../../../lib/profiling/sampler.js'
-/** `requestValues`: false when the reader is a guest and request values are for admins only. */
-export interface OutlierPage { page: number, pageSize: number, found: number, stored: number, rows: Array<Json<OutlierSummary>>, resources: OutlierResources, requestValues: boolean }
-export type OutlierDetail = Omit<Json<StoredOutlier>, 'request' | 'phases' | 'process' | 'stacks'> & {
-  request: RequestEvidence | HiddenRequestEvidence
-  phases: PhaseEvidence
-  process: ProcessEvidence
-  stacks: StackEvidence | null
-}
-import type { GroupedNode, GroupedProfile as MergedProfile, ProfileSummary } from '../../../lib/queries/profiles.js'
-export type GroupedProfile = MergedProfile & { latest: Array<Json<ProfileSummary>> }
-export type { GroupedNode }
-
-import type { EndpointCoverage, EndpointTest, TestBuildSummary } from '../../../lib/queries/tests.js'
-export type TestBuild = Json<TestBuildSummary>
-export interface TestCoverage { build: string | null, endpoints: EndpointCoverage[] }
-export interface EndpointTests { builds: string[], tests: EndpointTest[] }
-
-// Reports and custom graphs: the types derive from the routes' response schemas, the one definition of
-// their JSON; the server's own types are checked against them below.
+// The API's types, derived from the routes' response schemas (lib/routes/schemas.ts), the one definition of
+// each reply's JSON: Fastify serialises with them, so a property they do not declare never reaches the UI.
 import type { FromSchema } from 'json-schema-to-ts'
-import type { GRAPHS_REPLY, REPORT_REPLY } from '../../../lib/routes/schemas.js'
-import type { Report as ServerReport } from '../../../lib/queries/reports.js'
-import type { StoredGraph } from '../../../lib/queries/graphs.js'
+import type {
+  BREAKDOWN_REPLY, CONFIG_REPLY, DISTRIBUTION, ENDPOINT_REPLY, ENDPOINT_TESTS_REPLY, GRAPHS_REPLY, GROUPED_PROFILE_REPLY,
+  LOAD_REPLY, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, REPORT_REPLY, RETENTION_REPLY,
+  SESSION_REPLY, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, USERS_REPLY, VERSIONS_REPLY, WINDOW_COUNTS
+} from '../../../lib/routes/schemas.js'
 
+export type Overview = FromSchema<typeof OVERVIEW_REPLY>[number]
+export type WindowCounts = FromSchema<typeof WINDOW_COUNTS>
+export type Distribution = FromSchema<typeof DISTRIBUTION>
+export type LoadCell = FromSchema<typeof LOAD_REPLY>[number]
+export type Performance = FromSchema<typeof PERFORMANCE_REPLY>
+export type Versions = FromSchema<typeof VERSIONS_REPLY>
+export type EndpointDetail = FromSchema<typeof ENDPOINT_REPLY>
+export type Breakdown = FromSchema<typeof BREAKDOWN_REPLY>
+export type MatrixCell = Breakdown['matrix'][number]
+export type SessionInfo = FromSchema<typeof SESSION_REPLY>
+export type DashboardConfig = FromSchema<typeof CONFIG_REPLY>
+export type TableSize = DashboardConfig['tables'][number]
+export type RetentionResult = FromSchema<typeof RETENTION_REPLY>
+export type UserRow = FromSchema<typeof USERS_REPLY>[number]
+/** `requestValues`: false when the reader is a guest and request values are for admins only. */
+export type OutlierPage = FromSchema<typeof OUTLIER_PAGE_REPLY>
+export type OutlierDetail = FromSchema<typeof OUTLIER_REPLY>
+export type GroupedProfile = FromSchema<typeof GROUPED_PROFILE_REPLY>
+export type GroupedNode = GroupedProfile['nodes'][number]
+export type TestBuild = FromSchema<typeof TEST_BUILDS_REPLY>['builds'][number]
+export type TestCoverage = FromSchema<typeof TEST_COVERAGE_REPLY>
+export type EndpointTests = FromSchema<typeof ENDPOINT_TESTS_REPLY>
 export type Report = FromSchema<typeof REPORT_REPLY>
 export type ReportRow = Report['endpoints'][number]
 export type CustomGraph = FromSchema<typeof GRAPHS_REPLY>[number]
-
-/** Compiles only when what the server returns, once serialised, is what the schema (so the UI) says. */
-type Conforms<Actual extends Expected, Expected> = Actual
-export type ReportConforms = Conforms<Json<ServerReport>, Report>
-export type GraphConforms = Conforms<Json<StoredGraph>, CustomGraph>
