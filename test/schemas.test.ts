@@ -46,7 +46,8 @@ export type Checks = [
   Check<Exact<{ page: number, pageSize: number } & Value<typeof listOutliers> & { requestValues: boolean }, typeof S.OUTLIER_PAGE_REPLY>>,
   // the stored evidence is jsonb (unknown to the query): its types are where it is built
   Check<Exact<Omit<OutlierDetail, 'request' | 'phases' | 'process' | 'stacks'> & {
-    request: RequestEvidence | HiddenRequestEvidence
+    // one object for both forms (see REQUEST_OR_HIDDEN_EVIDENCE): the guest's form has only these two
+    request: Pick<RequestEvidence, 'method' | 'url'> & Partial<Omit<RequestEvidence, 'method' | 'url'> & Pick<HiddenRequestEvidence, 'hidden'>>
     phases: PhaseEvidence
     process: ProcessEvidence
     stacks: StackEvidence | null

@@ -267,8 +267,18 @@ const REQUEST_EVIDENCE = object({
   bodyTruncated: boolean
 })
 
-/** What a guest sees of an outlier's request when request values are for admins only. */
-const HIDDEN_REQUEST_EVIDENCE = object({ method: string, url: string, hidden: { type: 'boolean', const: true } })
+/**
+ * The request, or what a guest sees of it when request values are for admins only (`method`, `url`
+ * and `hidden: true`). One object schema with the admin-only fields optional rather than `anyOf` the
+ * two forms: fast-json-stringify serialises an `anyOf` through an ajv validator that stays reachable
+ * after the app is closed, about 60 KB per app (test/issues/12-leak.test.ts).
+ */
+const REQUEST_OR_HIDDEN_EVIDENCE = {
+  type: 'object',
+  properties: { ...REQUEST_EVIDENCE.properties, hidden: { type: 'boolean', const: true } },
+  required: ['method', 'url'],
+  additionalProperties: false
+} as const
 
 /** `GET /api/outliers/:id`: one outlier with its evidence. */
 export const OUTLIER_REPLY = object({
@@ -281,7 +291,7 @@ export const OUTLIER_REPLY = object({
   version: string,
   url: string,
   hottestFunction: nullableString,
-  request: { anyOf: [REQUEST_EVIDENCE, HIDDEN_REQUEST_EVIDENCE] },
+  request: REQUEST_OR_HIDDEN_EVIDENCE,
   phases: object({ total: number, handler: nullableNumber, afterHandler: nullableNumber, beforeHandler: nullableNumber }),
   process: object({ env: { type: 'object', additionalProperties: string }, rssBytes: number, cpuPercent: nullableNumber, heapUsedBytes: number, eventLoopDelayMaxMs: number }),
   stacks: orNull(object({
