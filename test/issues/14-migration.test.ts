@@ -41,7 +41,7 @@ function fromBuckets (rows: Array<{ bucket: number, hits: string | number }>): {
 
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: 0008 converts the rollups in place and the API answers as before`, async (t) => {
-    const store = await backend(dialect)
+    const store = await backend(dialect, { unmigrated: true })
     t.teardown(store.cleanup)
     const prefix = store.prefix
     const raw = await openRaw({ dataDir: store.options.dataDir, database: store.options.database === undefined ? undefined : POSTGRES_URL })
