@@ -107,10 +107,10 @@ for (const dialect of DIALECTS) {
     const apiLoad = await (await page.request.get(`${base}/dashboard/api/load?${range}`)).json() as Array<{ hits: number }>
     await page.goto(`${base}/dashboard/#/load?range=30d&tz=UTC`)
     await page.waitForSelector('[data-testid=load-total]')
-    t.equal(Number(await page.textContent('[data-testid=load-total]')), apiLoad.reduce((sum, c) => sum + c.hits, 0), 'hourly load total is the API\'s')
+    t.equal(Number((await page.textContent('[data-testid=load-total]'))!.replace(/,/g, '')), apiLoad.reduce((sum, c) => sum + c.hits, 0), 'hourly load total is the API\'s')
     await page.goto(`${base}/dashboard/#/endpoint/${items.id}?range=30d&tz=UTC&tab=load`)
     await page.waitForSelector('[data-testid=load-total]')
-    t.equal(Number(await page.textContent('[data-testid=load-total]')), 240, 'the endpoint\'s hourly load total is what was stored')
+    t.equal(Number((await page.textContent('[data-testid=load-total]'))!.replace(/,/g, '')), 240, 'the endpoint\'s hourly load total is what was stored')
     const apiVersions = await (await page.request.get(`${base}/dashboard/api/versions?${range}`)).json() as { versions: Array<{ version: string, hits: number }> }
     await page.goto(`${base}/dashboard/#/versions?range=30d&tz=UTC`)
     await page.waitForSelector('[data-testid=version-hits]')
