@@ -2,6 +2,7 @@ import { Kysely, PostgresDialect } from 'kysely'
 import type { Database } from './database.js'
 import type { StorageOptions } from '../options.js'
 import { TablePrefixPlugin } from './table-prefix-plugin.js'
+import { withTableNamesIntrospector } from './introspector.js'
 import type { PgliteAssets } from './pglite-assets.js'
 
 /** A database handle and what it is, as the writer's thread opens it. */
@@ -46,7 +47,7 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
     // The query in flight still rejects, and the writer retries it.
     pool.on('error', () => {})
     pool.on('connect', (client) => { client.on('error', () => {}) })
-    const rawDb = new Kysely<any>({ dialect: new PostgresDialect({ pool }) })
+    const rawDb = new Kysely<any>({ dialect: withTableNamesIntrospector(new PostgresDialect({ pool })) })
     return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres' }
   }
   const { PGlite } = await import('@electric-sql/pglite')
@@ -64,7 +65,7 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
         fsBundle: new Blob([assets.fsBundle]),
         loadDataDir: assets.snapshot === undefined ? undefined : new Blob([assets.snapshot])
       })
-  const rawDb = new Kysely<any>({ dialect: new PGliteDialect(pglite) })
+  const rawDb = new Kysely<any>({ dialect: withTableNamesIntrospector(new PGliteDialect(pglite)) })
   return {
     db: rawDb.withPlugin(plugin) as Kysely<Database>,
     rawDb,

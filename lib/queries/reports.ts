@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
 import { UnknownSelectionError } from '../errors.js'
 import { bySignificance, compareSides, DEFAULT_THRESHOLDS, type EndpointComparison, type ReportThresholds, type SideSample } from '../reports/compare.js'
@@ -56,6 +56,16 @@ export async function resolveSide (db: Kysely<Database>, selector: Selector): Pr
 }
 
 /**
+ * A version side's scan, bounded to the hours the version served on the endpoint (from its hourly
+ * rollup, one index range per endpoint): without it the newest-first scan walks every later version's
+ * requests before reaching an old one's (4.7 s per report at 1M requests over 50 versions).
+ */
+function servedWindow (versionId: number): RawBuilder<unknown> {
+  const hours = sql`from ${sql.table('version_hour')} v where v.endpoint_id = e.id and v.version_id = ${versionId}`
+  return sql`r.time_requested >= (select min(v.hour) ${hours}) and r.time_requested < (select max(v.hour) ${hours}) + interval '1 hour'`
+}
+
+/**
  * One side's requests per endpoint, from the raw rows (the rank tests need the values): the latest
  * {@link MAX_REPORT_SAMPLES} per endpoint of the window, by the endpoint + time index.
  */
@@ -69,7 +79,7 @@ export async function sideSamples (db: Kysely<Database>, side: ResolvedSide, lim
       where r.endpoint_id = e.id
         ${side.from === null ? sql`` : sql`and r.time_requested >= ${side.from}`}
         ${side.to === null ? sql`` : sql`and r.time_requested < ${side.to}`}
-        ${side.versionId === null ? sql`` : sql`and r.version_id = ${side.versionId}`}
+        ${side.versionId === null ? sql`` : sql`and r.version_id = ${side.versionId} and ${servedWindow(side.versionId)}`}
       order by r.time_requested desc limit ${limit}) s
     group by e.id, e.method, e.route`.execute(db)
   return new Map(rows.map((row) => [row.endpoint_id, {
