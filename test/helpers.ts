@@ -14,6 +14,14 @@ export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgre
 /** Backends every storage test runs against; CI runs both. */
 export const DIALECTS = (process.env.DIALECTS ?? 'pglite,postgres').split(',').map((d) => d.trim()).filter(Boolean) as Array<'pglite' | 'postgres'>
 
+/**
+ * One backend (the server when it is tested) for tests whose subject is not storage: a page in
+ * Chromium, a bound on the process's memory, CPU work beside requests, a child test runner. What they
+ * store and read is checked on both backends by the storage tests (dashboard-api, recording, outliers,
+ * test-monitor-api); running them twice doubled their minutes in CI and checked nothing more.
+ */
+export const ONE_DIALECT: Array<'pglite' | 'postgres'> = DIALECTS.includes('postgres') ? ['postgres'] : DIALECTS
+
 const PGLITE_VERSION = (JSON.parse(readFileSync(new URL('../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /**

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import monitor from '../lib/index.js'
-import { DIALECTS, backend, until } from './helpers.js'
+import { DIALECTS, ONE_DIALECT, backend, until } from './helpers.js'
 import { canvasesDrawn, openDashboard } from './browser.js'
 
 /** Burns the main thread; its name is what the outlier's stack evidence must show. */
@@ -109,16 +109,19 @@ for (const dialect of DIALECTS) {
     t.ok(page.resources.eventLoopDelayMs !== undefined && page.resources.eventLoopDelayMs.max >= 100, 'and so does the event-loop block')
     t.ok(page.resources.heapUsedMb!.max <= page.resources.rssMb!.max, 'heap within RSS')
 
-    // the dashboard's outliers tab shows the evidence
-    const ui = await openDashboard(t, app, { username: 'root', password: 'root-password' }, `#/endpoint/${burnId}?tab=outliers`)
-    await ui.waitForSelector('[data-testid=outliers-table]')
-    t.ok((await ui.locator('[data-testid=hottest]').allTextContents()).includes('burnCpuForOutlierTest'), 'the outliers table names the busiest function')
-    await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
-    await ui.waitForSelector('[data-testid=hot-frames] li')
-    t.match(await ui.textContent('[data-testid=evidence]'), /\[redacted\]|Handler/, 'the evidence opens')
-    await ui.waitForTimeout(300)
-    t.same(await canvasesDrawn(ui, '[data-testid=outlier-resources] canvas'), [true, true, true], 'CPU, memory and event-loop box plots are drawn')
-    await ui.screenshot({ path: new URL(`./screenshots/${dialect}-outliers.png`, import.meta.url).pathname, fullPage: true })
+    // the page is the same whichever backend answered the API (its replies are checked above, on both)
+    if (ONE_DIALECT.includes(dialect)) {
+      // the dashboard's outliers tab shows the evidence
+      const ui = await openDashboard(t, app, { username: 'root', password: 'root-password' }, `#/endpoint/${burnId}?tab=outliers`)
+      await ui.waitForSelector('[data-testid=outliers-table]')
+      t.ok((await ui.locator('[data-testid=hottest]').allTextContents()).includes('burnCpuForOutlierTest'), 'the outliers table names the busiest function')
+      await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
+      await ui.waitForSelector('[data-testid=hot-frames] li')
+      t.match(await ui.textContent('[data-testid=evidence]'), /\[redacted\]|Handler/, 'the evidence opens')
+      await ui.waitForTimeout(300)
+      t.same(await canvasesDrawn(ui, '[data-testid=outlier-resources] canvas'), [true, true, true], 'CPU, memory and event-loop box plots are drawn')
+      await ui.screenshot({ path: new URL(`./screenshots/${dialect}-outliers.png`, import.meta.url).pathname, fullPage: true })
+    }
   })
 }
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import monitor from '../lib/index.js'
-import { DIALECTS, backend, until } from './helpers.js'
+import { DIALECTS, ONE_DIALECT, backend, until } from './helpers.js'
 import { canvasesDrawn, openDashboard } from './browser.js'
 
 /** Level 3's known call path: the grouped profile must show heavyWorkForProfileTest → innerHotLoopForProfileTest. */
@@ -81,13 +81,16 @@ for (const dialect of DIALECTS) {
     t.ok(one.tree.frames.some((frame) => /^(heavyWork|innerHotLoop)ForProfileTest$/.test(frame.functionName)), 'a single request\'s tree names the function')
     t.ok(one.tree.samples >= 5)
 
-    // the profiler tab: the grouped table and its sunburst
-    const ui = await openDashboard(t, app, { username: 'root', password: 'root-password' }, `#/endpoint/${heavyId}?tab=profiler`)
-    await ui.waitForSelector('[data-testid=profile-table]')
-    t.ok((await ui.locator('[data-testid=profile-function]').allTextContents()).includes('heavyWorkForProfileTest'), 'the grouped profile table names the function')
-    t.ok((await ui.locator('[data-testid=profile-library]').allTextContents()).includes('[fastify]'), 'and shows Fastify as one folded row')
-    await ui.waitForTimeout(200)
-    t.same(await canvasesDrawn(ui), [true], 'the sunburst is drawn')
-    await ui.screenshot({ path: new URL(`./screenshots/${dialect}-profiler.png`, import.meta.url).pathname, fullPage: true })
+    // the page is the same whichever backend answered the API (its replies are checked above, on both)
+    if (ONE_DIALECT.includes(dialect)) {
+      // the profiler tab: the grouped table and its sunburst
+      const ui = await openDashboard(t, app, { username: 'root', password: 'root-password' }, `#/endpoint/${heavyId}?tab=profiler`)
+      await ui.waitForSelector('[data-testid=profile-table]')
+      t.ok((await ui.locator('[data-testid=profile-function]').allTextContents()).includes('heavyWorkForProfileTest'), 'the grouped profile table names the function')
+      t.ok((await ui.locator('[data-testid=profile-library]').allTextContents()).includes('[fastify]'), 'and shows Fastify as one folded row')
+      await ui.waitForTimeout(200)
+      t.same(await canvasesDrawn(ui), [true], 'the sunburst is drawn')
+      await ui.screenshot({ path: new URL(`./screenshots/${dialect}-profiler.png`, import.meta.url).pathname, fullPage: true })
+    }
   })
 }

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { existsSync } from 'node:fs'
-import { DIALECTS, POSTGRES_URL, backend } from './helpers.js'
+import { ONE_DIALECT, POSTGRES_URL, backend } from './helpers.js'
 import { appWithDashboard, cli, covered, fixtures, root, runCli, TOKEN, type EndpointTests } from './test-monitor-helpers.js'
 import type { EndpointCoverage, TestBuildSummary } from '../lib/queries/tests.js'
 
@@ -12,7 +12,7 @@ t.test('the built CLI exists (npm test builds it)', async (t) => {
   t.ok(existsSync(cli), cli)
 })
 
-for (const dialect of DIALECTS) {
+for (const dialect of ONE_DIALECT) {
   t.test(`${dialect}: tap and node:test suites, coverage per build`, async (t) => {
     const store = await backend(dialect)
     t.teardown(store.cleanup)

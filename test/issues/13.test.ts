@@ -3,7 +3,7 @@
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import monitor from '../../lib/index.js'
-import { DIALECTS, backend, until } from '../helpers.js'
+import { DIALECTS, ONE_DIALECT, backend, until } from '../helpers.js'
 import { openDashboard } from '../browser.js'
 import type { CallTree } from '../../lib/profiling/sampler.js'
 
@@ -89,14 +89,17 @@ for (const dialect of DIALECTS) {
     t.same(guestDetail.request, { method: 'POST', url: '/pay', hidden: true }, 'a guest gets no headers, query, params, body or IP')
     t.ok(guestDetail.phases !== undefined && guestDetail.stacks !== undefined, 'but the rest of the evidence')
 
-    // the admin's view in the browser: expanded evidence, nothing secret on the page
-    const ui = await openDashboard(t, app, users[0]!, `#/endpoint/${id}?tab=outliers`)
-    await ui.waitForSelector('[data-testid=outliers-table]')
-    await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
-    await ui.waitForSelector('[data-testid=evidence] h3')
-    const page = await ui.textContent('body')
-    t.notMatch(page, SECRET_PATTERN, 'no secret on the dashboard page')
-    t.match(page, /\[redacted\]/, 'redacted values show as such')
+    // the page is the same whichever backend answered the API (its replies are checked above, on both)
+    if (ONE_DIALECT.includes(dialect)) {
+      // the admin's view in the browser: expanded evidence, nothing secret on the page
+      const ui = await openDashboard(t, app, users[0]!, `#/endpoint/${id}?tab=outliers`)
+      await ui.waitForSelector('[data-testid=outliers-table]')
+      await ui.click('[data-testid=outliers-table] tbody tr:first-child button')
+      await ui.waitForSelector('[data-testid=evidence] h3')
+      const page = await ui.textContent('body')
+      t.notMatch(page, SECRET_PATTERN, 'no secret on the dashboard page')
+      t.match(page, /\[redacted\]/, 'redacted values show as such')
+    }
   })
 }
 
@@ -120,7 +123,7 @@ function percentile (values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p / 100 * sorted.length))]!
 }
 
-for (const dialect of DIALECTS) {
+for (const dialect of ONE_DIALECT) {
   t.test(`${dialect}: grouped profiles of 1,000 call trees do not block the host's requests`, async (t) => {
     const store = await backend(dialect)
     t.teardown(store.cleanup)
