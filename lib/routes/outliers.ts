@@ -3,7 +3,7 @@ import { findEndpoint } from '../queries/admin.js'
 import type { FastifyRequest } from 'fastify'
 import { findOutlier, listOutliers, type OutlierDetail } from '../queries/outliers.js'
 import { NOT_MONITORED, timeRange, type ApiRoutes, type RangeQuery } from './context.js'
-import { ID_PARAMS, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
+import { BIGINT_ID_PARAMS, ID_PARAMS, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 /** Level 2: an endpoint's outliers in a range (paged), and one outlier with its evidence. */
 export const outlierRoutes: ApiRoutes = (app, { db, guards, adminOnlyRequestValues }) => {
@@ -30,7 +30,7 @@ export const outlierRoutes: ApiRoutes = (app, { db, guards, adminOnlyRequestValu
 
   app.get<{ Params: { id: string } }>('/api/outliers/:id', {
     ...reader,
-    schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] }, response: replies(OUTLIER_REPLY) }
+    schema: { params: BIGINT_ID_PARAMS, response: replies(OUTLIER_REPLY) }
   }, async (request, reply) => {
     const outlier = await findOutlier(db, request.params.id)
     if (outlier === undefined) return await reply.code(404).send({ error: 'no such outlier' })

@@ -1,7 +1,7 @@
 import { findEndpoint } from '../queries/admin.js'
 import { findProfile, listProfiles } from '../queries/profiles.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
-import { GROUPED_PROFILE_REPLY, ID_PARAMS, PROFILE_REPLY, replies } from './schemas.js'
+import { BIGINT_ID_PARAMS, GROUPED_PROFILE_REPLY, ID_PARAMS, PROFILE_REPLY, replies } from './schemas.js'
 
 /** Level 3: an endpoint's grouped profile over its latest call trees, and one request's call tree. */
 export const profileRoutes: ApiRoutes = (app, { db, guards, groupedProfile }) => {
@@ -24,7 +24,7 @@ export const profileRoutes: ApiRoutes = (app, { db, guards, groupedProfile }) =>
 
   app.get<{ Params: { id: string } }>('/api/profiles/:id', {
     ...reader,
-    schema: { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } }, required: ['id'] }, response: replies(PROFILE_REPLY) }
+    schema: { params: BIGINT_ID_PARAMS, response: replies(PROFILE_REPLY) }
   }, async (request, reply) => {
     const profile = await findProfile(db, request.params.id)
     if (profile === undefined) return await reply.code(404).send({ error: 'no such profile' })

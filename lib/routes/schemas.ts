@@ -16,6 +16,13 @@ export const ID_PARAMS = {
   required: ['id']
 } as const
 
+/** A bigint id (an outlier's, a profile's), kept a string: JavaScript's numbers cannot hold every one. */
+export const BIGINT_ID_PARAMS = {
+  type: 'object',
+  properties: { id: { type: 'string', pattern: '^[0-9]{1,18}$' } },
+  required: ['id']
+} as const
+
 /**
  * The body of every error reply (4xx, 5xx): the guards', the error handler's and the routes' own.
  * Routes declare it for `4xx` and `5xx` (see {@link replies}).
@@ -224,8 +231,8 @@ export const BREAKDOWN_REPLY = object({
   limited: boolean
 })
 
-const OUTLIER_SUMMARY = {
-  id: string,
+/** What an outlier's row and its detail both carry after the id (the detail has its endpoint between). */
+const OUTLIER_FIELDS = {
   timeRequested: dateTime,
   durationMs: number,
   thresholdMs: number,
@@ -234,6 +241,8 @@ const OUTLIER_SUMMARY = {
   url: string,
   hottestFunction: nullableString
 } as const
+
+const OUTLIER_SUMMARY = { id: string, ...OUTLIER_FIELDS } as const
 
 /** `GET /api/endpoints/:id/outliers`: a page of outliers, and the process resources over every kept one. */
 export const OUTLIER_PAGE_REPLY = object({
@@ -284,13 +293,7 @@ const REQUEST_OR_HIDDEN_EVIDENCE = {
 export const OUTLIER_REPLY = object({
   id: string,
   endpointId: integer,
-  timeRequested: dateTime,
-  durationMs: number,
-  thresholdMs: number,
-  statusCode: integer,
-  version: string,
-  url: string,
-  hottestFunction: nullableString,
+  ...OUTLIER_FIELDS,
   request: REQUEST_OR_HIDDEN_EVIDENCE,
   phases: object({ total: number, handler: nullableNumber, afterHandler: nullableNumber, beforeHandler: nullableNumber }),
   process: object({ env: { type: 'object', additionalProperties: string }, rssBytes: number, cpuPercent: nullableNumber, heapUsedBytes: number, eventLoopDelayMaxMs: number }),
