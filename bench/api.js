@@ -1,7 +1,8 @@
 // npm run bench:api: p50/p95 latency of every dashboard API route on a seeded database (the one
 // `npm run seed` fills: BENCH_DATABASE_URL, prefix fmdbench_), PostgreSQL with 10M requests and PGlite
 // with 1M (override with --postgres N --pglite N, 0 skips), of the shape given as seed takes it
-// (--endpoints --versions --users --ips --days), seeded first if the database holds fewer rows.
+// (--endpoints --versions --users --ips --days --history), seeded first if the database holds fewer rows;
+// --only overview,load measures only the routes whose URL contains one of those.
 import { mkdirSync } from 'node:fs'
 import { describeShape, seededApp, shapeFromArgs, storedShape } from './seed-lib.js'
 
@@ -36,7 +37,9 @@ async function measure (label, options) {
     '/dashboard/api/reports?baseline=last-week&candidate=this-week'
   ]
   const rows = []
-  for (const url of routes) {
+  // --only overview,load: the routes whose URL contains one of these
+  const only = arg('only', undefined)?.split(',')
+  for (const url of routes.filter((u) => only === undefined || only.some((part) => u.includes(part)))) {
     const times = []
     for (let i = 0; i < ROUNDS; i++) {
       const start = process.hrtime.bigint()

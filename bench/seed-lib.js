@@ -5,16 +5,20 @@
 import Fastify from 'fastify'
 import { sql } from 'kysely'
 import monitor from '../dist/index.js'
-import { generateTraffic } from '../dist/db/seed.js'
+import { generateTraffic, repeatRollupHistory } from '../dist/db/seed.js'
 import { BENCH_DATABASE_URL } from './postgres.js'
 
 export const ROUTES = ['/users/:id', '/users', '/orders/:id', '/orders', '/search', '/health', '/reports/:year', '/login']
 export const DEFAULT_PREFIX = 'fmdbench_'
 
-/** The traffic `seed` generates: 10M requests over 8 endpoints, 4 versions, 1,000 users and 200 IPs in 30 days. */
-export const DEFAULT_SHAPE = { endpoints: 8, versions: 4, users: 1000, ips: 200, days: 30, rows: 10_000_000 }
+/**
+ * The traffic `seed` generates: 10M requests over 8 endpoints, 4 versions, 1,000 users and 200 IPs in 30 days.
+ * `history`: days of rollups, the raw days' rollups repeated further back when longer than `days`
+ * (the default retention keeps 30 days of requests and 400 of rollups).
+ */
+export const DEFAULT_SHAPE = { endpoints: 8, versions: 4, users: 1000, ips: 200, days: 30, rows: 10_000_000, history: 30 }
 
-/** `--endpoints N --versions N --users N --ips N --days N --rows N` (any may be left out), on top of DEFAULT_SHAPE. */
+/** `--endpoints N --versions N --users N --ips N --days N --rows N --history N` (any may be left out), on top of DEFAULT_SHAPE. */
 export function shapeFromArgs (argv, defaults = DEFAULT_SHAPE) {
   const shape = { ...defaults }
   for (const key of Object.keys(shape)) {
@@ -55,19 +59,29 @@ export async function seededApp ({ database = BENCH_DATABASE_URL, dataDir, prefi
       ips: shape.ips,
       onProgress: (done) => log(`  ${done} rows`)
     })
-    // as autovacuum would in time: the visibility map lets breakdowns scan the covering index alone
-    // (only this prefix's requests: the database may hold other tables)
-    await sql`vacuum analyze ${sql.table('request')}`.execute(db)
+    // as autovacuum would in time: the visibility map lets breakdowns, the load and the versions scan
+    // their covering indexes alone (only this prefix's tables: the database may hold other ones)
+    await sql`vacuum analyze ${sql.table('request')}, ${sql.table('endpoint_hour')}, ${sql.table('version_hour')}`.execute(db)
     await sql`analyze`.execute(db)
     log(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s`)
   } else {
     log(`database already holds ${have} requests`)
   }
+  const { rows: [span] } = await sql`select min(time_requested) as "from", max(time_requested) as "to",
+    (select current_date - min(day) from ${sql.table('endpoint_day')}) as history from ${sql.table('request')}`.execute(db)
+  const copies = Math.ceil((shape.history - shape.days) / shape.days)
+  if (copies > 0 && Number(span.history) < shape.history - 1) {
+    const start = Date.now()
+    log(`repeating the rollups of ${shape.days} days ${copies} times back…`)
+    await repeatRollupHistory(db, span.from, new Date(span.to.getTime() + 1), copies)
+    await sql`analyze`.execute(db)
+    log(`rollup history of ${shape.history} days in ${((Date.now() - start) / 1000).toFixed(1)} s`)
+  }
   return app
 }
 
 export function describeShape (shape) {
-  return `${shape.rows} requests over ${shape.days} days, ${shape.endpoints} endpoints, ${shape.versions} versions, ${shape.users} users, ${shape.ips} IPs`
+  return `${shape.rows} requests over ${shape.days} days, ${shape.endpoints} endpoints, ${shape.versions} versions, ${shape.users} users, ${shape.ips} IPs, ${shape.history ?? shape.days} days of rollups`
 }
 
 /** The shape the database actually holds (what bench:api ran on), read back from it. */
@@ -77,6 +91,7 @@ export async function storedShape (db) {
     (select count(distinct group_by) from ${sql.table('request')}) as users,
     (select count(distinct ip) from ${sql.table('request')}) as ips,
     (select count(*) from ${sql.table('request')}) as rows,
-    (select extract(epoch from max(time_requested) - min(time_requested)) / 86400 from ${sql.table('request')}) as days`.execute(db)
-  return { endpoints: Number(row.endpoints), versions: Number(row.versions), users: Number(row.users), ips: Number(row.ips), days: Math.round(Number(row.days)), rows: Number(row.rows) }
+    (select extract(epoch from max(time_requested) - min(time_requested)) / 86400 from ${sql.table('request')}) as days,
+    (select current_date - min(day) from ${sql.table('endpoint_day')}) as history`.execute(db)
+  return { endpoints: Number(row.endpoints), versions: Number(row.versions), users: Number(row.users), ips: Number(row.ips), days: Math.round(Number(row.days)), rows: Number(row.rows), history: Number(row.history ?? 0) }
 }

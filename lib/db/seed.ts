@@ -6,7 +6,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
-import { GRAINS, bucketSql, denseSketchSql, periodStart, type Grain } from './rollup.js'
+import { GRAINS, bucketSql, denseSketchSql, mergeSketchSql, periodStart, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 
 const DAY_MS = 86_400_000
@@ -153,4 +153,56 @@ export async function generateTraffic (db: Kysely<Database>, options: TrafficOpt
     options.onProgress?.(done + n)
   }
   await rebuildRollups(db, from, to)
+}
+
+/**
+ * Gives the rollups `copies` more spans of history before `from`: the hourly and daily rollup rows of
+ * [from, to) copied back by whole multiples of the span, each copy under versions of its own (`<v>~<k>`,
+ * as if the app had kept deploying), then every monthly row rebuilt from the days. The raw rows stay as
+ * they are: this is what a database holds at the default retention (30 days of requests, 400 of
+ * rollups), without generating a year of requests first.
+ */
+export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to: Date, copies: number): Promise<void> {
+  const spanDays = Math.round((to.getTime() - from.getTime()) / DAY_MS)
+  const hourFrom = new Date(periodStart('hour', from.getTime()))
+  const hourTo = new Date(periodStart('hour', to.getTime() - 1) + HOUR_MS)
+  const dayFrom = new Date(periodStart('day', from.getTime())).toISOString().slice(0, 10)
+  const dayTo = new Date(periodStart('day', to.getTime() - 1)).toISOString().slice(0, 10)
+  const mergeCounts = sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
+    server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
+  // latest copy last: its last day lands on the span's own (partial) first day, which no copy may read after that
+  for (let k = copies; k >= 1; k--) {
+    const shift = sql`make_interval(days => ${spanDays * k})`
+    // the copy's versions, mapped from the span's by name
+    await sql`insert into ${sql.table('version')} (version, first_seen)
+      select version || '~' || ${String(k)}::text, first_seen - ${shift} from ${sql.table('version')}
+      where id in (select distinct version_id from ${sql.table('request_hour')} where hour >= ${hourFrom} and hour < ${hourTo})
+      on conflict (version) do nothing`.execute(db)
+    const versionMap = sql`(select o.id as old_id, c.id as new_id from ${sql.table('version')} o
+      join ${sql.table('version')} c on c.version = o.version || '~' || ${String(k)}::text)`
+    await sql`insert into ${sql.table('request_hour')} (endpoint_id, hour, version_id, status_code, hits, duration_sum)
+      select r.endpoint_id, r.hour - ${shift}, m.new_id, r.status_code, r.hits, r.duration_sum
+      from ${sql.table('request_hour')} r join ${versionMap} m on m.old_id = r.version_id
+      where r.hour >= ${hourFrom} and r.hour < ${hourTo} on conflict do nothing`.execute(db)
+    await sql`insert into ${sql.table('version_hour')} (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
+      select r.endpoint_id, r.hour - ${shift}, m.new_id, r.hits, r.sketch_offset, r.sketch
+      from ${sql.table('version_hour')} r join ${versionMap} m on m.old_id = r.version_id
+      where r.hour >= ${hourFrom} and r.hour < ${hourTo} on conflict do nothing`.execute(db)
+    await sql`insert into ${sql.table('endpoint_hour')} (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select endpoint_id, hour - ${shift}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch
+      from ${sql.table('endpoint_hour')} where hour >= ${hourFrom} and hour < ${hourTo} on conflict do nothing`.execute(db)
+    // the span's first and last days are partial: their copies meet on one day and add up
+    await sql`insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select endpoint_id, (day - ${spanDays * k}::integer)::date, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch
+      from ${sql.table('endpoint_day')} where day >= ${dayFrom}::date and day <= ${dayTo}::date
+      on conflict (endpoint_id, day) do update set ${mergeCounts}`.execute(db)
+  }
+  await sql`delete from ${sql.table('endpoint_month')}`.execute(db)
+  await sql`insert into ${sql.table('endpoint_month')} (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+    select c.endpoint_id, c.p, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+    from (select endpoint_id, date_trunc('month', day)::date as p, sum(hits) as hits, sum(client_errors) as client_errors,
+        sum(server_errors) as server_errors, sum(duration_sum) as duration_sum from ${sql.table('endpoint_day')} group by 1, 2) as c
+    join (${denseSketchSql(sql`select d.endpoint_id, date_trunc('month', d.day)::date as p, d.sketch_offset + u.i - 1 as bucket, u.c as hits
+      from ${sql.table('endpoint_day')} d cross join lateral unnest(d.sketch) with ordinality as u(c, i) where u.c > 0`, ['endpoint_id', 'p'])}) as s
+      on s.endpoint_id = c.endpoint_id and s.p = c.p`.execute(db)
 }

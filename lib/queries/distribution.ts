@@ -20,6 +20,32 @@ const QUANTILES = { q1: 0.25, median: 0.5, q3: 0.75, p95: 0.95, p99: 0.99 } as c
 const MERGE_LOWEST_BUCKET = -512
 const MERGE_BUCKETS = 2048
 
+const COMMA = 44
+const ZERO = 48
+
+/**
+ * Adds a sketch in PostgreSQL's text form (`{3,0,12}`) into merged counts, its first element at index
+ * `base`. Read digit by digit: splitting into strings and converting each cost most of an overview
+ * (900 merged keys, 400K elements: 90 ms with `split` and `Number`).
+ */
+function addSketchText (counts: Float64Array, base: number, text: string): void {
+  let i = base
+  let count = 0
+  for (let c = 1; c < text.length; c++) {
+    const code = text.charCodeAt(c)
+    if (code >= ZERO && code <= ZERO + 9) {
+      count = count * 10 + code - ZERO
+    } else if (code === COMMA || c === text.length - 1) {
+      if (count !== 0) {
+        const b = Math.min(MERGE_BUCKETS - 1, Math.max(0, i))
+        counts[b] = counts[b]! + count
+      }
+      count = 0
+      i++
+    }
+  }
+}
+
 /**
  * Distributions per key from rollup sketches: `sketches` is a query with columns `k` (the key),
  * `sketch_offset` and `sketch` (see {@link Sketch}), any number of rows per key, which merge by adding
@@ -39,15 +65,7 @@ Promise<Map<K, Distribution>> {
   for (const row of rows) {
     let counts = merged.get(row.k)
     if (counts === undefined) merged.set(row.k, counts = new Float64Array(MERGE_BUCKETS))
-    const values = row.s.slice(1, -1).split(',')
-    const base = row.o - MERGE_LOWEST_BUCKET
-    for (let i = 0; i < values.length; i++) {
-      const count = Number(values[i])
-      if (count !== 0) {
-        const b = Math.min(MERGE_BUCKETS - 1, Math.max(0, base + i))
-        counts[b] = counts[b]! + count
-      }
-    }
+    addSketchText(counts, row.o - MERGE_LOWEST_BUCKET, row.s)
   }
   const result = new Map<K, Distribution>()
   for (const [k, counts] of merged) {

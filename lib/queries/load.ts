@@ -10,15 +10,16 @@ export interface LoadCell {
 }
 
 /**
- * Requests per local day × hour of day in the range, for all endpoints or one (from the rollups). It reads
- * `request_hour`, the narrow table: `endpoint_hour` has fewer rows but carries the sketches, and at 300
- * endpoints reading its pages for the counts alone took seconds where this takes tens of ms.
+ * Requests per local day × hour of day in the range, for all endpoints or one (from the rollups). The
+ * hours are summed first, from `endpoint_hour`'s time index, which carries the counts (an index-only
+ * scan: the rows themselves are wide with their sketches), and only their sums are put in the zone.
  */
 export async function hourlyLoad (db: Kysely<Database>, range: TimeRange, endpointId?: number): Promise<LoadCell[]> {
   const { rows } = await sql<{ day: string, hour: number, hits: string }>`
     select ${localDate(sql.ref('hour'), range.tz)} as day, ${localHour(sql.ref('hour'), range.tz)} as hour, sum(hits) as hits
-    from ${sql.table('request_hour')}
-    where hour >= ${range.from} and hour < ${range.to} ${endpointId === undefined ? sql`` : sql`and endpoint_id = ${endpointId}`}
+    from (select hour, sum(hits) as hits from ${sql.table('endpoint_hour')}
+      where hour >= ${range.from} and hour < ${range.to} ${endpointId === undefined ? sql`` : sql`and endpoint_id = ${endpointId}`}
+      group by hour) as hours
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ day: row.day, hour: row.hour, hits: Number(row.hits) }))
 }

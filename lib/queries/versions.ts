@@ -10,11 +10,14 @@ export interface VersionUsage {
   perEndpoint: Array<{ endpointId: number, hits: number }>
 }
 
-/** Versions (newest first) with their requests per endpoint in the range (from the rollups). */
+/**
+ * Versions (newest first) with their requests per endpoint in the range, from `version_hour`'s time
+ * index, which carries the counts (see migration 0014).
+ */
 export async function versionUsage (db: Kysely<Database>, range: TimeRange): Promise<VersionUsage[]> {
   const versions = await db.selectFrom('version').select(['id', 'version', 'first_seen']).orderBy('first_seen', 'desc').execute()
   const { rows } = await sql<{ version_id: number, endpoint_id: number, hits: string }>`
-    select version_id, endpoint_id, sum(hits) as hits from ${sql.table('request_hour')}
+    select version_id, endpoint_id, sum(hits) as hits from ${sql.table('version_hour')}
     where hour >= ${range.from} and hour < ${range.to} group by 1, 2 order by 1, 2`.execute(db)
   return versions.map((v) => {
     const perEndpoint = rows.filter((row) => row.version_id === v.id).map((row) => ({ endpointId: row.endpoint_id, hits: Number(row.hits) }))
@@ -22,12 +25,13 @@ export async function versionUsage (db: Kysely<Database>, range: TimeRange): Pro
   })
 }
 
-/** Requests per local day and version in the range: FMD's daily utilisation. */
+/** Requests per local day and version in the range: FMD's daily utilisation (hours summed first, as in `versionUsage`). */
 export async function dailyVersionUse (db: Kysely<Database>, range: TimeRange): Promise<Array<{ day: string, version: string, hits: number }>> {
   const { rows } = await sql<{ day: string, version: string, hits: string }>`
     select ${localDate(sql.ref('h.hour'), range.tz)} as day, v.version, sum(h.hits) as hits
-    from ${sql.table('request_hour')} h join ${sql.table('version')} v on v.id = h.version_id
-    where h.hour >= ${range.from} and h.hour < ${range.to}
+    from (select hour, version_id, sum(hits) as hits from ${sql.table('version_hour')}
+      where hour >= ${range.from} and hour < ${range.to} group by 1, 2) as h
+    join ${sql.table('version')} v on v.id = h.version_id
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ day: row.day, version: row.version, hits: Number(row.hits) }))
 }

@@ -6,6 +6,8 @@ import { TIME_RANGE_QUERY, VERSIONS_REPLY, replies } from './schemas.js'
 export const versionRoutes: ApiRoutes = (app, { db, guards }) => {
   app.get<RangeQuery>('/api/versions', { config: NOT_MONITORED, preHandler: guards.authenticate, schema: { querystring: TIME_RANGE_QUERY, response: replies(VERSIONS_REPLY) } }, async (request) => {
     const range = timeRange(request.query)
-    return { versions: await versionUsage(db, range), daily: await dailyVersionUse(db, range) }
+    // two statements at once: the pool has connections to spare (PGlite queues them)
+    const [versions, daily] = await Promise.all([versionUsage(db, range), dailyVersionUse(db, range)])
+    return { versions, daily }
   })
 }
