@@ -32,7 +32,7 @@ async function measure (label, options) {
     `/dashboard/api/endpoints/${busiest.id}/breakdown?by=group_by`,
     `/dashboard/api/endpoints/${busiest.id}/breakdown?by=ip`,
     '/dashboard/api/config',
-    // reports read raw rows: at most the latest 50,000 per endpoint and side (lib/queries/reports.ts)
+    // reports merge the rollup sketches of each side's hours (lib/queries/reports.ts)
     '/dashboard/api/reports?baseline=version:1.0.0&candidate=version:1.0.1',
     '/dashboard/api/reports?baseline=last-week&candidate=this-week'
   ]

@@ -4,7 +4,8 @@ import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests } from '../lib/db/seed.js'
 import { buildReport } from '../lib/queries/reports.js'
 import { parseSelector } from '../lib/reports/selector.js'
-import { mannWhitneyU, ksTwoSample } from '../lib/reports/stats.js'
+import { histogramOf, mannWhitneyU, ksTwoSample, quantile } from '../lib/reports/stats.js'
+import { bucketOf, bucketValue } from '../lib/db/rollup.js'
 import { DIALECTS, backend, until } from './helpers.js'
 import { syntheticRequests } from './synthetic.js'
 
@@ -52,13 +53,17 @@ for (const dialect of DIALECTS) {
     const shift = byRoute['/slower']!.shift!
     t.ok(shift.low > 0 && shift.low < 8 && shift.high > 8, `the Hodges–Lehmann interval [${shift.low}, ${shift.high}] ms holds the true shift of ≈ 8 ms`)
 
-    // the p-values are those of the stored rows (what the query read is what was stored)
-    const durations = (route: string, version: string): number[] => rows.filter((r) => r.endpointId === endpoint[route] && r.version === version && r.statusCode < 500).map((r) => r.durationMs)
-    for (const route of ['/slower', '/same']) {
-      const expected = mannWhitneyU(durations(route, 'v1'), durations(route, 'v2'))
+    // the p-values are those of the stored rows as the rollups keep them: every response's duration,
+    // each at its bucket's value
+    const bucketed = (route: string, version: string) => histogramOf(rows.filter((r) => r.endpointId === endpoint[route] && r.version === version)
+      .map((r) => bucketValue(bucketOf(r.durationMs))))
+    for (const route of ['/slower', '/same', '/failing']) {
+      const expected = mannWhitneyU(bucketed(route, 'v1'), bucketed(route, 'v2'))
       t.ok(Math.abs(byRoute[route]!.mannWhitney!.p - expected.p) <= 1e-9 * expected.p, `${route}: Mann–Whitney p ${byRoute[route]!.mannWhitney!.p} is that of the seeded values`)
-      t.equal(byRoute[route]!.ks!.d, ksTwoSample(durations(route, 'v1'), durations(route, 'v2')).d)
+      t.equal(byRoute[route]!.ks!.d, ksTwoSample(bucketed(route, 'v1'), bucketed(route, 'v2')).d)
     }
+    const failing = rows.filter((r) => r.endpointId === endpoint['/failing'] && r.version === 'v2')
+    t.equal(byRoute['/failing']!.candidate.serverErrorShare, failing.filter((r) => r.statusCode >= 500).length / failing.length, 'the 5xx share of a version, from its hours')
 
     // swapped: the same change is an improvement
     const back = await buildReport(app.monitor.db, { kind: 'version', version: 'v2' }, { kind: 'version', version: 'v1' })
@@ -71,10 +76,17 @@ for (const dialect of DIALECTS) {
     const across = await buildReport(app.monitor.db, range(0, 12), range(12, 24))
     t.equal(across.endpoints.find((e) => e.route === '/slower')!.verdict, 'regression', 'the same change found between windows')
 
-    // a cap on the rows read per side keeps the latest ones and says so
-    const capped = await buildReport(app.monitor.db, { kind: 'version', version: 'v1' }, { kind: 'version', version: 'v2' }, undefined, 100)
-    t.ok(capped.endpoints.find((e) => e.route === '/same')!.limited)
-    t.equal(capped.endpoints.find((e) => e.route === '/same')!.candidate.hits, 100)
+    // a window that starts and ends inside hours: whole hours from the rollups, the parts at its edges
+    // from the raw rows, so every request in it counts once
+    const odd = { kind: 'range' as const, from: new Date(start + 0.5 * HOUR_MS + 1234), to: new Date(start + 13.25 * HOUR_MS) }
+    const inOdd = (route: string) => rows.filter((r) => r.endpointId === endpoint[route] && r.time >= odd.from && r.time < odd.to)
+    const edges = await buildReport(app.monitor.db, odd, range(13, 24))
+    for (const route of ['/slower', '/failing']) {
+      const side = edges.endpoints.find((e) => e.route === route)!.baseline
+      t.equal(side.hits, inOdd(route).length, `${route}: the hits of a window with partial hours`)
+      const exact = histogramOf(inOdd(route).map((r) => bucketValue(bucketOf(r.durationMs))))
+      t.equal(side.median, quantile(exact, 0.5), `${route}: its median is the bucketed rows'`)
+    }
 
     // the API: the same report, errors for bad or unknown selections, a session required
     const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: ADMIN.username, password: ADMIN.password } })

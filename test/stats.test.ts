@@ -1,6 +1,6 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { cliffsDelta, hodgesLehmann, kolmogorovSf, ksTwoSample, mannWhitneyU, normalQuantile, normalSf, quantileSorted } from '../lib/reports/stats.js'
+import { cliffsDelta, histogramOf as h, hodgesLehmann, kolmogorovSf, ksTwoSample, mannWhitneyU, normalQuantile, normalSf, quantile } from '../lib/reports/stats.js'
 
 // Reference values from SciPy on the same samples: test/fixtures/stats/make.py wrote reference.json.
 interface Case {
@@ -32,15 +32,15 @@ t.test(`normal tails and quantiles match SciPy ${reference.scipy}`, async (t) =>
 
 for (const c of reference.cases) {
   t.test(`${c.name} (${c.x.length} vs ${c.y.length}) matches SciPy`, async (t) => {
-    const mw = mannWhitneyU(c.x, c.y)
+    const mw = mannWhitneyU(h(c.x), h(c.y))
     t.equal(mw.u, c.mannWhitney.u, 'U')
     t.ok(close(mw.p, c.mannWhitney.p, 1e-9), `Mann–Whitney p ${mw.p} vs ${c.mannWhitney.p}`)
-    const ks = ksTwoSample(c.x, c.y)
+    const ks = ksTwoSample(h(c.x), h(c.y))
     t.equal(ks.method, c.ks.method)
     t.ok(close(ks.d, c.ks.d, 1e-12), `KS D ${ks.d} vs ${c.ks.d}`)
     t.ok(close(ks.p, c.ks.p, 1e-7), `KS p ${ks.p} vs ${c.ks.p}`)
     if (c.hodgesLehmann !== undefined) {
-      const hl = hodgesLehmann(c.x, c.y)
+      const hl = hodgesLehmann(h(c.x), h(c.y))
       t.ok(close(hl.shift, c.hodgesLehmann.shift, 1e-12), `HL shift ${hl.shift} vs ${c.hodgesLehmann.shift}`)
       t.ok(close(hl.low, c.hodgesLehmann.low, 1e-12), `HL low ${hl.low} vs ${c.hodgesLehmann.low}`)
       t.ok(close(hl.high, c.hodgesLehmann.high, 1e-12), `HL high ${hl.high} vs ${c.hodgesLehmann.high}`)
@@ -49,15 +49,44 @@ for (const c of reference.cases) {
 }
 
 t.test('degenerate samples', async (t) => {
-  t.same(mannWhitneyU([1, 1, 1], [1, 1]).p, 1, 'all tied: no evidence of a change')
-  t.ok(Number.isNaN(mannWhitneyU([], [1]).p), 'an empty side has no p-value')
-  t.ok(Number.isNaN(ksTwoSample([1], []).p))
-  t.same(ksTwoSample([1, 2, 3], [1, 2, 3]), { d: 0, p: 1, method: 'exact' })
+  t.same(mannWhitneyU(h([1, 1, 1]), h([1, 1])).p, 1, 'all tied: no evidence of a change')
+  t.ok(Number.isNaN(mannWhitneyU(h([]), h([1])).p), 'an empty side has no p-value')
+  t.ok(Number.isNaN(ksTwoSample(h([1]), h([])).p))
+  t.same(ksTwoSample(h([1, 2, 3]), h([1, 2, 3])), { d: 0, p: 1, method: 'exact' })
   t.equal(cliffsDelta(0, 3, 4), 1, 'every candidate slower: delta 1')
   t.equal(cliffsDelta(6, 3, 4), 0, "half the pairs each way: no effect")
   t.equal(cliffsDelta(3, 3, 4), 0.5)
-  t.equal(quantileSorted([1, 2, 3, 4], 0.5), 2.5)
-  t.ok(Number.isNaN(quantileSorted([], 0.5)))
-  const shift = hodgesLehmann([1, 2, 3], [11, 12, 13])
+  t.equal(quantile(h([1, 2, 3, 4]), 0.5), 2.5)
+  t.equal(quantile(h([4, 1, 1, 1]), 0.5), 1, 'ties count once per occurrence')
+  t.ok(Number.isNaN(quantile(h([]), 0.5)))
+  const shift = hodgesLehmann(h([1, 2, 3]), h([11, 12, 13]))
   t.equal(shift.shift, 10)
+})
+
+t.test('on a sketch (bucket values counted many times) the tests give their definitions', async (t) => {
+  // a rollup sketch's shape: a few dozen bucket values, each counted many times, two buckets apart
+  const values = Array.from({ length: 40 }, (_, i) => 10 * 1.04 ** i)
+  const sketch = (centre: number, height: number) => {
+    const counts = values.map((_, i) => Math.round(height * Math.exp(-((i - centre) ** 2) / 40)))
+    return { values: Float64Array.from(values), counts: Float64Array.from(counts), n: counts.reduce((a, b) => a + b, 0) }
+  }
+  const a = sketch(18, 100)
+  const b = sketch(20, 80)
+  const expand = (s: typeof a): number[] => Array.from(s.values).flatMap((v, i) => Array<number>(s.counts[i]!).fill(v))
+  const [x, y] = [expand(a), expand(b)]
+  // by definition, over every pair: U counts x > y, ties ½; D is the largest gap of the two CDFs
+  let u = 0
+  const differences: number[] = []
+  for (const xi of x) for (const yj of y) { u += xi > yj ? 1 : xi === yj ? 0.5 : 0; differences.push(yj - xi) }
+  const cdf = (sample: number[], v: number): number => sample.filter((s) => s <= v).length / sample.length
+  const d = Math.max(...values.map((v) => Math.abs(cdf(x, v) - cdf(y, v))))
+  differences.sort((p, q) => p - q)
+  const mid = differences.length / 2
+  const median = differences.length % 2 === 1 ? differences[Math.floor(mid)]! : (differences[mid - 1]! + differences[mid]!) / 2
+  const mw = mannWhitneyU(a, b)
+  t.equal(mw.u, u, `U = ${u} over ${x.length} × ${y.length} pairs`)
+  t.ok(close(ksTwoSample(a, b).d, d, 1e-12), `D = ${d}`)
+  t.ok(close(hodgesLehmann(a, b).shift, median, 1e-12), `Hodges–Lehmann shift = the median difference ${median}`)
+  t.ok(mw.p < 1e-6, `a shift of two buckets (8%) is found (p = ${mw.p})`)
+  t.same(mannWhitneyU(a, b), mannWhitneyU(h(x), h(y)), 'and the same as its raw values')
 })

@@ -92,7 +92,7 @@ export function reportHtml (report: Report, runs: { baseline?: RunFigures, candi
   const { summary: sum, thresholds: t } = report
   const rows = report.endpoints.map((e) => {
     const flagged = e.verdict === 'regression' || e.verdict === 'improvement'
-    return `<tr class="${e.verdict.replace(/ /g, '-')}"><td><code>${escapeHtml(`${e.method} ${e.route}`)}</code>${e.limited ? ' <small>(latest requests only)</small>' : ''}</td>` +
+    return `<tr class="${e.verdict.replace(/ /g, '-')}"><td><code>${escapeHtml(`${e.method} ${e.route}`)}</code></td>` +
       `<td>${e.baseline.hits}</td><td>${e.candidate.hits}</td>` +
       `<td>${ms(e.baseline.median)}</td><td>${ms(e.candidate.median)}</td><td>${pct(e.medianChangePct)}</td>` +
       `<td>${ms(e.baseline.p95)}</td><td>${ms(e.candidate.p95)}</td><td>${pct(e.p95ChangePct)}</td>` +

@@ -47,6 +47,53 @@ function addSketchText (counts: Float64Array, base: number, text: string): void 
 }
 
 /**
+ * Bucket counts merged from any number of sketches (rollup rows of several periods, versions or
+ * processes), on one fixed grid of buckets wide enough for any duration.
+ */
+export class MergedSketch {
+  readonly #counts = new Float64Array(MERGE_BUCKETS)
+
+  /** Adds a sketch in PostgreSQL's text form (`{3,0,12}`) whose first element is bucket `offset`. */
+  addText (offset: number, text: string): void {
+    addSketchText(this.#counts, offset - MERGE_LOWEST_BUCKET, text)
+  }
+
+  /** Every non-empty bucket, lowest first, as [bucket, count]. */
+  * buckets (): Generator<[number, number]> {
+    for (let b = 0; b < MERGE_BUCKETS; b++) {
+      if (this.#counts[b]! > 0) yield [b + MERGE_LOWEST_BUCKET, this.#counts[b]!]
+    }
+  }
+
+  /** The distribution; undefined when empty. */
+  distribution (): Distribution | undefined {
+    const buckets = [...this.buckets()]
+    const n = buckets.reduce((sum, [, count]) => sum + count, 0)
+    if (n === 0) return undefined
+    const quantile = (q: number): number => {
+      let cum = 0
+      for (const [bucket, count] of buckets) {
+        cum += count
+        // q × n in binary floating point can land a hair above a whole count (0.95 × 60): the
+        // tolerance keeps the exact rank, as PostgreSQL's numeric arithmetic did
+        if (cum >= q * n - 1e-9) return bucketValue(bucket)
+      }
+      return bucketValue(buckets[buckets.length - 1]![0])
+    }
+    return {
+      count: n,
+      min: bucketValue(buckets[0]![0]),
+      q1: quantile(QUANTILES.q1),
+      median: quantile(QUANTILES.median),
+      q3: quantile(QUANTILES.q3),
+      p95: quantile(QUANTILES.p95),
+      p99: quantile(QUANTILES.p99),
+      max: bucketValue(buckets[buckets.length - 1]![0])
+    }
+  }
+}
+
+/**
  * Distributions per key from rollup sketches: `sketches` is a query with columns `k` (the key),
  * `sketch_offset` and `sketch` (see {@link Sketch}), any number of rows per key, which merge by adding
  * bucket counts. A percentile is the value of the first bucket whose running count reaches q × n,
@@ -61,41 +108,16 @@ export async function latencyHistograms<K extends string | number> (db: Kysely<D
 Promise<Map<K, Distribution>> {
   // one string per row: cheaper to split than pg's parsing of a bigint[] into strings element by element
   const { rows } = await sql<{ k: K, o: number, s: string }>`select k, sketch_offset as o, sketch::text as s from (${sketches}) as source`.execute(db)
-  const merged = new Map<K, Float64Array>()
+  const merged = new Map<K, MergedSketch>()
   for (const row of rows) {
-    let counts = merged.get(row.k)
-    if (counts === undefined) merged.set(row.k, counts = new Float64Array(MERGE_BUCKETS))
-    addSketchText(counts, row.o - MERGE_LOWEST_BUCKET, row.s)
+    let sketch = merged.get(row.k)
+    if (sketch === undefined) merged.set(row.k, sketch = new MergedSketch())
+    sketch.addText(row.o, row.s)
   }
   const result = new Map<K, Distribution>()
-  for (const [k, counts] of merged) {
-    let n = 0
-    let lo = -1
-    let hi = -1
-    for (let b = 0; b < MERGE_BUCKETS; b++) {
-      if (counts[b]! > 0) { n += counts[b]!; if (lo < 0) lo = b; hi = b }
-    }
-    if (n === 0) continue
-    const quantile = (q: number): number => {
-      let cum = 0
-      for (let b = lo; b <= hi; b++) {
-        cum += counts[b]!
-        // q × n in binary floating point can land a hair above a whole count (0.95 × 60): the
-        // tolerance keeps the exact rank, as PostgreSQL's numeric arithmetic did
-        if (cum >= q * n - 1e-9) return bucketValue(b + MERGE_LOWEST_BUCKET)
-      }
-      return bucketValue(hi + MERGE_LOWEST_BUCKET)
-    }
-    result.set(k, {
-      count: n,
-      min: bucketValue(lo + MERGE_LOWEST_BUCKET),
-      q1: quantile(QUANTILES.q1),
-      median: quantile(QUANTILES.median),
-      q3: quantile(QUANTILES.q3),
-      p95: quantile(QUANTILES.p95),
-      p99: quantile(QUANTILES.p99),
-      max: bucketValue(hi + MERGE_LOWEST_BUCKET)
-    })
+  for (const [k, sketch] of merged) {
+    const distribution = sketch.distribution()
+    if (distribution !== undefined) result.set(k, distribution)
   }
   return result
 }

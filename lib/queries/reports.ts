@@ -1,16 +1,14 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
+import { bucketSql, bucketValue, periodStart } from '../db/rollup.js'
 import { UnknownSelectionError } from '../errors.js'
 import { bySignificance, compareSides, DEFAULT_THRESHOLDS, type EndpointComparison, type ReportThresholds, type SideSample } from '../reports/compare.js'
 import { formatSelector, type Selector } from '../reports/selector.js'
+import type { Histogram } from '../reports/stats.js'
+import { MergedSketch } from './distribution.js'
+import { endpointRollups } from './rollups.js'
 
-/**
- * Requests read per endpoint and side: the latest this many of the window. 10,000 a side already
- * detects a shift far below the 5% / 1 ms thresholds (Cliff's delta of a 5% shift of typical latencies
- * is ≈ 0.1; this sample size resolves ≈ 0.03 at α = 0.01), and bounds a report's cost by the number of
- * endpoints, not by the table: 50,000 a side took 10.6 s (p50) on 1M requests at load average 20.
- */
-export const MAX_REPORT_SAMPLES = 10_000
+const HOUR_MS = 3_600_000
 
 /** The window and version one side of a report reads. */
 export interface ResolvedSide {
@@ -28,7 +26,7 @@ export interface Report {
   baseline: ReportSide
   candidate: ReportSide
   thresholds: ReportThresholds
-  endpoints: Array<{ endpointId: number, method: string, route: string, limited: boolean } & EndpointComparison>
+  endpoints: Array<{ endpointId: number, method: string, route: string } & EndpointComparison>
   summary: { regressions: number, improvements: number, unchanged: number, insufficient: number }
 }
 
@@ -55,43 +53,74 @@ export async function resolveSide (db: Kysely<Database>, selector: Selector): Pr
   }
 }
 
-/**
- * A version side's scan, bounded to the hours the version served on the endpoint (from its hourly
- * rollup, one index range per endpoint): without it the newest-first scan walks every later version's
- * requests before reaching an old one's (4.7 s per report at 1M requests over 50 versions).
- */
-function servedWindow (versionId: number): RawBuilder<unknown> {
-  const hours = sql`from ${sql.table('version_hour')} v where v.endpoint_id = e.id and v.version_id = ${versionId}`
-  return sql`r.time_requested >= (select min(v.hour) ${hours}) and r.time_requested < (select max(v.hour) ${hours}) + interval '1 hour'`
+/** The columns every source of a side's rows has: `k` (the endpoint), hits, server_errors and a sketch. */
+const SIDE_COLUMNS = sql`endpoint_id as k, hits, server_errors, sketch_offset, sketch`
+
+/** SQL: the raw requests of [from, to) as one sketch row per endpoint and bucket (for the parts of hours at a window's edges). */
+function rawSideRows (from: Date, to: Date): RawBuilder<unknown> {
+  return sql`select endpoint_id as k, count(*) as hits, count(*) filter (where status_code >= 500) as server_errors,
+      bucket as sketch_offset, array[count(*)] as sketch
+    from (select endpoint_id, status_code, ${bucketSql(sql.ref('duration_ms'))} as bucket from ${sql.table('request')}
+      where time_requested >= ${from} and time_requested < ${to}) as r
+    group by endpoint_id, bucket`
 }
 
 /**
- * One side's requests per endpoint, from the raw rows (the rank tests need the values): the latest
- * {@link MAX_REPORT_SAMPLES} per endpoint of the window, by the endpoint + time index.
+ * SQL: a window's rows. Its whole hours come from the per-endpoint rollups (days and months where
+ * they cover it, see {@link endpointRollups}); the parts of hours at its edges (a run's seconds, the
+ * current hour, a half-hour time zone) from the raw requests, bucketed as the rollups are.
  */
-export async function sideSamples (db: Kysely<Database>, side: ResolvedSide, limit = MAX_REPORT_SAMPLES): Promise<Map<number, SideSample & { method: string, route: string }>> {
-  const { rows } = await sql<{ endpoint_id: number, method: string, route: string, hits: number, server_errors: number, durations: number[] }>`
-    select e.id as endpoint_id, e.method, e.route, count(*)::int as hits,
-      (count(*) filter (where s.status_code >= 500))::int as server_errors,
-      coalesce(array_agg(s.duration_ms) filter (where s.status_code < 500), '{}') as durations
-    from ${sql.table('endpoint')} e cross join lateral (
-      select r.duration_ms, r.status_code from ${sql.table('request')} r
-      where r.endpoint_id = e.id
-        ${side.from === null ? sql`` : sql`and r.time_requested >= ${side.from}`}
-        ${side.to === null ? sql`` : sql`and r.time_requested < ${side.to}`}
-        ${side.versionId === null ? sql`` : sql`and r.version_id = ${side.versionId} and ${servedWindow(side.versionId)}`}
-      order by r.time_requested desc limit ${limit}) s
-    group by e.id, e.method, e.route`.execute(db)
-  return new Map(rows.map((row) => [row.endpoint_id, {
-    method: row.method,
-    route: row.route,
-    hits: row.hits,
-    serverErrors: row.server_errors,
-    durations: row.durations.map(Number)
-  }]))
+function windowRows (from: Date, to: Date, nowMs: number): RawBuilder<unknown> {
+  const end = Math.min(to.getTime(), nowMs)
+  const firstHour = periodStart('hour', from.getTime() + HOUR_MS - 1)
+  const endHour = periodStart('hour', end)
+  const hours = firstHour < endHour ? endpointRollups(new Date(firstHour), new Date(endHour), SIDE_COLUMNS, nowMs) : undefined
+  if (hours === undefined) return rawSideRows(from, new Date(Math.max(end, from.getTime())))
+  const parts = [hours]
+  if (from.getTime() < firstHour) parts.push(rawSideRows(from, new Date(firstHour)))
+  if (endHour < end) parts.push(rawSideRows(new Date(endHour), new Date(end)))
+  return sql.join(parts, sql` union all `)
 }
 
-const EMPTY: SideSample = { hits: 0, serverErrors: 0, durations: [] }
+/** SQL: a version's rows: its hourly sketches on every endpoint, with the 5xx of those hours. */
+function versionRows (versionId: number): RawBuilder<unknown> {
+  return sql`select v.endpoint_id as k, v.hits, coalesce((select sum(c.hits) from ${sql.table('request_hour')} c
+        where c.endpoint_id = v.endpoint_id and c.hour = v.hour and c.version_id = v.version_id and c.status_code >= 500), 0) as server_errors,
+      v.sketch_offset, v.sketch
+    from ${sql.table('version_hour')} v where v.version_id = ${versionId}`
+}
+
+function histogramOf (sketch: MergedSketch): Histogram {
+  const values: number[] = []
+  const counts: number[] = []
+  for (const [bucket, count] of sketch.buckets()) {
+    values.push(bucketValue(bucket))
+    counts.push(count)
+  }
+  return { values: Float64Array.from(values), counts: Float64Array.from(counts), n: counts.reduce((sum, c) => sum + c, 0) }
+}
+
+/**
+ * One side per endpoint, from the rollups: requests, 5xx and the latency histogram merged from the
+ * sketches of the side's hours (a version's, or a window's, see {@link windowRows}). Its cost grows with
+ * endpoints × hours, not with requests: a version or a week of 300 endpoints is a few thousand rows.
+ */
+export async function sideSketches (db: Kysely<Database>, side: ResolvedSide, nowMs = Date.now()): Promise<Map<number, SideSample>> {
+  const source = side.versionId !== null ? versionRows(side.versionId) : windowRows(side.from!, side.to!, nowMs)
+  const { rows } = await sql<{ k: number, hits: string, c5: string, o: number, s: string }>`
+    select k, hits, server_errors as c5, sketch_offset as o, sketch::text as s from (${source}) as r`.execute(db)
+  const sums = new Map<number, { hits: number, serverErrors: number, sketch: MergedSketch }>()
+  for (const row of rows) {
+    let sum = sums.get(row.k)
+    if (sum === undefined) sums.set(row.k, sum = { hits: 0, serverErrors: 0, sketch: new MergedSketch() })
+    sum.hits += Number(row.hits)
+    sum.serverErrors += Number(row.c5)
+    sum.sketch.addText(row.o, row.s)
+  }
+  return new Map([...sums].map(([k, sum]) => [k, { hits: sum.hits, serverErrors: sum.serverErrors, latency: histogramOf(sum.sketch) }]))
+}
+
+const EMPTY: SideSample = { hits: 0, serverErrors: 0, latency: { values: new Float64Array(0), counts: new Float64Array(0), n: 0 } }
 
 /**
  * Compares two selections endpoint by endpoint (see {@link compareSides}), flagged changes first.
@@ -102,15 +131,16 @@ const EMPTY: SideSample = { hits: 0, serverErrors: 0, durations: [] }
  * if (report.summary.regressions > 0) process.exitCode = 1
  * ```
  */
-export async function buildReport (db: Kysely<Database>, baseline: Selector, candidate: Selector, thresholds: ReportThresholds = DEFAULT_THRESHOLDS, limit = MAX_REPORT_SAMPLES): Promise<Report> {
+export async function buildReport (db: Kysely<Database>, baseline: Selector, candidate: Selector, thresholds: ReportThresholds = DEFAULT_THRESHOLDS): Promise<Report> {
   const sides = [await resolveSide(db, baseline), await resolveSide(db, candidate)] as const
-  const [before, after] = [await sideSamples(db, sides[0], limit), await sideSamples(db, sides[1], limit)]
+  const [before, after, names] = await Promise.all([sideSketches(db, sides[0]), sideSketches(db, sides[1]),
+    db.selectFrom('endpoint').select(['id', 'method', 'route']).execute()])
   const endpoints: Report['endpoints'] = []
-  for (const endpointId of new Set([...before.keys(), ...after.keys()])) {
-    const a = before.get(endpointId)
-    const b = after.get(endpointId)
-    const { method, route } = (a ?? b)!
-    endpoints.push({ endpointId, method, route, limited: a?.hits === limit || b?.hits === limit, ...compareSides(a ?? EMPTY, b ?? EMPTY, thresholds) })
+  for (const { id, method, route } of names) {
+    const a = before.get(id)
+    const b = after.get(id)
+    if (a === undefined && b === undefined) continue
+    endpoints.push({ endpointId: id, method, route, ...compareSides(a ?? EMPTY, b ?? EMPTY, thresholds) })
   }
   endpoints.sort(bySignificance)
   const count = (verdict: EndpointComparison['verdict']): number => endpoints.filter((e) => e.verdict === verdict).length

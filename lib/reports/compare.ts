@@ -1,4 +1,4 @@
-import { cliffsDelta, hodgesLehmann, ksTwoSample, mannWhitneyU, normalSf, quantileSorted, type ShiftEstimate } from './stats.js'
+import { cliffsDelta, hodgesLehmann, ksTwoSample, mannWhitneyU, normalSf, quantile, type Histogram, type ShiftEstimate } from './stats.js'
 
 /** When a change is flagged: significant at `alpha` and at least `minChangePct` % and `minChangeMs` ms. */
 export interface ReportThresholds {
@@ -22,8 +22,11 @@ export interface SideSample {
   hits: number
   /** Responses with status ≥ 500. */
   serverErrors: number
-  /** Durations (ms) of the responses below 500: a failing request's duration says little about speed. */
-  durations: ArrayLike<number>
+  /**
+   * The durations (ms) of every response, as the rollups keep them: each bucket's value (within
+   * the rollups' 2%, see lib/db/rollup.ts) with its count.
+   */
+  latency: Histogram
 }
 
 /** A side's figures in the report: what a box plot needs and the share of 5xx. */
@@ -64,8 +67,8 @@ export interface EndpointComparison {
 
 const finite = (v: number): number | null => Number.isFinite(v) ? v : null
 
-function summarize (side: SideSample, sorted: Float64Array): SideSummary {
-  const q = (p: number): number | null => finite(quantileSorted(sorted, p))
+function summarize (side: SideSample): SideSummary {
+  const q = (p: number): number | null => finite(quantile(side.latency, p))
   return {
     hits: side.hits,
     serverErrorShare: side.hits === 0 ? 0 : side.serverErrors / side.hits,
@@ -75,7 +78,7 @@ function summarize (side: SideSample, sorted: Float64Array): SideSummary {
     q3: q(0.75),
     p95: q(0.95),
     max: q(1),
-    cdf: sorted.length === 0 ? [] : Array.from({ length: 21 }, (_, i) => quantileSorted(sorted, i / 20))
+    cdf: side.latency.n === 0 ? [] : Array.from({ length: 21 }, (_, i) => quantile(side.latency, i / 20))
   }
 }
 
@@ -104,17 +107,17 @@ function direction (ms: number | null, percent: number | null, t: ReportThreshol
 }
 
 /**
- * Compares one endpoint's two sides: the latency distributions of its non-5xx responses (Mann–Whitney
+ * Compares one endpoint's two sides: the latency distributions of its responses (Mann–Whitney
  * for a shift, Kolmogorov–Smirnov for the shape, the Hodges–Lehmann shift and Cliff's delta as effect
  * sizes) and the share of 5xx. A latency change is flagged when a test is significant at `alpha` and the
  * median moved by at least the thresholds; when only the shape changed (KS) the p95 must have moved by
  * them (a slower tail with the same median). An error change is flagged past `minErrorChangePct`.
  */
 export function compareSides (baseline: SideSample, candidate: SideSample, thresholds: ReportThresholds = DEFAULT_THRESHOLDS): EndpointComparison {
-  const a = Float64Array.from(baseline.durations).sort()
-  const b = Float64Array.from(candidate.durations).sort()
-  const base = summarize(baseline, a)
-  const cand = summarize(candidate, b)
+  const a = baseline.latency
+  const b = candidate.latency
+  const base = summarize(baseline)
+  const cand = summarize(candidate)
   const medianChangeMs = base.median === null || cand.median === null ? null : cand.median - base.median
   const p95ChangeMs = base.p95 === null || cand.p95 === null ? null : cand.p95 - base.p95
   const result: EndpointComparison = {
@@ -139,13 +142,13 @@ export function compareSides (baseline: SideSample, candidate: SideSample, thres
   let worse = false
   let better = false
   const flag = (sign: number): void => { if (sign > 0) worse = true; else better = true }
-  if (a.length >= thresholds.minSamples && b.length >= thresholds.minSamples) {
+  if (a.n >= thresholds.minSamples && b.n >= thresholds.minSamples) {
     const mw = mannWhitneyU(a, b)
     const ks = ksTwoSample(a, b)
     result.mannWhitney = { u: mw.u, p: mw.p }
     result.ks = ks
     result.shift = hodgesLehmann(a, b)
-    result.cliffsDelta = cliffsDelta(mw.u, a.length, b.length)
+    result.cliffsDelta = cliffsDelta(mw.u, a.n, b.n)
     const median = direction(medianChangeMs, result.medianChangePct, thresholds)
     const tail = direction(p95ChangeMs, result.p95ChangePct, thresholds)
     if (mw.p < thresholds.alpha && median !== 0) {

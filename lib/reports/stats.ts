@@ -78,21 +78,52 @@ export function normalQuantile (p: number): number {
   return x - u / (1 + x * u / 2)
 }
 
-function ascending (values: ArrayLike<number>): Float64Array {
-  return Float64Array.from(values).sort()
+/**
+ * A sample as its distinct values in ascending order, each with how often it occurs: raw durations
+ * ({@link histogramOf}) or a rollup sketch's buckets, each bucket's value counted as often as the
+ * bucket's requests. Every test below walks these, so a sketch of millions of requests costs its
+ * buckets, not its requests, and gives what the expanded sample would.
+ */
+export interface Histogram {
+  values: Float64Array
+  counts: Float64Array
+  /** The sum of `counts`. */
+  n: number
+}
+
+/** The histogram of raw values. */
+export function histogramOf (sample: ArrayLike<number>): Histogram {
+  const sorted = Float64Array.from(sample).sort()
+  const values: number[] = []
+  const counts: number[] = []
+  for (let i = 0; i < sorted.length; i++) {
+    if (values.length > 0 && values[values.length - 1] === sorted[i]) counts[counts.length - 1]!++
+    else { values.push(sorted[i]!); counts.push(1) }
+  }
+  return { values: Float64Array.from(values), counts: Float64Array.from(counts), n: sorted.length }
+}
+
+/** The value of 0-based rank `rank` in a histogram (rank < n). */
+function valueAtRank (h: Histogram, rank: number): number {
+  let seen = 0
+  for (let i = 0; i < h.values.length; i++) {
+    seen += h.counts[i]!
+    if (rank < seen) return h.values[i]!
+  }
+  return h.values[h.values.length - 1]!
 }
 
 /**
- * A quantile of sorted values by linear interpolation between closest ranks (PostgreSQL's
- * `percentile_cont`, NumPy's default), NaN for no values.
+ * A quantile by linear interpolation between closest ranks (PostgreSQL's `percentile_cont`, NumPy's
+ * default), NaN for no values.
  */
-export function quantileSorted (sorted: ArrayLike<number>, q: number): number {
-  const n = sorted.length
-  if (n === 0) return Number.NaN
-  const position = (n - 1) * q
+export function quantile (h: Histogram, q: number): number {
+  if (h.n === 0) return Number.NaN
+  const position = (h.n - 1) * q
   const below = Math.floor(position)
-  const above = Math.min(below + 1, n - 1)
-  return sorted[below]! + (sorted[above]! - sorted[below]!) * (position - below)
+  const low = valueAtRank(h, below)
+  const high = valueAtRank(h, Math.min(below + 1, h.n - 1))
+  return low + (high - low) * (position - below)
 }
 
 /** The result of {@link mannWhitneyU}. */
@@ -112,26 +143,23 @@ export interface MannWhitneyResult {
  * SciPy's `mannwhitneyu(x, y, method='asymptotic')`. Samples of thousands of requests are where it is
  * used; the exact distribution is not worth its cost there and is undefined with ties.
  */
-export function mannWhitneyU (x: ArrayLike<number>, y: ArrayLike<number>): MannWhitneyResult {
-  const n1 = x.length
-  const n2 = y.length
+export function mannWhitneyU (x: Histogram, y: Histogram): MannWhitneyResult {
+  const n1 = x.n
+  const n2 = y.n
   if (n1 === 0 || n2 === 0) return { u: Number.NaN, z: Number.NaN, p: Number.NaN, sigma: Number.NaN }
   const n = n1 + n2
-  // rank the pooled sample: sort indices by value, average the ranks of each run of ties
-  const values = new Float64Array(n)
-  for (let i = 0; i < n1; i++) values[i] = x[i]!
-  for (let j = 0; j < n2; j++) values[n1 + j] = y[j]!
-  const order = Uint32Array.from({ length: n }, (_, i) => i).sort((a, b) => values[a]! - values[b]!)
+  // walk the pooled distinct values upwards: the t values tied at one get the average of their ranks
   let rankSumX = 0
   let tieTerm = 0
-  for (let start = 0; start < n;) {
-    let end = start + 1
-    while (end < n && values[order[end]!] === values[order[start]!]) end++
-    const rank = (start + 1 + end) / 2
-    const t = end - start
+  let below = 0
+  for (let i = 0, j = 0; i < x.values.length || j < y.values.length;) {
+    const v = Math.min(x.values[i] ?? Infinity, y.values[j] ?? Infinity)
+    const cx = x.values[i] === v ? x.counts[i++]! : 0
+    const cy = y.values[j] === v ? y.counts[j++]! : 0
+    const t = cx + cy
+    rankSumX += cx * (below + (t + 1) / 2)
     tieTerm += t * t * t - t
-    for (let k = start; k < end; k++) if (order[k]! < n1) rankSumX += rank
-    start = end
+    below += t
   }
   const u1 = rankSumX - n1 * (n1 + 1) / 2
   const u = Math.max(u1, n1 * n2 - u1)
@@ -198,56 +226,57 @@ export function kolmogorovSf (x: number): number {
  * round(mn/(m+n)) instead, which differs by well under 1% of p at the sizes it is used for here).
  * Ties in the pooled sample make both p-values conservative.
  */
-export function ksTwoSample (x: ArrayLike<number>, y: ArrayLike<number>): KsResult {
-  const m = x.length
-  const n = y.length
+export function ksTwoSample (x: Histogram, y: Histogram): KsResult {
+  const m = x.n
+  const n = y.n
   if (m === 0 || n === 0) return { d: Number.NaN, p: Number.NaN, method: 'exact' }
-  const a = ascending(x)
-  const b = ascending(y)
   let i = 0
   let j = 0
+  let cx = 0
+  let cy = 0
   let d = 0
-  // walk both sorted samples; a value present in both moves both CDFs before they are compared
-  while (i < m && j < n) {
-    const v = Math.min(a[i]!, b[j]!)
-    while (i < m && a[i] === v) i++
-    while (j < n && b[j] === v) j++
-    d = Math.max(d, Math.abs(i / m - j / n))
+  // walk both; a value present in both moves both CDFs before they are compared
+  while (i < x.values.length && j < y.values.length) {
+    const v = Math.min(x.values[i]!, y.values[j]!)
+    if (x.values[i] === v) cx += x.counts[i++]!
+    if (y.values[j] === v) cy += y.counts[j++]!
+    d = Math.max(d, Math.abs(cx / m - cy / n))
   }
   if (m * n <= KS_EXACT_MAX_PAIRS) return { d, p: ksExactP(d, m, n), method: 'exact' }
   return { d, p: kolmogorovSf(Math.sqrt(m * n / (m + n)) * d), method: 'asymptotic' }
 }
 
-/** How many pairs have y[j] − x[i] ≤ d, for sorted x and y: O(m + n). */
-function pairsAtMost (x: Float64Array, y: Float64Array, d: number): number {
+/** How many pairs have y − x ≤ d: O(distinct values). */
+function pairsAtMost (x: Histogram, y: Histogram, d: number): number {
   let count = 0
   let j = 0
-  for (let i = 0; i < x.length; i++) {
-    while (j < y.length && y[j]! - x[i]! <= d) j++
-    count += j
+  let ys = 0
+  for (let i = 0; i < x.values.length; i++) {
+    while (j < y.values.length && y.values[j]! - x.values[i]! <= d) ys += y.counts[j++]!
+    count += x.counts[i]! * ys
   }
   return count
 }
 
-/** The smallest difference y[j] − x[i] above `lo`, for sorted x and y. */
-function smallestDifferenceAbove (x: Float64Array, y: Float64Array, lo: number): number {
+/** The smallest difference y − x above `lo`. */
+function smallestDifferenceAbove (x: Histogram, y: Histogram, lo: number): number {
   let best = Infinity
-  let j = y.length
-  // as x[i] grows the first y[j] with y[j] − x[i] > lo moves right: walk x downwards, j leftwards
-  for (let i = x.length - 1; i >= 0; i--) {
-    while (j > 0 && y[j - 1]! - x[i]! > lo) j--
-    if (j < y.length) best = Math.min(best, y[j]! - x[i]!)
+  let j = y.values.length
+  // as x grows the first y with y − x > lo moves right: walk x downwards, j leftwards
+  for (let i = x.values.length - 1; i >= 0; i--) {
+    while (j > 0 && y.values[j - 1]! - x.values[i]! > lo) j--
+    if (j < y.values.length) best = Math.min(best, y.values[j]! - x.values[i]!)
   }
   return best
 }
 
 /**
- * The k-th smallest (1-based) of the m·n differences y[j] − x[i], without listing them: bisection on
- * the value with a linear count per step, then the exact difference found at the boundary.
+ * The k-th smallest (1-based) of the m·n differences y − x, without listing them: bisection on the
+ * value with a linear count per step, then the exact difference found at the boundary.
  */
-function kthDifference (x: Float64Array, y: Float64Array, k: number): number {
-  let lo = y[0]! - x[x.length - 1]! - 1 // fewer than k pairs at or below
-  let hi = y[y.length - 1]! - x[0]! // all pairs at or below
+function kthDifference (x: Histogram, y: Histogram, k: number): number {
+  let lo = y.values[0]! - x.values[x.values.length - 1]! - 1 // fewer than k pairs at or below
+  let hi = y.values[y.values.length - 1]! - x.values[0]! // all pairs at or below
   for (let step = 0; step < 200; step++) {
     const mid = lo + (hi - lo) / 2
     if (mid === lo || mid === hi) break
@@ -272,20 +301,18 @@ export interface ShiftEstimate {
  * m·n pairwise differences — and its confidence interval (Moses / Bauer: the k-th smallest and largest
  * differences, k from the U distribution's normal approximation with tie correction). O((m+n) log).
  */
-export function hodgesLehmann (x: ArrayLike<number>, y: ArrayLike<number>, confidence = 0.95): ShiftEstimate {
-  const m = x.length
-  const n = y.length
+export function hodgesLehmann (x: Histogram, y: Histogram, confidence = 0.95): ShiftEstimate {
+  const m = x.n
+  const n = y.n
   if (m === 0 || n === 0) return { shift: Number.NaN, low: Number.NaN, high: Number.NaN, confidence }
-  const a = ascending(x)
-  const b = ascending(y)
   const pairs = m * n
   const shift = pairs % 2 === 1
-    ? kthDifference(a, b, (pairs + 1) / 2)
-    : (kthDifference(a, b, pairs / 2) + kthDifference(a, b, pairs / 2 + 1)) / 2
-  const { sigma } = mannWhitneyU(a, b)
+    ? kthDifference(x, y, (pairs + 1) / 2)
+    : (kthDifference(x, y, pairs / 2) + kthDifference(x, y, pairs / 2 + 1)) / 2
+  const { sigma } = mannWhitneyU(x, y)
   const z = normalQuantile(1 - (1 - confidence) / 2)
   const k = Math.max(1, Math.floor(pairs / 2 - z * sigma))
-  return { shift, low: kthDifference(a, b, k), high: kthDifference(a, b, pairs - k + 1), confidence }
+  return { shift, low: kthDifference(x, y, k), high: kthDifference(x, y, pairs - k + 1), confidence }
 }
 
 /**

@@ -128,7 +128,6 @@ export const REPORT_REPLY = {
           endpointId: { type: 'integer' },
           method: { type: 'string' },
           route: { type: 'string' },
-          limited: { type: 'boolean' },
           baseline: SIDE_SUMMARY,
           candidate: SIDE_SUMMARY,
           medianChangeMs: nullableNumber,
@@ -143,7 +142,7 @@ export const REPORT_REPLY = {
           verdict: { type: 'string', enum: ['regression', 'improvement', 'no change', 'insufficient data'] },
           reasons: { type: 'array', items: { type: 'string' } }
         },
-        required: ['endpointId', 'method', 'route', 'limited', 'baseline', 'candidate', 'medianChangeMs', 'medianChangePct', 'p95ChangeMs', 'p95ChangePct',
+        required: ['endpointId', 'method', 'route', 'baseline', 'candidate', 'medianChangeMs', 'medianChangePct', 'p95ChangeMs', 'p95ChangePct',
           'mannWhitney', 'ks', 'shift', 'cliffsDelta', 'errorShareP', 'verdict', 'reasons'],
         additionalProperties: false
       }
