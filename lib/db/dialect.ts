@@ -1,3 +1,8 @@
+import { execFile } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
 import { Kysely, PostgresDialect } from 'kysely'
 import type { Database } from './database.js'
 import type { StorageOptions } from '../options.js'
@@ -24,6 +29,11 @@ export interface OpenDatabaseOptions {
    * this short; a one-shot command (the CLI in a CI step, on a loaded runner) waits longer instead.
    */
   connectionTimeoutMs?: number
+  /**
+   * PGlite only: create a new data directory in this thread. Otherwise a new directory is created and
+   * migrated in a process of its own, so what that costs does not stay (initDataDirInProcess).
+   */
+  initHere?: boolean
 }
 
 /**
@@ -31,7 +41,7 @@ export interface OpenDatabaseOptions {
  * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
  * Postgres server never loads PGlite's 10 MB of WASM.
  */
-export async function openDatabase (options: Pick<StorageOptions, 'database' | 'tablePrefix'>, { assets, connectionTimeoutMs = 5_000 }: OpenDatabaseOptions = {}): Promise<OpenedDatabase> {
+export async function openDatabase (options: Pick<StorageOptions, 'database' | 'tablePrefix'>, { assets, connectionTimeoutMs = 5_000, initHere = false }: OpenDatabaseOptions = {}): Promise<OpenedDatabase> {
   const plugin = new TablePrefixPlugin(options.tablePrefix)
   if (options.database.kind === 'postgres') {
     const { default: pg } = await import('pg')
@@ -55,6 +65,8 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
   // touches stays in its WebAssembly memory (which never shrinks). See bench/memory.js for the figures.
   const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB', '-c', 'wal_buffers=1MB']
   const { PGliteDialect } = await import('kysely-pglite-dialect')
+  const directory = fileDataDir(options.database.dataDir)
+  if (assets === undefined && !initHere && directory !== undefined && !existsSync(join(directory, 'PG_VERSION'))) await initDataDirInProcess(options)
   // with assets (memory:// only) nothing is compiled, and a snapshot skips initdb and the migrations
   const pglite = await PGlite.create(options.database.dataDir, assets === undefined
     ? { startParams: PGLITE_START_PARAMS }
@@ -72,4 +84,28 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
     kind: 'pglite',
     dumpDataDir: async () => await (await pglite.dumpDataDir('none')).arrayBuffer()
   }
+}
+
+/** The directory of an on-disk PGlite data dir (a path or `file://…`); undefined for `memory://` and the like. */
+function fileDataDir (dataDir: string): string | undefined {
+  if (dataDir.startsWith('file://')) return dataDir.slice('file://'.length)
+  return /^[a-z]+:\/\//.test(dataDir) ? undefined : dataDir
+}
+
+/**
+ * Creates a new PGlite data directory, initdb and the migrations, in a process of its own
+ * (pglite-init-process.ts), so the thread that keeps the database opens it as on a restart. PGlite's
+ * first open of a directory runs initdb in two more WebAssembly instances (initdb's and a second
+ * postgres); closed, their memory stayed until a garbage collection happened to run in the writer's
+ * thread, which an idle app does not: the README's app idled at 754 MB RSS after a first start, 252 MB
+ * since, as after a restart (bench/memory.js). Not a worker thread: after one exited, 347–384 MB stayed,
+ * as the C allocator keeps what an exited thread freed (it did not with MALLOC_ARENA_MAX=1); a process's
+ * exit returns everything.
+ */
+async function initDataDirInProcess (options: Pick<StorageOptions, 'database' | 'tablePrefix'>): Promise<void> {
+  // from the sources (tests) the entry is the .ts beside this file, run by the loader this process has
+  const fromSources = import.meta.url.endsWith('.ts')
+  const entry = fileURLToPath(new URL(`./pglite-init-process.${fromSources ? 'ts' : 'js'}`, import.meta.url))
+  const args = { database: options.database, tablePrefix: options.tablePrefix }
+  await promisify(execFile)(process.execPath, [...(fromSources ? process.execArgv : []), entry, JSON.stringify(args)])
 }
