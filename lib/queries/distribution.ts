@@ -16,80 +16,85 @@ export interface Distribution {
 
 const QUANTILES = { q1: 0.25, median: 0.5, q3: 0.75, p95: 0.95, p99: 0.99 } as const
 
-/** Buckets a merged sketch can hold: 1 µs is bucket -172, an hour ≈ 378; this spans far beyond both. */
-const MERGE_LOWEST_BUCKET = -512
-const MERGE_BUCKETS = 2048
-
 const COMMA = 44
 const ZERO = 48
 
 /**
- * Adds a sketch in PostgreSQL's text form (`{3,0,12}`) into merged counts, its first element at index
- * `base`. Read digit by digit: splitting into strings and converting each cost most of an overview
- * (900 merged keys, 400K elements: 90 ms with `split` and `Number`).
- */
-function addSketchText (counts: Float64Array, base: number, text: string): void {
-  let i = base
-  let count = 0
-  for (let c = 1; c < text.length; c++) {
-    const code = text.charCodeAt(c)
-    if (code >= ZERO && code <= ZERO + 9) {
-      count = count * 10 + code - ZERO
-    } else if (code === COMMA || c === text.length - 1) {
-      if (count !== 0) {
-        const b = Math.min(MERGE_BUCKETS - 1, Math.max(0, i))
-        counts[b] = counts[b]! + count
-      }
-      count = 0
-      i++
-    }
-  }
-}
-
-/**
  * Bucket counts merged from any number of sketches (rollup rows of several periods, versions or
- * processes), on one fixed grid of buckets wide enough for any duration.
+ * processes). The counts cover the buckets seen so far and grow when a sketch reaches past them: an
+ * overview merges 900 of these, and a fixed grid wide enough for any duration (2,048 buckets) cost
+ * more to allocate and scan than the merging itself.
  */
 export class MergedSketch {
-  readonly #counts = new Float64Array(MERGE_BUCKETS)
+  /** The bucket of `#counts[0]`. */
+  #lo = 0
+  #counts = new Float64Array(0)
 
-  /** Adds a sketch in PostgreSQL's text form (`{3,0,12}`) whose first element is bucket `offset`. */
+  /** Makes room for buckets [lo, hi). */
+  #cover (lo: number, hi: number): void {
+    const currentHi = this.#lo + this.#counts.length
+    if (this.#counts.length > 0 && lo >= this.#lo && hi <= currentHi) return
+    const newLo = this.#counts.length === 0 ? lo : Math.min(lo, this.#lo)
+    const newHi = this.#counts.length === 0 ? hi : Math.max(hi, currentHi)
+    const counts = new Float64Array(newHi - newLo)
+    if (this.#counts.length > 0) counts.set(this.#counts, this.#lo - newLo)
+    this.#lo = newLo
+    this.#counts = counts
+  }
+
+  /**
+   * Adds a sketch in PostgreSQL's text form (`{3,0,12}`) whose first element is bucket `offset`, read
+   * digit by digit: splitting it into strings and converting each cost most of an overview.
+   */
   addText (offset: number, text: string): void {
-    addSketchText(this.#counts, offset - MERGE_LOWEST_BUCKET, text)
+    if (text.length <= 2) return
+    let elements = 1
+    for (let c = text.indexOf(','); c !== -1; c = text.indexOf(',', c + 1)) elements++
+    this.#cover(offset, offset + elements)
+    const counts = this.#counts
+    let i = offset - this.#lo
+    let count = 0
+    for (let c = 1; c < text.length; c++) {
+      const code = text.charCodeAt(c)
+      if (code >= ZERO && code <= ZERO + 9) {
+        count = count * 10 + code - ZERO
+      } else if (code === COMMA || c === text.length - 1) {
+        counts[i] = counts[i]! + count
+        count = 0
+        i++
+      }
+    }
   }
 
   /** Every non-empty bucket, lowest first, as [bucket, count]. */
   * buckets (): Generator<[number, number]> {
-    for (let b = 0; b < MERGE_BUCKETS; b++) {
-      if (this.#counts[b]! > 0) yield [b + MERGE_LOWEST_BUCKET, this.#counts[b]!]
+    for (let i = 0; i < this.#counts.length; i++) {
+      if (this.#counts[i]! > 0) yield [this.#lo + i, this.#counts[i]!]
     }
   }
 
-  /** The distribution; undefined when empty. */
+  /** The distribution; undefined when empty. One pass for the quantiles (in ascending order). */
   distribution (): Distribution | undefined {
-    const buckets = [...this.buckets()]
-    const n = buckets.reduce((sum, [, count]) => sum + count, 0)
+    const counts = this.#counts
+    let n = 0
+    let first = -1
+    let last = -1
+    for (let i = 0; i < counts.length; i++) {
+      if (counts[i]! > 0) { n += counts[i]!; if (first < 0) first = i; last = i }
+    }
     if (n === 0) return undefined
-    const quantile = (q: number): number => {
-      let cum = 0
-      for (const [bucket, count] of buckets) {
-        cum += count
-        // q × n in binary floating point can land a hair above a whole count (0.95 × 60): the
-        // tolerance keeps the exact rank, as PostgreSQL's numeric arithmetic did
-        if (cum >= q * n - 1e-9) return bucketValue(bucket)
-      }
-      return bucketValue(buckets[buckets.length - 1]![0])
+    const quantiles = Object.values(QUANTILES)
+    const values: number[] = []
+    let cum = 0
+    for (let i = first; i <= last && values.length < quantiles.length; i++) {
+      cum += counts[i]!
+      // q × n in binary floating point can land a hair above a whole count (0.95 × 60): the
+      // tolerance keeps the exact rank, as PostgreSQL's numeric arithmetic did
+      while (values.length < quantiles.length && cum >= quantiles[values.length]! * n - 1e-9) values.push(bucketValue(this.#lo + i))
     }
-    return {
-      count: n,
-      min: bucketValue(buckets[0]![0]),
-      q1: quantile(QUANTILES.q1),
-      median: quantile(QUANTILES.median),
-      q3: quantile(QUANTILES.q3),
-      p95: quantile(QUANTILES.p95),
-      p99: quantile(QUANTILES.p99),
-      max: bucketValue(buckets[buckets.length - 1]![0])
-    }
+    while (values.length < quantiles.length) values.push(bucketValue(this.#lo + last))
+    const [q1, median, q3, p95, p99] = values as [number, number, number, number, number]
+    return { count: n, min: bucketValue(this.#lo + first), q1, median, q3, p95, p99, max: bucketValue(this.#lo + last) }
   }
 }
 
