@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
-import { latencyHistograms } from './distribution.js'
+import { latencyHistograms, type Distribution } from './distribution.js'
 import { endpointRollups } from './rollups.js'
 import { localDayStart } from './range.js'
 
@@ -48,17 +48,23 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     const source = endpointRollups(start, end, columns, nowMs)
     return source === undefined ? [] : [sql`select ${name}::text as w, * from (${source}) as ${sql.ref(name)}`]
   }), sql` union all `)
-  // two statements at once (the pool has connections to spare; PGlite queues them): the endpoints with
-  // their counts per window, and the latency sketches merged per endpoint and window
-  const [{ rows: endpoints }, medians] = await Promise.all([
+  // four statements at once (the pool has connections to spare; PGlite queues them): the endpoints with
+  // their counts per window, and the latency sketches merged per endpoint, one statement per window
+  // the sketches one statement per window: PostgreSQL serialises one while this thread merges another
+  const sketchesOf = async (name: Window, start: Date): Promise<Map<string, Distribution>> => {
+    const source = endpointRollups(start, end, sql`endpoint_id, sketch_offset, sketch`, nowMs)
+    return source === undefined ? new Map() : await latencyHistograms<string>(db, sql`select ${name}::text || ':' || endpoint_id as k, sketch_offset, sketch from (${source}) as r`)
+  }
+  const [{ rows: endpoints }, ...perWindow] = await Promise.all([
     sql<{ id: number, method: string, route: string, monitor_level: number, last_requested: Date | null, counts: Array<{ w: Window, hits: number, c4: number, c5: number }> | null }>`
       with counts as (select endpoint_id, w, sum(hits) as hits, sum(client_errors) as c4, sum(server_errors) as c5
         from (${rows(sql`endpoint_id, hits, client_errors, server_errors`)}) as r group by 1, 2)
       select e.id, e.method, e.route, e.monitor_level, e.last_requested,
         (select json_agg(json_build_object('w', c.w, 'hits', c.hits, 'c4', c.c4, 'c5', c.c5)) from counts c where c.endpoint_id = e.id) as counts
       from ${sql.table('endpoint')} e where e.route like ${like} order by e.route, e.method`.execute(db),
-    latencyHistograms<string>(db, sql`select w || ':' || endpoint_id as k, sketch_offset, sketch from (${rows(sql`endpoint_id, sketch_offset, sketch`)}) as r`)
+    ...starts.map(async ([name, start]) => await sketchesOf(name, start))
   ])
+  const medians = new Map(perWindow.flatMap((windowMedians) => [...windowMedians]))
   const window = (row: typeof endpoints[number], name: Window): WindowCounts => {
     const counts = row.counts?.find((c) => c.w === name)
     return {
