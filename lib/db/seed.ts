@@ -170,7 +170,7 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
   const dayTo = new Date(periodStart('day', to.getTime() - 1)).toISOString().slice(0, 10)
   const mergeCounts = sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
     server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
-  // latest copy last: its last day lands on the span's own (partial) first day, which no copy may read after that
+  // latest copy last: its last hour and day land on the span's own (partial) first ones, which no copy may read after that
   for (let k = copies; k >= 1; k--) {
     const shift = sql`make_interval(days => ${spanDays * k})`
     // the copy's versions, mapped from the span's by name
@@ -183,15 +183,17 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
     await sql`insert into ${sql.table('request_hour')} (endpoint_id, hour, version_id, status_code, hits, duration_sum)
       select r.endpoint_id, r.hour - ${shift}, m.new_id, r.status_code, r.hits, r.duration_sum
       from ${sql.table('request_hour')} r join ${versionMap} m on m.old_id = r.version_id
-      where r.hour >= ${hourFrom} and r.hour < ${hourTo} on conflict do nothing`.execute(db)
+      where r.hour >= ${hourFrom} and r.hour < ${hourTo}`.execute(db)
     await sql`insert into ${sql.table('version_hour')} (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
       select r.endpoint_id, r.hour - ${shift}, m.new_id, r.hits, r.sketch_offset, r.sketch
       from ${sql.table('version_hour')} r join ${versionMap} m on m.old_id = r.version_id
-      where r.hour >= ${hourFrom} and r.hour < ${hourTo} on conflict do nothing`.execute(db)
-    await sql`insert into ${sql.table('endpoint_hour')} (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      where r.hour >= ${hourFrom} and r.hour < ${hourTo}`.execute(db)
+    // the span's first and last hours and days are partial: their copies meet on one and add up (the
+    // hours per version do not meet: each copy has versions of its own)
+    await sql`insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
       select endpoint_id, hour - ${shift}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch
-      from ${sql.table('endpoint_hour')} where hour >= ${hourFrom} and hour < ${hourTo} on conflict do nothing`.execute(db)
-    // the span's first and last days are partial: their copies meet on one day and add up
+      from ${sql.table('endpoint_hour')} where hour >= ${hourFrom} and hour < ${hourTo}
+      on conflict (endpoint_id, hour) do update set ${mergeCounts}`.execute(db)
     await sql`insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
       select endpoint_id, (day - ${spanDays * k}::integer)::date, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch
       from ${sql.table('endpoint_day')} where day >= ${dayFrom}::date and day <= ${dayTo}::date
