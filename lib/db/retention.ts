@@ -70,3 +70,14 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     deletedRollupRows: results.reduce((sum, r) => sum + Number(r.numDeletedRows), 0)
   }
 }
+
+/**
+ * What autovacuum does on a server, for PGlite, which has none: marks the rollups' and requests' pages
+ * all-visible (so the covering indexes answer the load, versions and breakdowns without reading rows),
+ * gives the planner statistics, and frees the index entries of updated rollup rows. Pages already
+ * all-visible are skipped, so after the first pass it reads only what changed since the last.
+ */
+export async function vacuumForPglite (db: Kysely<Database>): Promise<void> {
+  const tables = ['request', 'request_hour', 'endpoint_hour', 'version_hour', 'endpoint_day', 'endpoint_month', 'endpoint']
+  await sql`vacuum (analyze) ${sql.join(tables.map((table) => sql.table(table)))}`.execute(db)
+}

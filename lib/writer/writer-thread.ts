@@ -20,7 +20,7 @@ import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
 import { Writer } from './writer.js'
-import { deleteOlderThan } from '../db/retention.js'
+import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
 import { groupedProfile } from '../queries/profiles.js'
 
 const HOUR_MS = 3_600_000
@@ -82,7 +82,8 @@ export class WriterThread {
     const options = this.#options
     this.#timers.push(setInterval(() => { this.#writer.kick(); this.#flushOutliers().catch(() => {}) }, options.flushIntervalMs))
     this.#timers.push(setInterval(() => { this.#pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
-    this.#timers.push(setInterval(() => this.#runMaintenance(), HOUR_MS))
+    // hourly; PGlite's vacuum too, but not at start, where it would only slow every new app down
+    this.#timers.push(setInterval(() => this.#runMaintenance({ vacuum: this.#options.database.kind === 'pglite' }), HOUR_MS))
     for (const timer of this.#timers) timer.unref()
     this.#open().catch((err: unknown) => this.#log('error', 'fastify-monitoring-dashboard: writer failed to start', summarizeError(err)))
   }
@@ -174,7 +175,7 @@ export class WriterThread {
     if (changed.length > 0) this.#send({ type: 'levels', levels: changed })
   }
 
-  async #maintain (): Promise<void> {
+  async #maintain ({ vacuum }: { vacuum: boolean }): Promise<void> {
     if (this.#partitions === undefined) return
     const today = dayOf(Date.now())
     await this.#partitions.ensure(today - 1, today + this.#options.partitionDaysAhead)
@@ -186,6 +187,7 @@ export class WriterThread {
       this.#partitions.reset()
       this.#log('info', `fastify-monitoring-dashboard: retention dropped ${removed.droppedPartitions} daily partitions`)
     }
+    if (vacuum) await vacuumForPglite(this.#requireDb())
   }
 
   async handle (message: ToWorker): Promise<unknown> {
@@ -265,7 +267,7 @@ export class WriterThread {
     }
   }
 
-  #runMaintenance (): void {
-    this.#maintain().catch((err: unknown) => this.#log('warn', 'fastify-monitoring-dashboard: partition maintenance and retention failed', summarizeError(err)))
+  #runMaintenance (options = { vacuum: false }): void {
+    this.#maintain(options).catch((err: unknown) => this.#log('warn', 'fastify-monitoring-dashboard: partition maintenance and retention failed', summarizeError(err)))
   }
 }
