@@ -90,7 +90,8 @@ function versionRows (versionId: number): RawBuilder<unknown> {
     from ${sql.table('version_hour')} v where v.version_id = ${versionId}`
 }
 
-function histogramOf (sketch: MergedSketch): Histogram {
+/** A merged sketch as the tests take it: each bucket's value with its count. */
+function sketchHistogram (sketch: MergedSketch): Histogram {
   const values: number[] = []
   const counts: number[] = []
   for (const [bucket, count] of sketch.buckets()) {
@@ -117,7 +118,7 @@ export async function sideSketches (db: Kysely<Database>, side: ResolvedSide, no
     sum.serverErrors += Number(row.c5)
     sum.sketch.addText(row.o, row.s)
   }
-  return new Map([...sums].map(([k, sum]) => [k, { hits: sum.hits, serverErrors: sum.serverErrors, latency: histogramOf(sum.sketch) }]))
+  return new Map([...sums].map(([k, sum]) => [k, { hits: sum.hits, serverErrors: sum.serverErrors, latency: sketchHistogram(sum.sketch) }]))
 }
 
 const EMPTY: SideSample = { hits: 0, serverErrors: 0, latency: { values: new Float64Array(0), counts: new Float64Array(0), n: 0 } }
