@@ -1,7 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
-import { denseSketchSql } from './rollup.js'
+import { monthsFromDaysSql } from './rollup.js'
 
 const DAY_MS = 86_400_000
 
@@ -45,15 +45,7 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
       server_errors = h.server_errors - d.server_errors, duration_sum = h.duration_sum - d.duration_sum,
       sketch = (select array_agg(h.sketch[b - h.sketch_offset + 1] - coalesce(d.sketch[b - d.sketch_offset + 1], 0) order by b)
         from generate_series(h.sketch_offset::integer, h.sketch_offset + cardinality(h.sketch) - 1) as b)
-    from (
-      select c.endpoint_id, c.month, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
-      from (select endpoint_id, date_trunc('month', day)::date as month, sum(hits) as hits, sum(client_errors) as client_errors,
-          sum(server_errors) as server_errors, sum(duration_sum) as duration_sum
-        from ${sql.table('endpoint_day')} where day < ${cutDay}::date and day >= ${cutMonthStart}::date group by 1, 2) as c
-      join (${denseSketchSql(sql`select endpoint_id, date_trunc('month', day)::date as month, sketch_offset + u.i - 1 as bucket, u.c as hits
-          from ${sql.table('endpoint_day')} cross join lateral unnest(sketch) with ordinality as u(c, i)
-          where day < ${cutDay}::date and day >= ${cutMonthStart}::date`, ['endpoint_id', 'month'])}) as s
-        on s.endpoint_id = c.endpoint_id and s.month = c.month
+    from (${monthsFromDaysSql(sql`day < ${cutDay}::date and day >= ${cutMonthStart}::date`)}
     ) as d
     where h.endpoint_id = d.endpoint_id and h.month = d.month`.execute(db)
   const results = await Promise.all([

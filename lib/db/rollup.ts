@@ -84,6 +84,15 @@ export function mergeSketchSql (): RawBuilder<unknown> {
         greatest(h.sketch_offset + cardinality(h.sketch), excluded.sketch_offset + cardinality(excluded.sketch)) - 1) as b), '{}')`
 }
 
+/**
+ * SQL: the `set` clause that merges an upserted per-endpoint rollup row (`excluded`) into the stored
+ * one (alias `h`): its counts add up and its sketch merges (see {@link mergeSketchSql}).
+ */
+export function mergeRollupRowSql (): RawBuilder<unknown> {
+  return sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
+    server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
+}
+
 /** The grains of the per-endpoint rollups, finest first, with the column naming each row's period. */
 export const GRAINS = [
   { grain: 'hour', table: 'endpoint_hour', column: 'hour' },
@@ -169,4 +178,21 @@ export function denseSketchSql (bucketRows: RawBuilder<unknown>, keys: readonly 
     select ${rk}, r.lo as sketch_offset, array_agg(coalesce(b.hits, 0) order by g) as sketch
     from r cross join generate_series(r.lo::integer, r.hi::integer) as g left join b on ${on} and b.bucket = g
     group by ${rk}, r.lo`
+}
+
+/**
+ * SQL: the days of `endpoint_day` that `where` keeps, summed per endpoint and month: columns
+ * endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch (days add
+ * up to their month exactly, sketches bucket by bucket).
+ */
+export function monthsFromDaysSql (where: RawBuilder<unknown>): RawBuilder<unknown> {
+  const month = sql`date_trunc('month', day)::date`
+  return sql`select c.endpoint_id, c.month, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
+    from (select endpoint_id, ${month} as month, sum(hits) as hits, sum(client_errors) as client_errors,
+        sum(server_errors) as server_errors, sum(duration_sum) as duration_sum
+      from ${sql.table('endpoint_day')} where ${where} group by 1, 2) as c
+    join (${denseSketchSql(sql`select endpoint_id, ${month} as month, sketch_offset + u.i - 1 as bucket, u.c as hits
+        from ${sql.table('endpoint_day')} cross join lateral unnest(sketch) with ordinality as u(c, i)
+        where ${where} and u.c > 0`, ['endpoint_id', 'month'])}) as s
+      on s.endpoint_id = c.endpoint_id and s.month = c.month`
 }

@@ -6,7 +6,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
-import { GRAINS, bucketSql, denseSketchSql, mergeSketchSql, periodStart, type Grain } from './rollup.js'
+import { GRAINS, bucketSql, denseSketchSql, mergeRollupRowSql, monthsFromDaysSql, periodStart, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 
 const DAY_MS = 86_400_000
@@ -168,8 +168,7 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
   const hourTo = new Date(periodStart('hour', to.getTime() - 1) + HOUR_MS)
   const dayFrom = new Date(periodStart('day', from.getTime())).toISOString().slice(0, 10)
   const dayTo = new Date(periodStart('day', to.getTime() - 1)).toISOString().slice(0, 10)
-  const mergeCounts = sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
-    server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
+  const mergeCounts = mergeRollupRowSql()
   // latest copy last: its last hour and day land on the span's own (partial) first ones, which no copy may read after that
   for (let k = copies; k >= 1; k--) {
     const shift = sql`make_interval(days => ${spanDays * k})`
@@ -201,10 +200,5 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
   }
   await sql`delete from ${sql.table('endpoint_month')}`.execute(db)
   await sql`insert into ${sql.table('endpoint_month')} (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-    select c.endpoint_id, c.p, c.hits, c.client_errors, c.server_errors, c.duration_sum, s.sketch_offset, s.sketch
-    from (select endpoint_id, date_trunc('month', day)::date as p, sum(hits) as hits, sum(client_errors) as client_errors,
-        sum(server_errors) as server_errors, sum(duration_sum) as duration_sum from ${sql.table('endpoint_day')} group by 1, 2) as c
-    join (${denseSketchSql(sql`select d.endpoint_id, date_trunc('month', d.day)::date as p, d.sketch_offset + u.i - 1 as bucket, u.c as hits
-      from ${sql.table('endpoint_day')} d cross join lateral unnest(d.sketch) with ordinality as u(c, i) where u.c > 0`, ['endpoint_id', 'p'])}) as s
-      on s.endpoint_id = c.endpoint_id and s.p = c.p`.execute(db)
+    ${monthsFromDaysSql(sql`true`)}`.execute(db)
 }

@@ -49,8 +49,8 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     return source === undefined ? [] : [sql`select ${name}::text as w, * from (${source}) as ${sql.ref(name)}`]
   }), sql` union all `)
   // four statements at once (the pool has connections to spare; PGlite queues them): the endpoints with
-  // their counts per window, and the latency sketches merged per endpoint, one statement per window
-  // the sketches one statement per window: PostgreSQL serialises one while this thread merges another
+  // their counts per window, and the latency sketches one statement per window, so PostgreSQL
+  // serialises one window while this thread merges another
   const sketchesOf = async (name: Window, start: Date): Promise<Map<string, Distribution>> => {
     const source = endpointRollups(start, end, sql`endpoint_id, sketch_offset, sketch`, nowMs)
     return source === undefined ? new Map() : await latencyHistograms<string>(db, sql`select ${name}::text || ':' || endpoint_id as k, sketch_offset, sketch from (${source}) as r`)

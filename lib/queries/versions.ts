@@ -32,7 +32,7 @@ export async function versionUsage (db: Kysely<Database>, range: TimeRange): Pro
   })
 }
 
-/** Requests per local day and version in the range: FMD's daily utilisation (hours summed first, as in `versionUsage`). */
+/** Requests per local day and version in the range: FMD's daily utilisation (hours summed first, then put in the zone). */
 export async function dailyVersionUse (db: Kysely<Database>, range: TimeRange): Promise<Array<{ day: string, version: string, hits: number }>> {
   const { rows } = await sql<{ day: string, version: string, hits: string }>`
     select ${localDate(sql.ref('h.hour'), range.tz)} as day, v.version, sum(h.hits) as hits

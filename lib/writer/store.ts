@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { EndpointKey, OutlierRecord } from '../protocol.js'
-import { mergeSketchSql } from '../db/rollup.js'
+import { mergeRollupRowSql, mergeSketchSql } from '../db/rollup.js'
 import { aggregateRollups, type PeriodRows } from './rollups.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
@@ -101,8 +101,7 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
       ${numberArrayLiteral(rows.hits)}::bigint[], ${numberArrayLiteral(rows.clientErrors)}::bigint[], ${numberArrayLiteral(rows.serverErrors)}::bigint[],
       ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
       ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
-    const mergeCounts = sql`hits = h.hits + excluded.hits, client_errors = h.client_errors + excluded.client_errors,
-      server_errors = h.server_errors + excluded.server_errors, duration_sum = h.duration_sum + excluded.duration_sum, ${mergeSketchSql()}`
+    const mergeCounts = mergeRollupRowSql()
     // One statement: the raw rows and every rollup, from arrays sent once. Rollup rows are upserted in
     // key order (sorted in rollups.ts), so concurrent writers lock them in the same order (no deadlock).
     await sql`with hour_rows as (select * from ${periodRows(periods.hour)}), raw as (
