@@ -119,6 +119,14 @@ export interface OutlierOptions {
   envAllowList?: string[]
   /** The stack sampler's interval, µs (also the level-3 profiler's). Default 1000. */
   sampleIntervalUs?: number
+  /**
+   * When level 2 samples stacks for outlier evidence. V8's sampler costs every request of the process
+   * while it runs, outliers or not. `'always'`: whenever an endpoint is at level 2; `'after-outlier'`:
+   * from an outlier until none has come for 10 minutes (the outlier that starts it has no stacks, the
+   * ones after it do); `'off'`: never at level 2. Level 3 always samples (its call trees are made of
+   * samples). Default `'always'`.
+   */
+  stackSampling?: StackSampling
   /** Level 3: the share of requests whose call tree is kept, 0 to 1. Default 0.1. */
   profileShare?: number
 }
@@ -135,8 +143,12 @@ export interface ResolvedOutliers {
   appRoot: string
   envAllowList: string[]
   sampleIntervalUs: number
+  stackSampling: StackSampling
   profileShare: number
 }
+
+export const STACK_SAMPLING = ['after-outlier', 'always', 'off'] as const
+export type StackSampling = typeof STACK_SAMPLING[number]
 
 /** Resolved dashboard settings. */
 export interface ResolvedDashboard {
@@ -278,7 +290,7 @@ const KNOWN_OPTIONS = new Set<string>([
   'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
 ])
 const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs', 'maxPerEndpointHour', 'bodyLimitBytes', 'redact', 'keep', 'redactHeaders',
-  'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'profileShare'])
+  'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'stackSampling', 'profileShare'])
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
@@ -490,6 +502,10 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
   if (given.adminOnlyRequestValues !== undefined && typeof given.adminOnlyRequestValues !== 'boolean') {
     return new InvalidOptionError('outliers.adminOnlyRequestValues', `must be a boolean, got ${describe(given.adminOnlyRequestValues)}`)
   }
+  const stackSampling = given.stackSampling ?? 'always'
+  if (!(STACK_SAMPLING as readonly unknown[]).includes(stackSampling)) {
+    return new InvalidOptionError('outliers.stackSampling', `must be one of ${STACK_SAMPLING.map((m) => `'${m}'`).join(', ')}, got ${describe(stackSampling)}`)
+  }
   if (given.appRoot !== undefined && (typeof given.appRoot !== 'string' || given.appRoot === '')) {
     return new InvalidOptionError('outliers.appRoot', `must be a directory path, got ${describe(given.appRoot)}`)
   }
@@ -505,6 +521,7 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
     appRoot: resolve((given.appRoot as string | undefined) ?? process.cwd()),
     envAllowList: envAllowList as string[],
     sampleIntervalUs: sampleIntervalUs as number,
+    stackSampling: stackSampling as StackSampling,
     profileShare
   }
 }

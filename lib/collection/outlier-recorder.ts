@@ -43,6 +43,9 @@ class RecentRequests {
   }
 }
 
+/** How long the stack sampler keeps running after an outlier, by default (`stackSampling: 'after-outlier'`). */
+export const SAMPLING_LINGER_MS = 10 * 60_000
+
 /**
  * Levels 2 and 3 on the request thread: decides whether a finished request is an outlier and gathers its
  * evidence. The probes (handler timing, event-loop delay, stack sampling) run only while some
@@ -67,12 +70,20 @@ export class OutlierRecorder {
   readonly #recent = new RecentRequests()
   #timer: NodeJS.Timeout | undefined
   #failed = false
+  /** Some endpoint is at level 2 or 3 / at level 3. */
+  #active = false
+  #profiling = false
+  /** `stackSampling: 'after-outlier'`: the sampler runs until then (ms, `Date.now()`). */
+  #samplingUntilMs = 0
+  readonly #lingerMs: number
 
   constructor (options: ResolvedOutliers, deps: {
     send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
     onOutlier: (method: string, route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
+    /** How long the sampler runs after an outlier (`stackSampling: 'after-outlier'`). Default 10 minutes. */
+    samplingLingerMs?: number
   }) {
     this.#options = options
     this.#detector = new OutlierDetector(options.constant, options.minSamples, options.window)
@@ -82,15 +93,34 @@ export class OutlierRecorder {
     this.#send = deps.send
     this.#onOutlier = deps.onOutlier
     this.#log = deps.log
-    this.#timer = setInterval(() => { this.flush() }, deps.flushIntervalMs)
+    this.#lingerMs = deps.samplingLingerMs ?? SAMPLING_LINGER_MS
+    this.#timer = setInterval(() => {
+      if (this.#sampler.running && !this.#profiling) this.#applySampler(Date.now())
+      this.flush()
+    }, deps.flushIntervalMs)
     this.#timer.unref()
   }
 
   /** Starts or stops the probes as levels change: on while any endpoint is at level 2 or 3. */
   update (endpoints: readonly EndpointState[]): void {
-    const active = endpoints.some((endpoint) => endpoint.level >= 2)
-    this.#probe.setActive(active)
-    if (active) this.#sampler.start(); else this.#sampler.stop()
+    this.#active = endpoints.some((endpoint) => endpoint.level >= 2)
+    this.#profiling = endpoints.some((endpoint) => endpoint.level === 3)
+    this.#probe.setActive(this.#active)
+    this.#applySampler(Date.now())
+  }
+
+  /** Whether the stack sampler runs now; exposed for tests. */
+  get sampling (): boolean { return this.#sampler.running }
+
+  /**
+   * Runs the sampler while it is wanted: level 3 needs it for its call trees; level 2 per
+   * `stackSampling` (`'after-outlier'`: from an outlier until {@link #lingerMs} have passed without
+   * one). It costs every request of the process while it runs, outliers or not.
+   */
+  #applySampler (nowMs: number): void {
+    const mode = this.#options.stackSampling
+    const wanted = this.#profiling || (this.#active && (mode === 'always' || (mode === 'after-outlier' && nowMs < this.#samplingUntilMs)))
+    if (wanted) this.#sampler.start(); else this.#sampler.stop()
   }
 
   /**
@@ -107,6 +137,12 @@ export class OutlierRecorder {
       // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
       if (durationMs < this.#options.minDurationMs) return
       this.#onOutlier(endpoint.method, endpoint.route)
+      // stacks only if the sampler ran for the whole request; an outlier (re)starts it for the next ones
+      const sampled = this.#sampler.running
+      if (this.#options.stackSampling === 'after-outlier') {
+        this.#samplingUntilMs = nowMs + this.#lingerMs
+        if (!sampled) this.#applySampler(nowMs)
+      }
       const timeMs = nowMs - durationMs
       if (!this.#cap.admit(endpoint.index, nowMs, durationMs)) {
         this.#overflow.add(endpoint.index, timeMs)
@@ -124,9 +160,11 @@ export class OutlierRecorder {
         stacks: null
       }
       const endUs = nowUs()
-      const keys = this.#codeOf(endpoint, request)
       const process = record.process as { eventLoopDelayMaxMs: number, cpuPercent: number | null }
-      this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, keys, endMs, durationMs)).then((stacks) => {
+      const stacks = sampled
+        ? this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, this.#codeOf(endpoint, request), endMs, durationMs))
+        : Promise.resolve(null)
+      stacks.then((stacks) => {
         record.stacks = stacks
         // after the lag probe's next tick: it measures a block only once the loop runs again
         setTimeout(() => {

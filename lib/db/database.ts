@@ -141,7 +141,7 @@ export interface OutlierTable {
   request: ColumnType<unknown, string, string>
   phases: ColumnType<unknown, string, string>
   process: ColumnType<unknown, string, string>
-  stacks: ColumnType<unknown, string, string>
+  stacks: ColumnType<unknown | null, string | null, string | null>
 }
 
 /** Outliers found per endpoint and UTC hour, and how many of them were kept. */

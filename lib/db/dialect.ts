@@ -2,8 +2,10 @@ import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import { Kysely, PostgresDialect } from 'kysely'
+import { Kysely, PostgresDialect, type CompiledQuery } from 'kysely'
 import type { Database } from './database.js'
 import type { StorageOptions } from '../options.js'
 import { TablePrefixPlugin } from './table-prefix-plugin.js'
@@ -19,6 +21,19 @@ export interface OpenedDatabase {
   kind: 'postgres' | 'pglite'
   /** PGlite only: a tarball of its data directory as it is now. */
   dumpDataDir?: () => Promise<ArrayBuffer>
+  /**
+   * PostgreSQL server only: runs `work` in one transaction on one connection that can also `COPY … FROM
+   * STDIN`, which kysely cannot. The writer copies the raw requests with it (see writeUnit).
+   */
+  copyTransaction?: <T>(work: (tx: CopyTransaction) => Promise<T>) => Promise<T>
+}
+
+/** A transaction on one `pg` connection: compiled kysely queries and COPY. */
+export interface CopyTransaction {
+  /** Runs a query compiled by kysely (so the table prefix is applied) and returns its rows. */
+  query: (query: CompiledQuery) => Promise<unknown[]>
+  /** Runs `COPY … FROM STDIN` (compiled by kysely) with `data` in COPY's text format. */
+  copyFrom: (statement: CompiledQuery, data: string) => Promise<void>
 }
 
 export interface OpenDatabaseOptions {
@@ -58,7 +73,27 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
     pool.on('error', () => {})
     pool.on('connect', (client) => { client.on('error', () => {}) })
     const rawDb = new Kysely<any>({ dialect: withTableNamesIntrospector(new PostgresDialect({ pool })) })
-    return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres' }
+    const { from: copyFromStdin } = await import('pg-copy-streams')
+    const copyTransaction = async <T>(work: (tx: CopyTransaction) => Promise<T>): Promise<T> => {
+      const client = await pool.connect()
+      let broken: Error | undefined
+      try {
+        await client.query('begin')
+        const result = await work({
+          query: async (query) => (await client.query(query.sql, [...query.parameters])).rows,
+          copyFrom: async (statement, data) => { await pipeline(Readable.from([data]), client.query(copyFromStdin(statement.sql))) }
+        })
+        await client.query('commit')
+        return result
+      } catch (err) {
+        await client.query('rollback').catch((rollbackErr: Error) => { broken = rollbackErr })
+        throw err
+      } finally {
+        // a connection whose rollback failed is in an unknown state: the pool drops it
+        client.release(broken)
+      }
+    }
+    return { db: rawDb.withPlugin(plugin) as Kysely<Database>, rawDb, kind: 'postgres', copyTransaction }
   }
   const { PGlite } = await import('@electric-sql/pglite')
   // PostgreSQL's server defaults size a shared machine; PGlite serves one process, and every page it

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os'
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
+import type { OpenedDatabase } from '../db/dialect.js'
 import type { EndpointKey, OutlierRecord } from '../protocol.js'
 import { mergeRollupRowSql, mergeSketchSql } from '../db/rollup.js'
 import { aggregateRollups, type PeriodRows } from './rollups.js'
@@ -83,59 +84,106 @@ export async function setLevel (db: Kysely<Database>, endpointId: number, level:
   await db.updateTable('endpoint').set({ monitor_level: level }).where('id', '=', endpointId).execute()
 }
 
+/** The raw table's columns in the order {@link requestCopyData} writes them. */
+const REQUEST_COLUMNS = ['endpoint_id', 'time_requested', 'duration_ms', 'status_code', 'seq', 'group_by', 'ip', 'version_id', 'instance_id'] as const
+
+/** COPY's text format: these four characters are escaped, and null is `\N`. */
+const COPY_SPECIAL = /[\\\t\n\r]/
+const COPY_SPECIAL_ALL = /[\\\t\n\r]/g
+const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
+
+function copyTextValue (value: string | null): string {
+  if (value === null || value === undefined) return '\\N'
+  return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value
+}
+
+/** A time in ms (with a fraction) as a timestamptz in UTC, to the µs, as `to_timestamp(ms / 1000.0)` rounds it. */
+export function copyTimestamp (timeMs: number): string {
+  const us = Math.round(timeMs * 1000)
+  const ms = Math.floor(us / 1000)
+  return `${new Date(ms).toISOString().slice(0, 23)}${String(us - ms * 1000).padStart(3, '0')}+00`
+}
+
+/** A unit's rows in COPY's text format, one line per request, columns as {@link REQUEST_COLUMNS}. */
+export function requestCopyData (unit: WriteUnit, versionId: number, instanceId: number): string {
+  const tail = `\t${versionId}\t${instanceId}\n`
+  let out = ''
+  for (let i = 0; i < unit.endpointId.length; i++) {
+    out += `${unit.endpointId[i]}\t${copyTimestamp(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i]!)}\t${copyTextValue(unit.ip[i]!)}${tail}`
+  }
+  return out
+}
+
 /**
- * Writes one unit in one transaction: its id into the batch table, then every row and the unit's
- * share of the rollups (summed in this thread, see rollups.ts) with a single statement. Returns false
- * when the id was already there, i.e. an earlier attempt committed but its acknowledgement was lost.
+ * SQL: a unit's share of every rollup (summed in this thread, see rollups.ts), merged into the stored
+ * rows in one statement. Rollup rows are upserted in key order (sorted in rollups.ts), so concurrent
+ * writers lock them in the same order (no deadlock).
  */
-export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number): Promise<boolean> {
-  const rollups = aggregateRollups(unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode)
+function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknown> {
+  const { status, periods } = aggregateRollups(unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode)
+  const version = sql`${versionId}::integer`
+  // the rows of one grain, as a derived table with columns e, p (period start, ms), n, c4, c5, d, o, s
+  const periodRows = (rows: PeriodRows) => sql`unnest(${numberArrayLiteral(rows.endpointId)}::integer[], ${numberArrayLiteral(rows.periodMs)}::float8[],
+    ${numberArrayLiteral(rows.hits)}::bigint[], ${numberArrayLiteral(rows.clientErrors)}::bigint[], ${numberArrayLiteral(rows.serverErrors)}::bigint[],
+    ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
+    ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
+  const mergeCounts = mergeRollupRowSql()
+  return sql`with hour_rows as (select * from ${periodRows(periods.hour)}), counts as (
+      insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
+      select e, to_timestamp(p / 1000.0), ${version}, s, n, d
+      from unnest(${numberArrayLiteral(status.endpointId)}::integer[], ${numberArrayLiteral(status.hourMs)}::float8[],
+        ${numberArrayLiteral(status.statusCode)}::smallint[], ${numberArrayLiteral(status.hits)}::bigint[], ${numberArrayLiteral(status.durationSum)}::float8[])
+        as u(e, p, s, n, d)
+      on conflict (endpoint_id, hour, version_id, status_code)
+      do update set hits = h.hits + excluded.hits, duration_sum = h.duration_sum + excluded.duration_sum
+    ), versions as (
+      insert into ${sql.table('version_hour')} as h (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
+      select e, to_timestamp(p / 1000.0), ${version}, n, o, s::bigint[] from hour_rows
+      on conflict (endpoint_id, hour, version_id) do update set hits = h.hits + excluded.hits, ${mergeSketchSql()}
+    ), hours as (
+      insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
+      on conflict (endpoint_id, hour) do update set ${mergeCounts}
+    ), days as (
+      insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.day)}
+      on conflict (endpoint_id, day) do update set ${mergeCounts}
+    )
+    insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+    select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.month)}
+    on conflict (endpoint_id, month) do update set ${mergeCounts}`
+}
+
+/**
+ * Writes one unit in one transaction: its id into the batch table, then every raw row, then the
+ * unit's share of the rollups. Returns false when the id was already there, i.e. an earlier attempt
+ * committed but its acknowledgement was lost.
+ *
+ * On a PostgreSQL server the raw rows go in with `COPY … FROM STDIN` (`copyTransaction`, see
+ * dialect.ts): measured at 2,500-row batches, it costs the server about 1 µs less per row than an
+ * insert from arrays, a fifth of what storing a row costs it. PGlite has no STDIN and gets the insert.
+ */
+export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number, copyTransaction?: OpenedDatabase['copyTransaction']): Promise<boolean> {
+  const claim = sql<{ id: string }>`insert into ${sql.table('batch')} (id, rows) values (${unit.id}, ${unit.endpointId.length}) on conflict (id) do nothing returning id`
+  const rollups = rollupUpsertSql(unit, versionId)
+  if (copyTransaction !== undefined) {
+    return await copyTransaction(async (tx) => {
+      if ((await tx.query(claim.compile(db))).length === 0) return false
+      await tx.copyFrom(sql`copy ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))}) from stdin`.compile(db),
+        requestCopyData(unit, versionId, instanceId))
+      await tx.query(rollups.compile(db))
+      return true
+    })
+  }
   return await db.transaction().execute(async (trx) => {
-    const claimed = await trx.insertInto('batch').values({ id: unit.id, rows: unit.endpointId.length })
-      .onConflict((oc) => oc.column('id').doNothing()).returning('id').executeTakeFirst()
-    if (claimed === undefined) return false
-    const version = sql`${versionId}::integer`
-    const { status, periods } = rollups
-    // the rows of one grain, as a derived table with columns e, p (period start, ms), n, c4, c5, d, o, s
-    const periodRows = (rows: PeriodRows) => sql`unnest(${numberArrayLiteral(rows.endpointId)}::integer[], ${numberArrayLiteral(rows.periodMs)}::float8[],
-      ${numberArrayLiteral(rows.hits)}::bigint[], ${numberArrayLiteral(rows.clientErrors)}::bigint[], ${numberArrayLiteral(rows.serverErrors)}::bigint[],
-      ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
-      ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
-    const mergeCounts = mergeRollupRowSql()
-    // One statement: the raw rows and every rollup, from arrays sent once. Rollup rows are upserted in
-    // key order (sorted in rollups.ts), so concurrent writers lock them in the same order (no deadlock).
-    await sql`with hour_rows as (select * from ${periodRows(periods.hour)}), raw as (
-        insert into ${sql.table('request')}
-          (endpoint_id, time_requested, duration_ms, status_code, seq, group_by, ip, version_id, instance_id)
-        select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${version}, ${instanceId}::integer
-        from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
-          ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
-          ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
-          as u(e, t, d, s, q, g, i)
-      ), counts as (
-        insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
-        select e, to_timestamp(p / 1000.0), ${version}, s, n, d
-        from unnest(${numberArrayLiteral(status.endpointId)}::integer[], ${numberArrayLiteral(status.hourMs)}::float8[],
-          ${numberArrayLiteral(status.statusCode)}::smallint[], ${numberArrayLiteral(status.hits)}::bigint[], ${numberArrayLiteral(status.durationSum)}::float8[])
-          as u(e, p, s, n, d)
-        on conflict (endpoint_id, hour, version_id, status_code)
-        do update set hits = h.hits + excluded.hits, duration_sum = h.duration_sum + excluded.duration_sum
-      ), versions as (
-        insert into ${sql.table('version_hour')} as h (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
-        select e, to_timestamp(p / 1000.0), ${version}, n, o, s::bigint[] from hour_rows
-        on conflict (endpoint_id, hour, version_id) do update set hits = h.hits + excluded.hits, ${mergeSketchSql()}
-      ), hours as (
-        insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-        select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
-        on conflict (endpoint_id, hour) do update set ${mergeCounts}
-      ), days as (
-        insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-        select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.day)}
-        on conflict (endpoint_id, day) do update set ${mergeCounts}
-      )
-      insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.month)}
-      on conflict (endpoint_id, month) do update set ${mergeCounts}`.execute(trx)
+    if ((await claim.execute(trx)).rows.length === 0) return false
+    await sql`insert into ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))})
+      select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer
+      from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
+        ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
+        ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
+        as u(e, t, d, s, q, g, i)`.execute(trx)
+    await rollups.execute(trx)
     return true
   })
 }

@@ -65,7 +65,7 @@ export class WriterThread {
     this.#send = send
     this.#writer = new Writer({
       resolveEndpoint: (index) => this.#endpoints[index],
-      write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId) },
+      write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId, this.#opened?.copyTransaction) },
       ensurePartitions: async (fromMs, toMs, force) => {
         if (this.#partitions === undefined) throw new Error('database not ready')
         if (force) this.#partitions.reset()

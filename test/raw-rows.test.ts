@@ -1,0 +1,83 @@
+// The raw requests as the writer stores them: on a PostgreSQL server with COPY (its text format has
+// its own escapes), on PGlite with an insert from arrays. Both must store every value exactly as
+// recorded, hostile strings and sub-millisecond times included, and a unit the server rejects must
+// leave nothing behind and the connection usable.
+import t from 'tap'
+import { randomUUID } from 'node:crypto'
+import { sql } from 'kysely'
+import { openDatabase } from '../lib/db/dialect.js'
+import { migrateToLatest } from '../lib/db/migrate.js'
+import { PartitionManager, dayOf } from '../lib/db/partitions.js'
+import { resolveOptions } from '../lib/options.js'
+import { copyTimestamp, registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
+import { DIALECTS, backend } from './helpers.js'
+
+const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
+  '<script>alert(1)</script>', 'ünïcødé 🚀', "'; drop table x; --", '\\\\t', ' spaced ', '']
+
+t.test('copyTimestamp rounds to the µs as to_timestamp(ms / 1000.0) does', async (t) => {
+  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 17, 0, 0, 123) + 0.4564), '2026-11-30T17:00:00.123456+00')
+  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 17, 0, 0, 123) + 0.9996), '2026-11-30T17:00:00.124000+00', 'a carry into the next ms')
+  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 23, 59, 59, 999) + 0.9999), '2026-12-01T00:00:00.000000+00', 'and into the next day')
+})
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: raw rows are stored exactly as recorded`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const resolved = resolveOptions(store.options, {})
+    if (resolved instanceof Error) throw resolved
+    const opened = await openDatabase(resolved, { initHere: true })
+    t.teardown(() => opened.rawDb.destroy())
+    t.equal(opened.copyTransaction !== undefined, dialect === 'postgres', 'COPY on a server only')
+    await migrateToLatest(opened.rawDb, store.prefix)
+    const { db } = opened
+    const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID())
+    const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1)
+    const now = Date.now()
+    await new PartitionManager(db, store.prefix).ensure(dayOf(now) - 1, dayOf(now) + 1)
+
+    const n = HOSTILE.length + 2
+    const unit: WriteUnit = {
+      id: randomUUID(),
+      endpointId: Array(n).fill(endpoint!.id),
+      timeMs: Array.from({ length: n }, (_, i) => now - 1000 + i * 10.123456),
+      durationMs: Array.from({ length: n }, (_, i) => i === 0 ? 0.1 + 0.2 : i * 1.5e-3 + i),
+      statusCode: Array.from({ length: n }, (_, i) => [200, 404, 499, 500][i % 4]!),
+      seq: Array.from({ length: n }, (_, i) => 2 ** 40 + i),
+      group: [...HOSTILE, null, 'plain'],
+      ip: [...HOSTILE.slice().reverse(), '::ffff:10.0.0.1', null],
+      attempts: 0
+    }
+    t.equal(await writeUnit(db, unit, versionId, instanceId, opened.copyTransaction), true)
+    t.equal(await writeUnit(db, unit, versionId, instanceId, opened.copyTransaction), false, 'a retry of the same unit writes nothing')
+
+    const { rows } = await sql<{ us: string, duration_ms: number, status_code: number, seq: string, group_by: string | null, ip: string | null, version_id: number, instance_id: number }>`
+      select (extract(epoch from time_requested) * 1000000)::bigint::text as us, duration_ms, status_code, seq::text as seq, group_by, ip, version_id, instance_id
+      from ${sql.table('request')} order by seq`.execute(db)
+    t.equal(rows.length, n, 'every row once')
+    t.same(rows.map((r) => r.group_by), unit.group, 'group-by values byte for byte')
+    t.same(rows.map((r) => r.ip), unit.ip, 'IPs byte for byte')
+    t.same(rows.map((r) => r.duration_ms), unit.durationMs, 'durations exactly (0.1 + 0.2 included)')
+    t.same(rows.map((r) => r.status_code), unit.statusCode)
+    t.same(rows.map((r) => r.seq), unit.seq.map(String), 'sequence numbers past 2^32')
+    // to the µs; the insert from arrays divides in float8 (to_timestamp(ms / 1000.0)), which can land 1 µs off
+    const offByUs = rows.map((r, i) => Math.abs(Number(r.us) - Math.round(unit.timeMs[i]! * 1000)))
+    t.ok(offByUs.every((d) => d <= (opened.copyTransaction === undefined ? 1 : 0)), `times to the µs (${offByUs.join(',')})`)
+    t.ok(rows.every((r) => r.version_id === versionId && r.instance_id === instanceId))
+    const { rows: [hour] } = await sql<{ hits: string }>`select sum(hits)::text as hits from ${sql.table('endpoint_hour')}`.execute(db)
+    t.equal(hour!.hits, String(n), 'the rollups counted the unit once')
+
+    // a unit the server rejects (a status past smallint) leaves nothing: no claimed id, no rows, no rollups
+    const bad: WriteUnit = { ...unit, id: randomUUID(), statusCode: unit.statusCode.map((s, i) => i === n - 1 ? 70_000 : s), seq: unit.seq.map((s) => s + n) }
+    await t.rejects(writeUnit(db, bad, versionId, instanceId, opened.copyTransaction), /smallint|out of range/)
+    const { rows: [after] } = await sql<{ requests: string, batches: string, hits: string }>`select
+      (select count(*) from ${sql.table('request')})::text as requests, (select count(*) from ${sql.table('batch')})::text as batches,
+      (select sum(hits) from ${sql.table('endpoint_hour')})::text as hits`.execute(db)
+    t.same(after, { requests: String(n), batches: '1', hits: String(n) }, 'the failed unit rolled back entirely')
+    // and the connection it used works: the same unit, mended, goes in
+    t.equal(await writeUnit(db, { ...bad, statusCode: unit.statusCode }, versionId, instanceId, opened.copyTransaction), true)
+    const { rows: [last] } = await sql<{ requests: string }>`select count(*)::text as requests from ${sql.table('request')}`.execute(db)
+    t.equal(last!.requests, String(2 * n))
+  })
+}
