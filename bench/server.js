@@ -1,5 +1,6 @@
 // One server under test, started by bench/overhead.js as a child process.
 // argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant][@before] | dc-probe
+// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler)
 // `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -34,7 +35,7 @@ if (kind === 'dc-probe') {
   const [spec, build] = kind.split('@')
   const dist = build === 'before' ? new URL(`file://${process.env.BENCH_BEFORE_DIST}/index.js`).href : '../dist/index.js'
   const { default: monitor } = await import(dist)
-  // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics]
+  // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics|-nostacks]
   const [level, backend, variant] = spec.replace('level', '').split('-')
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
@@ -42,6 +43,7 @@ if (kind === 'dc-probe') {
   if (process.env.BENCH_OPTIONS !== undefined) Object.assign(options, JSON.parse(process.env.BENCH_OPTIONS))
   if (variant === 'nometrics') options.metrics = false
   if (variant === 'nodefaultmetrics') options.metrics = { defaultMetrics: false }
+  if (variant === 'nostacks') options.outliers = { stackSampling: 'off' }
   if (backend === 'postgres') {
     const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
     options.database = BENCH_DATABASE_URL

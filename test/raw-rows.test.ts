@@ -9,16 +9,21 @@ import { openDatabase } from '../lib/db/dialect.js'
 import { migrateToLatest } from '../lib/db/migrate.js'
 import { PartitionManager, dayOf } from '../lib/db/partitions.js'
 import { resolveOptions } from '../lib/options.js'
-import { copyTimestamp, registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
+import { CopyTimestamps, registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
 import { DIALECTS, backend } from './helpers.js'
 
 const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
   '<script>alert(1)</script>', 'ünïcødé 🚀', "'; drop table x; --", '\\\\t', ' spaced ', '']
 
-t.test('copyTimestamp rounds to the µs as to_timestamp(ms / 1000.0) does', async (t) => {
-  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 17, 0, 0, 123) + 0.4564), '2026-11-30T17:00:00.123456+00')
-  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 17, 0, 0, 123) + 0.9996), '2026-11-30T17:00:00.124000+00', 'a carry into the next ms')
-  t.equal(copyTimestamp(Date.UTC(2026, 10, 30, 23, 59, 59, 999) + 0.9999), '2026-12-01T00:00:00.000000+00', 'and into the next day')
+t.test('COPY timestamps round to the µs as to_timestamp(ms / 1000.0) does, across seconds and days', async (t) => {
+  const times = new CopyTimestamps()
+  const at = Date.UTC(2026, 10, 30, 17, 0, 0, 123)
+  t.equal(times.format(at + 0.4564), '2026-11-30T17:00:00.123456+00')
+  t.equal(times.format(at + 0.9996), '2026-11-30T17:00:00.124000+00', 'a carry into the next ms')
+  t.equal(times.format(at + 877.4), '2026-11-30T17:00:01.000400+00', 'the next second')
+  t.equal(times.format(at - 124), '2026-11-30T16:59:59.999000+00', 'and back to an earlier one')
+  t.equal(times.format(Date.UTC(2026, 10, 30, 23, 59, 59, 999) + 0.9999), '2026-12-01T00:00:00.000000+00', 'into the next day')
+  t.equal(times.format(Date.UTC(1969, 11, 31, 23, 59, 59, 500)), '1969-12-31T23:59:59.500000+00', 'before the epoch')
 })
 
 for (const dialect of DIALECTS) {

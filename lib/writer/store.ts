@@ -97,19 +97,33 @@ function copyTextValue (value: string | null): string {
   return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value
 }
 
-/** A time in ms (with a fraction) as a timestamptz in UTC, to the µs, as `to_timestamp(ms / 1000.0)` rounds it. */
-export function copyTimestamp (timeMs: number): string {
-  const us = Math.round(timeMs * 1000)
-  const ms = Math.floor(us / 1000)
-  return `${new Date(ms).toISOString().slice(0, 23)}${String(us - ms * 1000).padStart(3, '0')}+00`
+/**
+ * Formats times (ms with a fraction) as UTC timestamptz text to the µs, rounded as
+ * `to_timestamp(ms / 1000.0)` rounds them. The rows of a batch share a few seconds, so the date and
+ * time up to the second is formatted once per second, not per row.
+ */
+export class CopyTimestamps {
+  #second = Number.NaN
+  #prefix = ''
+
+  format (timeMs: number): string {
+    const us = Math.round(timeMs * 1000)
+    const second = Math.floor(us / 1_000_000)
+    if (second !== this.#second) {
+      this.#second = second
+      this.#prefix = new Date(second * 1000).toISOString().slice(0, 20)
+    }
+    return `${this.#prefix}${String(us - second * 1_000_000).padStart(6, '0')}+00`
+  }
 }
 
 /** A unit's rows in COPY's text format, one line per request, columns as {@link REQUEST_COLUMNS}. */
 export function requestCopyData (unit: WriteUnit, versionId: number, instanceId: number): string {
   const tail = `\t${versionId}\t${instanceId}\n`
+  const times = new CopyTimestamps()
   let out = ''
   for (let i = 0; i < unit.endpointId.length; i++) {
-    out += `${unit.endpointId[i]}\t${copyTimestamp(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i]!)}\t${copyTextValue(unit.ip[i]!)}${tail}`
+    out += `${unit.endpointId[i]}\t${times.format(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i]!)}\t${copyTextValue(unit.ip[i]!)}${tail}`
   }
   return out
 }
