@@ -32,7 +32,7 @@ for (const dialect of DIALECTS) {
       flushIntervalMs: 20,
       defaultMonitorLevel: 2,
       appVersion: 'v-outliers',
-      outliers: { minSamples: 20, window: 100, bodyLimitBytes: 64, redactHeaders: ['X-Session-Token'], envAllowList: ['FMD_TEST_ALLOWED'] },
+      outliers: { stackSampling: 'always', minSamples: 20, window: 100, bodyLimitBytes: 64, redactHeaders: ['X-Session-Token'], envAllowList: ['FMD_TEST_ALLOWED'] },
       dashboard: { users: [{ username: 'root', password: 'root-password', role: 'admin' }], sessionSecret: 's'.repeat(40) }
     })
     process.env.FMD_TEST_ALLOWED = 'visible'

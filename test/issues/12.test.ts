@@ -84,7 +84,7 @@ for (const dialect of DIALECTS) {
     const store = await backend(dialect)
     t.teardown(store.cleanup)
     const app = Fastify({ logger: false })
-    await app.register(monitor, { ...store.options, flushIntervalMs: 20, defaultMonitorLevel: 2, metrics: false, outliers: { minSamples: 20, window: 50 }, dashboard })
+    await app.register(monitor, { ...store.options, flushIntervalMs: 20, defaultMonitorLevel: 2, metrics: false, outliers: { stackSampling: 'always', minSamples: 20, window: 50 }, dashboard })
     app.get<{ Querystring: { ms: string } }>('/sleep', async (request) => {
       await new Promise((resolve) => setTimeout(resolve, Number(request.query.ms)))
       return 'slept'
