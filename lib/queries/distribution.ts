@@ -66,6 +66,14 @@ export class MergedSketch {
     }
   }
 
+  /** Adds another merged sketch's counts (which stays as it is). */
+  addMerged (other: MergedSketch): void {
+    if (other.#counts.length === 0) return
+    this.#cover(other.#lo, other.#lo + other.#counts.length)
+    const offset = other.#lo - this.#lo
+    for (let i = 0; i < other.#counts.length; i++) this.#counts[offset + i] = this.#counts[offset + i]! + other.#counts[i]!
+  }
+
   /** Every non-empty bucket, lowest first, as [bucket, count]. */
   * buckets (): Generator<[number, number]> {
     for (let i = 0; i < this.#counts.length; i++) {
@@ -111,14 +119,24 @@ export class MergedSketch {
  */
 export async function latencyHistograms<K extends string | number> (db: Kysely<Database>, sketches: RawBuilder<unknown>):
 Promise<Map<K, Distribution>> {
+  return distributionsOf(await mergedSketches<K>(db, sketches))
+}
+
+/** The sketches of {@link latencyHistograms}, merged per key but not yet made distributions. */
+export async function mergedSketches<K extends string | number> (db: Kysely<Database>, sketches: RawBuilder<unknown>, into = new Map<K, MergedSketch>()):
+Promise<Map<K, MergedSketch>> {
   // one string per row: cheaper to split than pg's parsing of a bigint[] into strings element by element
   const { rows } = await sql<{ k: K, o: number, s: string }>`select k, sketch_offset as o, sketch::text as s from (${sketches}) as source`.execute(db)
-  const merged = new Map<K, MergedSketch>()
   for (const row of rows) {
-    let sketch = merged.get(row.k)
-    if (sketch === undefined) merged.set(row.k, sketch = new MergedSketch())
+    let sketch = into.get(row.k)
+    if (sketch === undefined) into.set(row.k, sketch = new MergedSketch())
     sketch.addText(row.o, row.s)
   }
+  return into
+}
+
+/** The distribution of each non-empty merged sketch. */
+export function distributionsOf<K> (merged: ReadonlyMap<K, MergedSketch>): Map<K, Distribution> {
   const result = new Map<K, Distribution>()
   for (const [k, sketch] of merged) {
     const distribution = sketch.distribution()
