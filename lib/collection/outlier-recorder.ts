@@ -43,7 +43,7 @@ class RecentRequests {
   }
 }
 
-/** How long the stack sampler keeps running after an outlier, by default (`stackSampling: 'after-outlier'`). */
+/** How long the stack sampler keeps running after an outlier with `stackSampling: 'after-outlier'`. */
 export const SAMPLING_LINGER_MS = 10 * 60_000
 
 /**
@@ -75,15 +75,12 @@ export class OutlierRecorder {
   #profiling = false
   /** `stackSampling: 'after-outlier'`: the sampler runs until then (ms, `Date.now()`). */
   #samplingUntilMs = 0
-  readonly #lingerMs: number
 
   constructor (options: ResolvedOutliers, deps: {
     send: (outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[]) => void
     onOutlier: (method: string, route: string) => void
     log: FastifyBaseLogger
     flushIntervalMs: number
-    /** How long the sampler runs after an outlier (`stackSampling: 'after-outlier'`). Default 10 minutes. */
-    samplingLingerMs?: number
   }) {
     this.#options = options
     this.#detector = new OutlierDetector(options.constant, options.minSamples, options.window)
@@ -93,7 +90,6 @@ export class OutlierRecorder {
     this.#send = deps.send
     this.#onOutlier = deps.onOutlier
     this.#log = deps.log
-    this.#lingerMs = deps.samplingLingerMs ?? SAMPLING_LINGER_MS
     this.#timer = setInterval(() => {
       if (this.#sampler.running && !this.#profiling) this.#applySampler(Date.now())
       this.flush()
@@ -109,12 +105,9 @@ export class OutlierRecorder {
     this.#applySampler(Date.now())
   }
 
-  /** Whether the stack sampler runs now; exposed for tests. */
-  get sampling (): boolean { return this.#sampler.running }
-
   /**
    * Runs the sampler while it is wanted: level 3 needs it for its call trees; level 2 per
-   * `stackSampling` (`'after-outlier'`: from an outlier until {@link #lingerMs} have passed without
+   * `stackSampling` (`'after-outlier'`: from an outlier until {@link SAMPLING_LINGER_MS} have passed without
    * one). It costs every request of the process while it runs, outliers or not.
    */
   #applySampler (nowMs: number): void {
@@ -140,7 +133,7 @@ export class OutlierRecorder {
       // stacks only if the sampler ran for the whole request; an outlier (re)starts it for the next ones
       const sampled = this.#sampler.running
       if (this.#options.stackSampling === 'after-outlier') {
-        this.#samplingUntilMs = nowMs + this.#lingerMs
+        this.#samplingUntilMs = nowMs + SAMPLING_LINGER_MS
         if (!sampled) this.#applySampler(nowMs)
       }
       const timeMs = nowMs - durationMs
