@@ -1,7 +1,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
-import { distributionsOf, latencyHistograms, type Distribution } from './distribution.js'
-import { allTimeSketches } from './all-time.js'
+import { distributionsOf, type Distribution } from './distribution.js'
+import { windowSketches } from './closed-periods.js'
 import { endpointRollups } from './rollups.js'
 import { localDayStart } from './range.js'
 
@@ -31,9 +31,9 @@ type Window = 'today' | 'week' | 'all'
 /**
  * Every endpoint with hits, 4xx, 5xx and median for today, the last 7 days (today and the 6 days
  * before) and all time, days counted in `tz`. Answered from the per-endpoint rollups only, each
- * window from the coarsest rows that cover it exactly (see {@link endpointRollups}): all time the rows
- * per endpoint and month (the closed months' merged once, see {@link allTimeSketches}), the week daily
- * rows and the hours at its start.
+ * window from the coarsest rows that cover it exactly (see {@link endpointRollups}): all time reads a
+ * row per endpoint and month, the week daily rows and the hours at its start; the sketches of periods
+ * that have ended are merged once and kept while they do not change (see {@link windowSketches}).
  * `routePrefix` keeps endpoints whose route starts with it (a Fastify plugin prefix).
  */
 export async function overview (db: Kysely<Database>, tz: string, routePrefix = ''): Promise<EndpointOverview[]> {
@@ -50,17 +50,12 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     const source = endpointRollups(start, end, columns, nowMs)
     return source === undefined ? [] : [sql`select ${name}::text as w, * from (${source}) as ${sql.ref(name)}`]
   }), sql` union all `)
-  // four statements at once (the pool has connections to spare; PGlite queues them): the endpoints with
-  // their counts per window, and the latency sketches one statement per window, so PostgreSQL
-  // serialises one window while this thread merges another
+  // all at once (the pool has connections to spare; PGlite queues them): the endpoints with their
+  // counts per window, and each window's latency sketches, so PostgreSQL serialises one while this
+  // thread merges another
   const sketchesOf = async (name: Window, start: Date): Promise<Map<string, Distribution>> => {
-    if (name === 'all') {
-      // all time is every month row; the closed months' are merged once and kept (see allTimeSketches)
-      const byEndpoint = distributionsOf(await allTimeSketches(db, nowMs))
-      return new Map([...byEndpoint].map(([id, distribution]) => [`all:${id}`, distribution]))
-    }
-    const source = endpointRollups(start, end, sql`endpoint_id, sketch_offset, sketch`, nowMs)
-    return source === undefined ? new Map() : await latencyHistograms<string>(db, sql`select ${name}::text || ':' || endpoint_id as k, sketch_offset, sketch from (${source}) as r`)
+    const byEndpoint = distributionsOf(await windowSketches(db, start, end, nowMs))
+    return new Map([...byEndpoint].map(([id, distribution]) => [`${name}:${id}`, distribution]))
   }
   const [{ rows: endpoints }, ...perWindow] = await Promise.all([
     sql<{ id: number, method: string, route: string, monitor_level: number, last_requested: Date | null, counts: Array<{ w: Window, hits: number, c4: number, c5: number }> | null }>`

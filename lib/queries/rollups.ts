@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely'
-import { GRAINS, coveringParts } from '../db/rollup.js'
+import { GRAINS, coveringParts, type GrainPart } from '../db/rollup.js'
 
 const TABLE_OF = Object.fromEntries(GRAINS.map((g) => [g.grain, g]))
 
@@ -18,10 +18,13 @@ const TABLE_OF = Object.fromEntries(GRAINS.map((g) => [g.grain, g]))
 export function endpointRollups (from: Date, to: Date, columns: RawBuilder<unknown>, nowMs = Date.now()): RawBuilder<unknown> | undefined {
   const parts = coveringParts(from.getTime(), to.getTime(), nowMs)
   if (parts.length === 0) return undefined
-  return sql.join(parts.map((part) => {
-    const { table, column } = TABLE_OF[part.grain]!
-    const bound = (ms: number) => part.grain === 'hour' ? sql`${new Date(ms)}::timestamptz` : sql`${new Date(ms).toISOString().slice(0, 10)}::date`
-    const upper = part.to === undefined ? sql`` : sql`and ${sql.ref(column)} < ${bound(part.to)}`
-    return sql`select ${columns} from ${sql.table(table)} where ${sql.ref(column)} >= ${bound(part.from)} ${upper}`
-  }), sql` union all `)
+  return sql.join(parts.map((part) => partRows(part, columns)), sql` union all `)
+}
+
+/** SQL: `select <columns>` from the rollup rows of one part (its grain's table, its periods). */
+export function partRows (part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
+  const { table, column } = TABLE_OF[part.grain]!
+  const bound = (ms: number) => part.grain === 'hour' ? sql`${new Date(ms)}::timestamptz` : sql`${new Date(ms).toISOString().slice(0, 10)}::date`
+  const upper = part.to === undefined ? sql`` : sql`and ${sql.ref(column)} < ${bound(part.to)}`
+  return sql`select ${columns} from ${sql.table(table)} where ${sql.ref(column)} >= ${bound(part.from)} ${upper}`
 }

@@ -1,6 +1,7 @@
-// The overview's all-time medians come from every month row; the closed months' are merged once and
-// kept while their fingerprint (rows and hits per endpoint) holds. The answer must always equal the
-// merge of every month row read afresh, and a late batch, retention or a delete must be seen at once.
+// The overview's medians come from rollup rows; the sketches of periods that have ended (months before
+// this one, days before today) are merged once and kept while their fingerprint (rows and hits per
+// endpoint) holds (lib/queries/closed-periods.ts). The answer must always equal the merge of the rows
+// read afresh, and a late batch, retention or a delete must be seen at once.
 import t from 'tap'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../lib/db/database.js'
@@ -70,5 +71,23 @@ for (const dialect of DIALECTS) {
     for (let i = 0; i < 5; i++) await app.inject(`/users/${i}`)
     await app.monitor.flush()
     t.equal((await cached()).hits, 120, 'new requests of the current month count at once')
+
+    // the week: closed days before today, kept the same way
+    const twoDaysAgo = new Date(periodStart('day', Date.now()) - 2 * 86_400_000).toISOString().slice(0, 10)
+    const weekOf = async (): Promise<{ median: number | null, hits: number }> => {
+      const row = (await overview(db, 'UTC')).find((e) => e.id === id)!
+      return { median: row.week.median, hits: row.week.hits }
+    }
+    await sql`insert into ${sql.table('endpoint_day')} (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      values (${id}, ${twoDaysAgo}::date, 30, 0, 0, 30 * 700, ${bucketOf(700)}, '{30}'::bigint[])`.execute(db)
+    const week = await weekOf()
+    t.equal(week.hits, 40, 'this week: 10 requests of today and 30 of two days ago')
+    t.ok(week.median! > 650 && week.median! < 750, `the closed day holds the week's median (${week.median} ms)`)
+    await sql`update ${sql.table('endpoint_day')} set sketch_offset = ${bucketOf(5000)} where endpoint_id = ${id} and day = ${twoDaysAgo}::date`.execute(db)
+    t.equal((await weekOf()).median, week.median, 'a second call reuses the merged closed days')
+    await sql`update ${sql.table('endpoint_day')} set hits = 31, sketch = '{31}'::bigint[] where endpoint_id = ${id} and day = ${twoDaysAgo}::date`.execute(db)
+    const changed = await weekOf()
+    t.equal(changed.hits, 41)
+    t.ok(changed.median! > 4_500, `a changed closed day is read again (${changed.median} ms)`)
   })
 }
