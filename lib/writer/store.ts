@@ -40,6 +40,19 @@ export function textArrayLiteral (values: ReadonlyArray<string | null>): string 
   return `${out}}`
 }
 
+/** `\u0000` as JSON.stringify writes NUL, where its backslash is not itself escaped (`\\u0000` is text). */
+const JSON_NUL = /(?<!\\)((?:\\\\)*)\\u0000/g
+
+/**
+ * JSON for a `jsonb` parameter. PostgreSQL refuses NUL in jsonb strings (SQLSTATE 22P05), and evidence
+ * holds whatever a request sent (`?q=%00`): as in the raw rows, it becomes U+FFFD, so one hostile request
+ * cannot make the statement fail for every outlier written with it.
+ */
+export function jsonForJsonb (value: unknown): string {
+  const json = JSON.stringify(value)
+  return json.includes('\\u0000') ? json.replace(JSON_NUL, '$1\\ufffd') : json
+}
+
 /** Registers this process and its version; returns their ids. */
 export async function registerInstance (db: Kysely<Database>, version: string, token: string): Promise<{ versionId: number, instanceId: number }> {
   await db.insertInto('version').values({ version }).onConflict((oc) => oc.column('version').doNothing()).execute()
@@ -234,7 +247,7 @@ export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], o
         (endpoint_id, time_requested, duration_ms, threshold_ms, status_code, version_id, instance_id, request, phases, process, stacks)
         select o."endpointId", to_timestamp(o."timeMs" / 1000.0), o."durationMs", o."thresholdMs", o."statusCode",
           ${versionId}::integer, ${instanceId}::integer, o.request, o.phases, o.process, o.stacks
-        from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
+        from jsonb_to_recordset(${jsonForJsonb(rows)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
           "thresholdMs" float8, "statusCode" smallint, request jsonb, phases jsonb, process jsonb, stacks jsonb)`.execute(trx)
     }
     const counts = [
@@ -266,7 +279,7 @@ export async function writeProfiles (db: Kysely<Database>, rows: Array<{ endpoin
   if (rows.length === 0) return
   await sql`insert into ${sql.table('profile')} (endpoint_id, time_requested, duration_ms, version_id, instance_id, tree)
     select p."endpointId", to_timestamp(p."timeMs" / 1000.0), p."durationMs", ${versionId}::integer, ${instanceId}::integer, p.tree
-    from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as p("endpointId" integer, "timeMs" float8, "durationMs" float8, tree jsonb)`.execute(db)
+    from jsonb_to_recordset(${jsonForJsonb(rows)}::jsonb) as p("endpointId" integer, "timeMs" float8, "durationMs" float8, tree jsonb)`.execute(db)
 }
 
 /** Keeps the latest `keep` call trees per endpoint. */

@@ -18,6 +18,7 @@ import { OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type
 import { migrateToLatest } from '../db/migrate.js'
 import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
+import { isPermanentError } from './errors.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
 import { Writer } from './writer.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
@@ -261,7 +262,16 @@ export class WriterThread {
       this.#pendingOutliers = this.#pendingOutliers.filter((o) => !written.has(o))
     } catch (err) {
       for (const [index, hourMs, count] of overflow) this.#pendingOverflow.add(index, hourMs, count)
-      this.#log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
+      if (isPermanentError(err)) {
+        // the database refuses these rows themselves: retried, they would hold back every later outlier
+        this.#pendingOutliers = this.#pendingOutliers.filter((o) => !outliers.includes(o))
+        this.#pendingProfiles = this.#pendingProfiles.filter((p) => !profiles.includes(p))
+        this.#writer.stats.writeErrors++
+        this.#log('error', `fastify-monitoring-dashboard: the database refused ${outliers.length} outliers and ${profiles.length} call trees; they are dropped (still counted as found)`, summarizeError(err))
+        for (const o of outliers) this.#pendingOverflow.add(o.endpointIndex, o.timeMs)
+      } else {
+        this.#log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
+      }
     } finally {
       this.#writingOutliers = false
     }
