@@ -5,7 +5,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { sql } from 'kysely'
 import monitor from '../lib/index.js'
-import { ONE_DIALECT, backend, until } from './helpers.js'
+import { ONE_DIALECT, backend, buildApp, until } from './helpers.js'
 
 function burnCpuForSamplingTest (ms: number): number {
   const end = performance.now() + ms
@@ -21,10 +21,8 @@ for (const dialect of ONE_DIALECT) {
     t.test(`${dialect}: stackSampling '${mode ?? 'after-outlier'}'${mode === undefined ? ' (the default)' : ''}`, async (t) => {
       const store = await backend(dialect)
       t.teardown(store.cleanup)
-      const app = Fastify({ logger: false })
-      await app.register(monitor, {
+      const app = await buildApp({
         ...store.options,
-        flushIntervalMs: 20,
         defaultMonitorLevel: 2,
         outliers: { minSamples: 20, window: 100, ...(mode === undefined ? {} : { stackSampling: mode }) }
       })

@@ -11,6 +11,9 @@ interface ClosedPart {
   sketches: Map<number, MergedSketch>
 }
 
+/** The columns mergedSketches reads, keyed by endpoint. */
+const SKETCH_COLUMNS = sql`endpoint_id as k, sketch_offset, sketch`
+
 /** Parts kept per database handle: an overview's three windows need at most five, a time zone's a few more. */
 const MAX_CACHED_PARTS = 16
 
@@ -36,18 +39,19 @@ export async function windowSketches (db: Kysely<Database>, from: Date, to: Date
     if (part.from < Math.min(end, current)) parts.push({ part: { ...part, to: Math.min(end, current) }, closed: true })
     if (end > current) parts.push({ part: { ...part, from: Math.max(part.from, current) }, closed: false })
   }
-  const read = await Promise.all(parts.map(async ({ part, closed }) => closed
-    ? (await closedPart(db, part)).sketches
-    : await mergedSketches<number>(db, partRows(part, sql`endpoint_id as k, sketch_offset, sketch`))))
-  // cached sketches stay as they are: the parts are added into new ones
+  // the current periods' rows are merged straight in; cached sketches stay as they are and are added to it
   const merged = new Map<number, MergedSketch>()
-  for (const sketches of read) {
-    for (const [endpoint, sketch] of sketches) {
+  await Promise.all(parts.map(async ({ part, closed }) => {
+    if (!closed) {
+      await mergedSketches<number>(db, partRows(part, SKETCH_COLUMNS), merged)
+      return
+    }
+    for (const [endpoint, sketch] of (await closedPart(db, part)).sketches) {
       let into = merged.get(endpoint)
       if (into === undefined) merged.set(endpoint, into = new MergedSketch())
       into.addMerged(sketch)
     }
-  }
+  }))
   return merged
 }
 
@@ -61,7 +65,7 @@ async function closedPart (db: Kysely<Database>, part: GrainPart): Promise<Close
   let cached = cache.get(key)
   if (cached === undefined || cached.fingerprint !== fingerprint) {
     // read after the fingerprint: a change in between is in the sketches and makes the next call read again
-    cached = { fingerprint, sketches: await mergedSketches<number>(db, partRows(part, sql`endpoint_id as k, sketch_offset, sketch`)) }
+    cached = { fingerprint, sketches: await mergedSketches<number>(db, partRows(part, SKETCH_COLUMNS)) }
   }
   // most recently used last; the oldest goes past the bound
   cache.delete(key)
