@@ -61,7 +61,7 @@ export async function seededApp ({ database = BENCH_DATABASE_URL, dataDir, prefi
     })
     // as autovacuum would in time: the visibility map lets breakdowns, the load and the versions scan
     // their covering indexes alone (only this prefix's tables: the database may hold other ones)
-    await sql`vacuum analyze ${sql.table('request')}, ${sql.table('endpoint_hour')}, ${sql.table('version_hour')}`.execute(db)
+    await sql`vacuum analyze ${sql.table('request')}, ${sql.table('endpoint_hour')}, ${sql.table('version_hour')}, ${sql.table('version_day')}, ${sql.table('version_total_hour')}`.execute(db)
     await sql`analyze`.execute(db)
     log(`seeded in ${((Date.now() - start) / 1000).toFixed(1)} s`)
   } else {

@@ -5,9 +5,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createServer } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pg from 'pg'
+import { Kysely, PostgresDialect } from 'kysely'
 import monitor, { type MonitorOptions } from '../lib/index.js'
 import { openDatabase } from '../lib/db/dialect.js'
-import { migrateToLatest } from '../lib/db/migrate.js'
+import { migrateToLatest, schemaMigrator } from '../lib/db/migrate.js'
+import { TablePrefixPlugin } from '../lib/db/table-prefix-plugin.js'
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -92,6 +94,25 @@ export async function backend (dialect: 'pglite' | 'postgres', overrides: { data
     options: { database: overrides.database ?? POSTGRES_URL, tablePrefix: prefix },
     cleanup: async () => { await dropPrefixedTables(prefix) }
   }
+}
+
+/**
+ * A backend made with `unmigrated: true`, opened without the plugin and migrated up to `migration`: what
+ * an older version of the plugin left, for tests that fill it and then let the plugin upgrade it. `db`
+ * is prefixed as the plugin's is; close it before the plugin opens the same data.
+ */
+export async function migratedTo (store: Backend, migration: string): Promise<{ db: Kysely<any>, close: () => Promise<void> }> {
+  let raw: Kysely<any>
+  if (store.options.dataDir !== undefined) {
+    const { PGlite } = await import('@electric-sql/pglite')
+    const { PGliteDialect } = await import('kysely-pglite-dialect')
+    raw = new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create(store.options.dataDir)) })
+  } else {
+    raw = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: store.options.database, max: 1 }) }) })
+  }
+  const { error } = await schemaMigrator(raw, store.prefix).migrateTo(migration)
+  if (error !== undefined) throw error
+  return { db: raw.withPlugin(new TablePrefixPlugin(store.prefix)), close: async () => { await raw.destroy() } }
 }
 
 export async function dropPrefixedTables (prefix: string): Promise<void> {

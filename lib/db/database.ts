@@ -15,6 +15,8 @@ export interface Database {
   endpoint_day: EndpointDayTable
   endpoint_month: EndpointMonthTable
   version_hour: VersionHourTable
+  version_day: VersionDayTable
+  version_total_hour: VersionTotalHourTable
   dashboard_user: DashboardUserTable
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
@@ -126,6 +128,21 @@ export interface VersionHourTable {
   hits: Count
   sketch_offset: number
   sketch: SketchCounts
+}
+
+/** Requests per UTC day (`YYYY-MM-DD`), version and endpoint: the versions view's whole days (no sketch). */
+export interface VersionDayTable {
+  day: ColumnType<string, string, string>
+  version_id: number
+  endpoint_id: number
+  hits: Count
+}
+
+/** Requests per UTC hour and version, all endpoints together: the versions view's local days. */
+export interface VersionTotalHourTable {
+  hour: Timestamp
+  version_id: number
+  hits: Count
 }
 
 /** A request slower than its endpoint's threshold, with the evidence of why (level ≥ 2). */

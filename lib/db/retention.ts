@@ -52,8 +52,10 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     db.deleteFrom('request_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
     db.deleteFrom('endpoint_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
     db.deleteFrom('version_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
+    db.deleteFrom('version_total_hour').where('hour', '<', rollupBefore).executeTakeFirst(),
     // a day row goes once its whole day is before the cut-off
     db.deleteFrom('endpoint_day').where('day', '<', cutDay).executeTakeFirst(),
+    db.deleteFrom('version_day').where('day', '<', cutDay).executeTakeFirst(),
     db.deleteFrom('endpoint_month').where('month', '<=', cutMonth).executeTakeFirst()
   ])
   return {
@@ -70,6 +72,6 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
  * all-visible are skipped, so after the first pass it reads only what changed since the last.
  */
 export async function vacuumForPglite (db: Kysely<Database>): Promise<void> {
-  const tables = ['request', 'request_hour', 'endpoint_hour', 'version_hour', 'endpoint_day', 'endpoint_month', 'endpoint']
+  const tables = ['request', 'request_hour', 'endpoint_hour', 'version_hour', 'version_day', 'version_total_hour', 'endpoint_day', 'endpoint_month', 'endpoint']
   await sql`vacuum (analyze) ${sql.join(tables.map((table) => sql.table(table)))}`.execute(db)
 }

@@ -196,3 +196,15 @@ export function monthsFromDaysSql (where: RawBuilder<unknown>): RawBuilder<unkno
         where ${where} and u.c > 0`, ['endpoint_id', 'month'])}) as s
       on s.endpoint_id = c.endpoint_id and s.month = c.month`
 }
+
+/**
+ * SQL: the hours of `version_hour` that `where` keeps, summed per UTC day, version and endpoint
+ * (columns day, version_id, endpoint_id, hits: `version_day`) or, with `'hour'`, per hour and version
+ * (columns hour, version_id, hits: `version_total_hour`). For seeding and tools.
+ */
+export function versionCountsFromHoursSql (grain: 'day' | 'hour', where: RawBuilder<unknown>): RawBuilder<unknown> {
+  return grain === 'day'
+    ? sql`select (hour at time zone 'UTC')::date as day, version_id, endpoint_id, sum(hits) as hits
+      from ${sql.table('version_hour')} where ${where} group by 1, 2, 3`
+    : sql`select hour, version_id, sum(hits) as hits from ${sql.table('version_hour')} where ${where} group by 1, 2`
+}

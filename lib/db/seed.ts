@@ -6,7 +6,7 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
-import { GRAINS, bucketSql, denseSketchSql, mergeRollupRowSql, monthsFromDaysSql, periodStart, type Grain } from './rollup.js'
+import { GRAINS, bucketSql, denseSketchSql, mergeRollupRowSql, monthsFromDaysSql, periodStart, versionCountsFromHoursSql, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 
 const DAY_MS = 86_400_000
@@ -78,6 +78,14 @@ export async function rebuildRollups (db: Kysely<Database>, from: Date, to: Date
         from ${sql.table('request')} where time_requested >= ${a} and time_requested < ${b} group by 1, 2) as c
       join (${denseSketchSql(raw(a, b, period), ['endpoint_id', 'p'])}) as s on s.endpoint_id = c.endpoint_id and s.p = c.p`.execute(db)
   }
+  // the versions' counts from their hours (all of each day's hours are in version_hour, rebuilt or not)
+  const [dayFrom, dayTo] = span('day')
+  await sql`delete from ${sql.table('version_day')} where day >= ${dayFrom.toISOString().slice(0, 10)}::date and day < ${dayTo.toISOString().slice(0, 10)}::date`.execute(db)
+  await sql`insert into ${sql.table('version_day')} (day, version_id, endpoint_id, hits)
+    ${versionCountsFromHoursSql('day', sql`hour >= ${dayFrom} and hour < ${dayTo}`)}`.execute(db)
+  await db.deleteFrom('version_total_hour').where('hour', '>=', hourFrom).where('hour', '<', hourTo).execute()
+  await sql`insert into ${sql.table('version_total_hour')} (hour, version_id, hits)
+    ${versionCountsFromHoursSql('hour', sql`hour >= ${hourFrom} and hour < ${hourTo}`)}`.execute(db)
 }
 
 /** Stores the given requests and brings the rollups of their hours up to date. */
@@ -201,4 +209,8 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
   await sql`delete from ${sql.table('endpoint_month')}`.execute(db)
   await sql`insert into ${sql.table('endpoint_month')} (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
     ${monthsFromDaysSql(sql`true`)}`.execute(db)
+  await sql`delete from ${sql.table('version_day')}`.execute(db)
+  await sql`insert into ${sql.table('version_day')} (day, version_id, endpoint_id, hits) ${versionCountsFromHoursSql('day', sql`true`)}`.execute(db)
+  await sql`delete from ${sql.table('version_total_hour')}`.execute(db)
+  await sql`insert into ${sql.table('version_total_hour')} (hour, version_id, hits) ${versionCountsFromHoursSql('hour', sql`true`)}`.execute(db)
 }

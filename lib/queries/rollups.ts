@@ -24,6 +24,24 @@ export function endpointRollups (from: Date, to: Date, columns: RawBuilder<unkno
 /** SQL: `select <columns>` from the rollup rows of one part (its grain's table, its periods). */
 export function partRows (part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
   const { table, column } = TABLE_OF[part.grain]!
+  return periodRows(table, column, part, columns)
+}
+
+/**
+ * SQL: the per-version rows (`version_hour`, `version_day`) that cover the hours starting in [from, to)
+ * exactly, as {@link endpointRollups} (there is no month grain: a month part reads its days), or
+ * undefined when no hour is in the window. `columns` may name what both share: `version_id`,
+ * `endpoint_id`, `hits`.
+ */
+export function versionRollups (from: Date, to: Date, columns: RawBuilder<unknown>, nowMs = Date.now()): RawBuilder<unknown> | undefined {
+  const parts = coveringParts(from.getTime(), to.getTime(), nowMs)
+  if (parts.length === 0) return undefined
+  return sql.join(parts.map((part) => part.grain === 'hour'
+    ? periodRows('version_hour', 'hour', part, columns)
+    : periodRows('version_day', 'day', part, columns)), sql` union all `)
+}
+
+function periodRows (table: string, column: string, part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
   const bound = (ms: number) => part.grain === 'hour' ? sql`${new Date(ms)}::timestamptz` : sql`${new Date(ms).toISOString().slice(0, 10)}::date`
   const upper = part.to === undefined ? sql`` : sql`and ${sql.ref(column)} < ${bound(part.to)}`
   return sql`select ${columns} from ${sql.table(table)} where ${sql.ref(column)} >= ${bound(part.from)} ${upper}`

@@ -1,6 +1,7 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { localDate, type TimeRange } from './range.js'
+import { versionRollups } from './rollups.js'
 
 /** A version with when it was first seen and its requests per endpoint in the range. */
 export interface VersionUsage {
@@ -11,14 +12,17 @@ export interface VersionUsage {
 }
 
 /**
- * Versions (newest first) with their requests per endpoint in the range, from `version_hour`'s time
- * index, which carries the counts (see migration 0014).
+ * Versions (newest first) with their requests per endpoint in the range: whole UTC days from
+ * `version_day`, the hours before and after them from `version_hour`'s time index, which carries the
+ * counts (see migrations 0014 and 0017).
  */
 export async function versionUsage (db: Kysely<Database>, range: TimeRange): Promise<VersionUsage[]> {
   const versions = await db.selectFrom('version').select(['id', 'version', 'first_seen']).orderBy('first_seen', 'desc').execute()
-  const { rows } = await sql<{ version_id: number, endpoint_id: number, hits: string }>`
-    select version_id, endpoint_id, sum(hits) as hits from ${sql.table('version_hour')}
-    where hour >= ${range.from} and hour < ${range.to} group by 1, 2 order by 1, 2`.execute(db)
+  const source = versionRollups(range.from, range.to, sql`version_id, endpoint_id, hits`)
+  const { rows } = source === undefined
+    ? { rows: [] }
+    : await sql<{ version_id: number, endpoint_id: number, hits: string }>`
+    select version_id, endpoint_id, sum(hits) as hits from (${source}) as r group by 1, 2 order by 1, 2`.execute(db)
   // grouped once: filtering the rows per version was versions × rows (651 × 3,600 with a year of deploys)
   const byVersion = new Map<number, Array<{ endpointId: number, hits: number }>>()
   for (const row of rows) {
@@ -32,13 +36,15 @@ export async function versionUsage (db: Kysely<Database>, range: TimeRange): Pro
   })
 }
 
-/** Requests per local day and version in the range: FMD's daily utilisation (hours summed first, then put in the zone). */
+/**
+ * Requests per local day and version in the range: FMD's daily utilisation, from `version_total_hour`
+ * (one row per hour and version, so a local day in any time zone is its hours).
+ */
 export async function dailyVersionUse (db: Kysely<Database>, range: TimeRange): Promise<Array<{ day: string, version: string, hits: number }>> {
   const { rows } = await sql<{ day: string, version: string, hits: string }>`
     select ${localDate(sql.ref('h.hour'), range.tz)} as day, v.version, sum(h.hits) as hits
-    from (select hour, version_id, sum(hits) as hits from ${sql.table('version_hour')}
-      where hour >= ${range.from} and hour < ${range.to} group by 1, 2) as h
-    join ${sql.table('version')} v on v.id = h.version_id
+    from ${sql.table('version_total_hour')} h join ${sql.table('version')} v on v.id = h.version_id
+    where h.hour >= ${range.from} and h.hour < ${range.to}
     group by 1, 2 order by 1, 2`.execute(db)
   return rows.map((row) => ({ day: row.day, version: row.version, hits: Number(row.hits) }))
 }

@@ -28,7 +28,7 @@ export interface StatusRows {
 
 export interface UnitRollups {
   status: StatusRows
-  /** Per grain: hour, day, month (`endpoint_*`); the hourly rows also feed `version_hour`. */
+  /** Per grain: hour, day, month (`endpoint_*`); the hourly rows also feed `version_hour` and `version_total_hour`, the daily ones `version_day`. */
   periods: Record<Grain, PeriodRows>
 }
 

@@ -155,7 +155,7 @@ function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknow
     ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
     ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
   const mergeCounts = mergeRollupRowSql()
-  return sql`with hour_rows as (select * from ${periodRows(periods.hour)}), counts as (
+  return sql`with hour_rows as (select * from ${periodRows(periods.hour)}), day_rows as (select * from ${periodRows(periods.day)}), counts as (
       insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
       select e, to_timestamp(p / 1000.0), ${version}, s, n, d
       from unnest(${numberArrayLiteral(status.endpointId)}::integer[], ${numberArrayLiteral(status.hourMs)}::float8[],
@@ -167,13 +167,21 @@ function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknow
       insert into ${sql.table('version_hour')} as h (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
       select e, to_timestamp(p / 1000.0), ${version}, n, o, s::bigint[] from hour_rows
       on conflict (endpoint_id, hour, version_id) do update set hits = h.hits + excluded.hits, ${mergeSketchSql()}
+    ), version_days as (
+      insert into ${sql.table('version_day')} as h (day, version_id, endpoint_id, hits)
+      select (to_timestamp(p / 1000.0) at time zone 'UTC')::date, ${version}, e, n from day_rows
+      on conflict (day, version_id, endpoint_id) do update set hits = h.hits + excluded.hits
+    ), version_totals as (
+      insert into ${sql.table('version_total_hour')} as h (hour, version_id, hits)
+      select to_timestamp(p / 1000.0), ${version}, sum(n) from hour_rows group by p order by p
+      on conflict (hour, version_id) do update set hits = h.hits + excluded.hits
     ), hours as (
       insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
       select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
       on conflict (endpoint_id, hour) do update set ${mergeCounts}
     ), days as (
       insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.day)}
+      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from day_rows
       on conflict (endpoint_id, day) do update set ${mergeCounts}
     )
     insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)

@@ -31,7 +31,7 @@ for (const dialect of DIALECTS) {
     await insertRequests(db, requests)
     const total = async (table: string): Promise<{ hits: number, c5: number, rows: number }> => {
       const { rows: [row] } = await sql<{ hits: string, c5: string | null, rows: string }>`select sum(hits) as hits,
-        ${table === 'version_hour' ? sql`null` : sql`sum(server_errors)`} as c5, count(*) as rows from ${sql.table(table)}`.execute(db)
+        ${table.startsWith('version_') ? sql`null` : sql`sum(server_errors)`} as c5, count(*) as rows from ${sql.table(table)}`.execute(db)
       return { hits: Number(row!.hits), c5: Number(row!.c5 ?? 0), rows: Number(row!.rows) }
     }
     const before = { hour: await total('endpoint_hour'), day: await total('endpoint_day'), month: await total('endpoint_month'), version: await total('version_hour') }
@@ -39,7 +39,7 @@ for (const dialect of DIALECTS) {
 
     await repeatRollupHistory(db, new Date(from), new Date(to), 2)
     const copies = 3 // the span and two copies
-    for (const table of ['endpoint_hour', 'endpoint_day', 'endpoint_month', 'version_hour']) {
+    for (const table of ['endpoint_hour', 'endpoint_day', 'endpoint_month', 'version_hour', 'version_day', 'version_total_hour']) {
       t.equal((await total(table)).hits, copies * requests.length, `${table}: every copy's requests counted once`)
     }
     t.equal((await total('endpoint_day')).c5, copies * before.day.c5, 'and their 5xx')

@@ -4,26 +4,16 @@
 // (migrating to the latest schema) and its API must give the same answers, bucket for bucket.
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { Kysely, Migrator, PostgresDialect, sql, type MigrationProvider } from 'kysely'
-import pg from 'pg'
+import { sql } from 'kysely'
 import monitor from '../../lib/index.js'
-import { createMigrations } from '../../lib/db/migrations/index.js'
-import { TablePrefixPlugin } from '../../lib/db/table-prefix-plugin.js'
 import { bucketValue } from '../../lib/db/rollup.js'
-import { DIALECTS, POSTGRES_URL, backend, until } from '../helpers.js'
+import { DIALECTS, backend, migratedTo, until } from '../helpers.js'
 
 const DAY_MS = 86_400_000
 const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
 const LAST_OLD_MIGRATION = '0006_session_generation'
 // the old schema's bucket (migration 0003's), frozen here as there
 const OLD_BUCKET = sql`ceil(ln(greatest(duration_ms, 0.001)) / ${sql.lit(Math.log(1.02 / 0.98))})::smallint`
-
-async function openRaw (options: { dataDir?: string, database?: string }): Promise<Kysely<any>> {
-  if (options.database !== undefined) return new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: options.database, max: 1 }) }) })
-  const { PGlite } = await import('@electric-sql/pglite')
-  const { PGliteDialect } = await import('kysely-pglite-dialect')
-  return new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create(options.dataDir!)) })
-}
 
 /** Quantiles of summed bucket rows, as the old `distributionsFromBuckets` computed them. */
 function fromBuckets (rows: Array<{ bucket: number, hits: string | number }>): { count: number, median: number, p95: number } {
@@ -44,13 +34,7 @@ for (const dialect of DIALECTS) {
     const store = await backend(dialect, { unmigrated: true })
     t.teardown(store.cleanup)
     const prefix = store.prefix
-    const raw = await openRaw({ dataDir: store.options.dataDir, database: store.options.database === undefined ? undefined : POSTGRES_URL })
-    const migrations = createMigrations(prefix)
-    const provider: MigrationProvider = { getMigrations: async () => migrations }
-    const migrator = new Migrator({ db: raw, provider, migrationTableName: `${prefix}migration`, migrationLockTableName: `${prefix}migration_lock` })
-    const { error } = await migrator.migrateTo(LAST_OLD_MIGRATION)
-    t.equal(error, undefined, 'the old schema is built')
-    const db = raw.withPlugin(new TablePrefixPlugin(prefix))
+    const { db, close } = await migratedTo(store, LAST_OLD_MIGRATION)
 
     // 3 endpoints, 3 versions, 90 days (three months at least), a few thousand requests
     const now = Date.now()
@@ -92,7 +76,7 @@ for (const dialect of DIALECTS) {
     const counts = await sql<{ endpoint_id: number, hits: string, c4: string, c5: string }>`select endpoint_id, sum(hits) as hits,
       coalesce(sum(hits) filter (where status_code between 400 and 499), 0) as c4, coalesce(sum(hits) filter (where status_code >= 500), 0) as c5
       from ${sql.table('request_hour')} group by 1`.execute(db)
-    await raw.destroy()
+    await close()
 
     // the plugin upgrades the schema at start
     const app: FastifyInstance = Fastify({ logger: false })
