@@ -5,6 +5,7 @@
  */
 import type { PgliteAssets } from './db/pglite-assets.js'
 import type { StorageOptions } from './options.js'
+import { HOUR_MS } from './time.js'
 
 /**
  * Requests recorded on the main thread, column by column, as they travel to the writer's thread.
@@ -161,8 +162,6 @@ export interface ProfileRecord {
 
 /** Outliers found beyond the per-endpoint hourly cap: counted, not stored. */
 export type OutlierOverflow = [endpointIndex: number, hourMs: number, count: number]
-
-const HOUR_MS = 3_600_000
 
 /**
  * Overflow counts summed per endpoint and UTC hour, so that a burst of outliers past the cap (or a

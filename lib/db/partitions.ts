@@ -1,7 +1,6 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
-
-const DAY_MS = 86_400_000
+import { DAY_MS } from '../time.js'
 
 /** UTC day number (days since the epoch) of a time in ms. */
 export function dayOf (timeMs: number): number {

@@ -2,8 +2,7 @@ import { sql, type Kysely } from 'kysely'
 import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
 import { monthsFromDaysSql } from './rollup.js'
-
-const DAY_MS = 86_400_000
+import { DAY_MS } from '../time.js'
 
 /** What a retention pass removed. */
 export interface RetentionResult {

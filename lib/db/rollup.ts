@@ -5,6 +5,7 @@
  * processes merge by adding counts, so any window's percentile comes from summed rows, never raw ones.
  */
 import { sql, type RawBuilder } from 'kysely'
+import { DAY_MS, HOUR_MS } from '../time.js'
 
 /** Relative error of a percentile read from the rollups, against the exact `percentile_disc` of the raw rows. */
 export const ROLLUP_RELATIVE_ERROR = 0.02
@@ -101,9 +102,6 @@ export const GRAINS = [
 ] as const
 
 export type Grain = typeof GRAINS[number]['grain']
-
-const HOUR_MS = 3_600_000
-const DAY_MS = 86_400_000
 
 /** Start of the UTC period (hour, day or month) holding a time, in ms. */
 export function periodStart (grain: Grain, timeMs: number): number {

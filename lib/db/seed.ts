@@ -8,9 +8,7 @@ import type { Database } from './database.js'
 import { dayOf, partitionName } from './partitions.js'
 import { GRAINS, bucketSql, denseSketchSql, mergeRollupRowSql, monthsFromDaysSql, periodStart, versionCountsFromHoursSql, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
-
-const DAY_MS = 86_400_000
-const HOUR_MS = 3_600_000
+import { DAY_MS, HOUR_MS } from '../time.js'
 
 /** A request to store as if it had been served. */
 export interface SeedRequest {

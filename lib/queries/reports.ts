@@ -7,8 +7,7 @@ import { formatSelector, type Selector } from '../reports/selector.js'
 import type { Histogram } from '../reports/stats.js'
 import { MergedSketch } from './distribution.js'
 import { endpointRollups } from './rollups.js'
-
-const HOUR_MS = 3_600_000
+import { HOUR_MS } from '../time.js'
 
 /** The window and version one side of a report reads. */
 export interface ResolvedSide {

@@ -2,12 +2,12 @@
  * What a report compares: a version, a time range, a load-test run, or a named window. One syntax
  * for the API (`?baseline=version:1.4.2`) and the CLI (`--baseline version:1.4.2`).
  */
+import { DAY_MS } from '../time.js'
+
 export type Selector =
   | { kind: 'version', version: string }
   | { kind: 'range', from: Date, to: Date }
   | { kind: 'run', tag: string }
-
-const DAY_MS = 86_400_000
 
 /** Named windows, in UTC: today so far, the whole of yesterday, this week so far (from Monday), the whole of last week. */
 export const NAMED_WINDOWS = ['today', 'yesterday', 'this-week', 'last-week'] as const

@@ -5,8 +5,8 @@ import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import { isTimeZone, type TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
 import type { GroupedProfile } from '../queries/profiles.js'
+import { DAY_MS } from '../time.js'
 
-const DAY_MS = 86_400_000
 const DEFAULT_RANGE_DAYS = 7
 const MAX_RANGE_DAYS = 1_000
 

@@ -4,8 +4,8 @@ import type { Database } from '../db/database.js'
 import { exportRequests, exportRollups } from '../queries/export.js'
 import { bearerToken } from '../auth/bearer.js'
 import { EXPORT_REQUESTS_REPLY, EXPORT_ROLLUPS_REPLY, replies } from './schemas.js'
+import { DAY_MS } from '../time.js'
 
-const DAY_MS = 86_400_000
 const MAX_PAGE = 10_000
 
 const EXPORT_QUERY = {

@@ -4,6 +4,7 @@
  * merges those into the stored ones (it no longer groups every raw row of the batch itself).
  */
 import { GRAINS, SketchBuilder, bucketOf, periodStart, type Grain, type Sketch } from '../db/rollup.js'
+import { HOUR_MS } from '../time.js'
 
 /** Rows of one grain ready for one set-based upsert: one array per column. */
 export interface PeriodRows {
@@ -44,7 +45,6 @@ interface PeriodAgg {
 
 /** Up to 2^21 hours since 1970 (year 2209) beside the endpoint id, in one exact number. */
 const KEY_SPAN = 2 ** 21
-const HOUR_MS = 3_600_000
 
 /** Sums the rows of a batch (columns as the unit holds them) into rollup rows, sorted by key so concurrent writers lock in one order. */
 export function aggregateRollups (endpointId: readonly number[], timeMs: readonly number[], durationMs: readonly number[], statusCode: readonly number[]): UnitRollups {

@@ -105,7 +105,8 @@ const COPY_SPECIAL = /[\\\t\n\r]/
 const COPY_SPECIAL_ALL = /[\\\t\n\r]/g
 const COPY_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r' }
 
-function copyTextValue (value: string | null): string {
+/** `undefined` as null: the columns' values read by index. */
+function copyTextValue (value: string | null | undefined): string {
   if (value === null || value === undefined) return '\\N'
   return COPY_SPECIAL.test(value) ? value.replace(COPY_SPECIAL_ALL, (c) => COPY_ESCAPES[c]!) : value
 }
@@ -136,7 +137,7 @@ export function requestCopyData (unit: WriteUnit, versionId: number, instanceId:
   const times = new CopyTimestamps()
   let out = ''
   for (let i = 0; i < unit.endpointId.length; i++) {
-    out += `${unit.endpointId[i]}\t${times.format(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i]!)}\t${copyTextValue(unit.ip[i]!)}${tail}`
+    out += `${unit.endpointId[i]}\t${times.format(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i])}\t${copyTextValue(unit.ip[i])}${tail}`
   }
   return out
 }

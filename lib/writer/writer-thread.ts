@@ -23,9 +23,8 @@ import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, t
 import { Writer } from './writer.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
 import { groupedProfile } from '../queries/profiles.js'
+import { DAY_MS, HOUR_MS } from '../time.js'
 
-const HOUR_MS = 3_600_000
-const DAY_MS = 86_400_000
 const STARTUP_RETRY_MAX_MS = 5_000
 /** Outliers waiting for the database: few and large, so bounded by count; the oldest go first. */
 const MAX_PENDING_OUTLIERS = 1_000
