@@ -110,6 +110,15 @@ for (const dialect of DIALECTS) {
     }
     await insertRequests(db, requests)
     t.same(await versionDays(db), await daysFromHours(db), 'the seed builds the day rows from the hours')
+    // the seed keeps what the writer would: versions first seen at their first request, endpoints' last request
+    const listed = await versionUsage(db, { from: new Date(start), to: new Date(now), tz: 'UTC' })
+    const seeded = listed.filter((v) => /^v\d$/.test(v.version))
+    t.same(seeded.map((v) => v.version), ['v4', 'v3', 'v2', 'v1', 'v0'], 'newest first')
+    t.equal(seeded.at(-1)!.firstSeen.getTime(), Math.round(start), 'v0 first seen at its first request')
+    const requested = endpoints.slice(0, 2)
+    const lastRequested = await db.selectFrom('endpoint').select(['id', 'last_requested']).where('id', 'in', requested).orderBy('id').execute()
+    const latest = (e: number) => Math.max(...requests.filter((r) => r.endpointId === e).map((r) => r.time.getTime()))
+    t.same(lastRequested.map((e) => e.last_requested === null ? null : new Date(e.last_requested).getTime()), requested.map(latest), 'endpoints last requested at their latest request')
     t.same(await versionTotals(db), await totalsFromHours(db), 'and the hourly totals')
 
     const windows: Array<[string, number, number]> = [

@@ -37,6 +37,21 @@ async function versionIds (db: Kysely<Database>, versions: string[]): Promise<Ma
   return new Map(rows.map((row) => [row.version, row.id]))
 }
 
+/**
+ * What the writer keeps beside the rows it stores, for the rows of [from, to) stored here: a version's
+ * first sighting no later than its earliest request, an endpoint's last request no earlier than its latest
+ * (otherwise a seeded history shows every version first seen at seeding time, and endpoints never requested).
+ */
+async function markSeen (db: Kysely<Database>, from: Date, to: Date): Promise<void> {
+  const within = sql`time_requested >= ${from} and time_requested < ${to}`
+  await sql`update ${sql.table('version')} as v set first_seen = least(v.first_seen, m.t)
+    from (select version_id, min(time_requested) as t from ${sql.table('request')} where ${within} group by 1) as m
+    where v.id = m.version_id`.execute(db)
+  await sql`update ${sql.table('endpoint')} as e set last_requested = greatest(e.last_requested, m.t)
+    from (select endpoint_id, max(time_requested) as t from ${sql.table('request')} where ${within} group by 1) as m
+    where e.id = m.endpoint_id`.execute(db)
+}
+
 async function seedInstance (db: Kysely<Database>): Promise<number> {
   const row = await db.insertInto('instance').values({ host: 'seed', pid: 0, token: 'seed' })
     .onConflict((oc) => oc.column('token').doUpdateSet({ pid: 0 })).returning('id').executeTakeFirstOrThrow()
@@ -103,6 +118,7 @@ export async function insertRequests (db: Kysely<Database>, requests: SeedReques
       ${textArrayLiteral(requests.map((r) => r.groupBy ?? null))}::text[], ${textArrayLiteral(requests.map((r) => r.ip ?? null))}::text[])
       as u(e, t, d, s, v, g, i)`.execute(db)
   await rebuildRollups(db, from, to)
+  await markSeen(db, from, to)
 }
 
 /** Shape of generated traffic. */
@@ -159,6 +175,7 @@ export async function generateTraffic (db: Kysely<Database>, options: TrafficOpt
     options.onProgress?.(done + n)
   }
   await rebuildRollups(db, from, to)
+  await markSeen(db, from, to)
 }
 
 /**
