@@ -145,6 +145,24 @@ export async function buildApp (options: MonitorOptions, fastifyOptions: Fastify
   return app
 }
 
+/**
+ * {@link buildApp} on a fresh backend of `dialect` (both torn down with the test), ready, once its routes
+ * are stored as endpoints; `endpoints` are their ids in order.
+ */
+export async function readyApp (t: { teardown: (fn: () => unknown) => void }, dialect: 'pglite' | 'postgres', options: Partial<MonitorOptions> = {}):
+Promise<{ app: FastifyInstance, db: FastifyInstance['monitor']['db'], endpoints: number[], prefix: string }> {
+  const store = await backend(dialect)
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, metrics: false, ...options })
+  t.teardown(() => app.close())
+  await app.ready()
+  await app.monitor.ready
+  const db = app.monitor.db
+  await until(async () => (await db.selectFrom('endpoint').select('id').execute()).length >= 2)
+  const endpoints = (await db.selectFrom('endpoint').select('id').orderBy('id').execute()).map((e) => e.id)
+  return { app, db, endpoints, prefix: store.prefix }
+}
+
 /** Polls until `check` returns true or the time is up. */
 export async function until (check: () => Promise<boolean> | boolean, timeoutMs = 20_000, everyMs = 50): Promise<boolean> {
   const deadline = Date.now() + timeoutMs

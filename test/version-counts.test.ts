@@ -3,15 +3,14 @@
 // version (`version_total_hour`: local days in any zone without the endpoints). The writer keeps both
 // beside `version_hour`, the seed rebuilds them, retention cuts them, the migration fills them from the
 // hours; and the versions view must answer exactly what the hours alone answer, for any window and zone.
-import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
+import t from 'tap'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../lib/db/database.js'
 import { insertRequests, type SeedRequest } from '../lib/db/seed.js'
 import { versionCountsFromHoursSql } from '../lib/db/rollup.js'
 import { deleteOlderThan } from '../lib/db/retention.js'
 import { dailyVersionUse, versionUsage } from '../lib/queries/versions.js'
-import { DIALECTS, backend, buildApp, migratedTo, until } from './helpers.js'
+import { DIALECTS, backend, buildApp, migratedTo, readyApp, until } from './helpers.js'
 
 const DAY_MS = 86_400_000
 const HOUR_MS = 3_600_000
@@ -69,23 +68,9 @@ async function fromView (db: Kysely<Database>, from: Date, to: Date): Promise<Re
   return out
 }
 
-/** An app of the helpers on a fresh backend, once its routes are stored as endpoints (ids in order). */
-async function startApp (t: Test, dialect: 'pglite' | 'postgres', appVersion?: string): Promise<{ app: FastifyInstance, db: Kysely<Database>, endpoints: number[], prefix: string }> {
-  const store = await backend(dialect)
-  t.teardown(store.cleanup)
-  const app = await buildApp({ ...store.options, metrics: false, appVersion })
-  t.teardown(() => app.close())
-  await app.ready()
-  await app.monitor.ready
-  const db = app.monitor.db
-  await until(async () => (await db.selectFrom('endpoint').select('id').execute()).length >= 2)
-  const endpoints = (await db.selectFrom('endpoint').select('id').orderBy('id').execute()).map((e) => e.id)
-  return { app, db, endpoints, prefix: store.prefix }
-}
-
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: the writer keeps version_day equal to its hours summed per day`, async (t) => {
-    const { app, db } = await startApp(t, dialect, 'v-live')
+    const { app, db } = await readyApp(t, dialect, { appVersion: 'v-live' })
     for (let i = 0; i < 30; i++) await app.inject({ url: `/users/${i}` })
     for (let i = 0; i < 10; i++) await app.inject({ method: 'POST', url: '/users' })
     t.ok(await until(async () => {
@@ -100,7 +85,7 @@ for (const dialect of DIALECTS) {
   })
 
   t.test(`${dialect}: the versions view reads whole days and the hours around them, as the hours alone answer`, async (t) => {
-    const { db, endpoints } = await startApp(t, dialect)
+    const { db, endpoints } = await readyApp(t, dialect)
     // 45 days to now, a request every 37 minutes on alternating endpoints, a new version every 9 days
     const now = Date.now()
     const start = now - 45 * DAY_MS
@@ -147,7 +132,7 @@ for (const dialect of DIALECTS) {
   })
 
   t.test(`${dialect}: retention cuts version_day by whole days, version_total_hour by hours`, async (t) => {
-    const { db, endpoints: [endpoint], prefix } = await startApp(t, dialect)
+    const { db, endpoints: [endpoint], prefix } = await readyApp(t, dialect)
     const day0 = Math.floor(Date.now() / DAY_MS) * DAY_MS - 10 * DAY_MS
     const requests: SeedRequest[] = [0, 1, 2].flatMap((d) => [2, 14].map((h) => ({ endpointId: endpoint!, time: new Date(day0 + d * DAY_MS + h * HOUR_MS), durationMs: 1, statusCode: 200, version: 'r' })))
     await insertRequests(db, requests)

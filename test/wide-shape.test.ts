@@ -11,7 +11,7 @@ import { overview } from '../lib/queries/overview.js'
 import { endpointPerformance } from '../lib/queries/performance.js'
 import { dailyVersionUse, versionUsage } from '../lib/queries/versions.js'
 import { DAY_MS, HOUR_MS } from '../lib/time.js'
-import { DIALECTS, backend, buildApp } from './helpers.js'
+import { DIALECTS, readyApp } from './helpers.js'
 
 const ENDPOINTS = 40
 const VERSIONS = Array.from({ length: 12 }, (_, i) => `w1.${i}`)
@@ -32,13 +32,7 @@ const within = (actual: number | null | undefined, exact: number): boolean =>
 
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: overview, performance and versions at the wide shape, against the raw rows`, async (t) => {
-    const store = await backend(dialect)
-    t.teardown(store.cleanup)
-    const app = await buildApp({ ...store.options, metrics: false })
-    t.teardown(() => app.close())
-    await app.ready()
-    await app.monitor.ready
-    const db = app.monitor.db
+    const { db } = await readyApp(t, dialect)
     const routes = Array.from({ length: ENDPOINTS }, (_, i) => `/wide/r${i}/items/:id`)
     await sql`insert into ${sql.table('endpoint')} (method, route, monitor_level) select 'GET', unnest(${routes}::text[]), 1`.execute(db)
     const endpointIds = (await db.selectFrom('endpoint').select('id').where('route', 'in', routes).orderBy('id').execute()).map((e) => e.id)

@@ -5,28 +5,20 @@
 import t from 'tap'
 import { sql } from 'kysely'
 import { insertRequests, repeatRollupHistory, type SeedRequest } from '../../lib/db/seed.js'
-import { DIALECTS, backend, buildApp, until } from '../helpers.js'
+import { DIALECTS, readyApp } from '../helpers.js'
 
 const DAY_MS = 86_400_000
 const HOUR_MS = 3_600_000
 
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: rollup history repeated back adds up`, async (t) => {
-    const store = await backend(dialect)
-    t.teardown(store.cleanup)
-    const app = await buildApp({ ...store.options, metrics: false })
-    t.teardown(() => app.close())
-    await app.ready()
-    await app.monitor.ready
-    const db = app.monitor.db
-    await until(async () => (await db.selectFrom('endpoint').select('id').execute()).length >= 2)
-    const [endpoint] = await db.selectFrom('endpoint').select('id').orderBy('id').execute()
+    const { db, endpoints: [endpoint] } = await readyApp(t, dialect)
     // a span of 3 days starting mid-day (so its first and last days are partial), one request every 20 minutes
     const from = Date.UTC(2026, 5, 10, 13, 20)
     const to = from + 3 * DAY_MS
     const requests: SeedRequest[] = []
     for (let time = from, i = 0; time < to; time += HOUR_MS / 3, i++) {
-      requests.push({ endpointId: endpoint!.id, time: new Date(time), durationMs: 5 + (i % 7), statusCode: i % 10 === 0 ? 500 : 200, version: i < 108 ? 'a' : 'b' })
+      requests.push({ endpointId: endpoint!, time: new Date(time), durationMs: 5 + (i % 7), statusCode: i % 10 === 0 ? 500 : 200, version: i < 108 ? 'a' : 'b' })
     }
     await insertRequests(db, requests)
     const total = async (table: string): Promise<{ hits: number, c5: number, rows: number }> => {
