@@ -191,6 +191,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         retentionDays: resolved.retentionDays,
         rollupRetentionDays: resolved.rollupRetentionDays,
         groupedProfile: async (endpointId, n, foldLibraries) => await storage.groupedProfile(endpointId, n, foldLibraries),
+        ingest: async (batch) => await storage.ingest(batch),
         adminOnlyRequestValues: resolved.outliers.adminOnlyRequestValues,
         sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,
         setLevel

@@ -34,6 +34,7 @@ export const DEFAULT_OUTLIER_MIN_DURATION_MS = 5
 export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
 export const TEST_RESULTS_TOKEN_ENV = 'FASTIFY_MONITOR_TEST_RESULTS_TOKEN'
+export const INGEST_TOKEN_ENV = 'FASTIFY_MONITOR_INGEST_TOKEN'
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
 
 /** A dashboard user created or updated at start. */
@@ -72,6 +73,11 @@ export interface DashboardOptions {
    * `POST <prefix>/api/test-results`; also from `FASTIFY_MONITOR_TEST_RESULTS_TOKEN`. Absent: that route is off.
    */
   testResultsToken?: string
+  /**
+   * Bearer token with which other processes send batches of requests to `POST <prefix>/api/ingest`
+   * (the README's ingest format); also from `FASTIFY_MONITOR_INGEST_TOKEN`. Absent: that route is off.
+   */
+  ingestToken?: string
   /**
    * Password checks (logins, and users confirming their current password): `max` attempts per account
    * and per client IP go through at once; each further one waits twice as long as the one before
@@ -159,6 +165,7 @@ export interface ResolvedDashboard {
   sessionTtlS: number
   exportToken: string | undefined
   testResultsToken: string | undefined
+  ingestToken: string | undefined
   loginRateLimit: { max: number, timeWindowMs: number, maxDelayMs: number }
 }
 
@@ -292,7 +299,7 @@ const KNOWN_OPTIONS = new Set<string>([
 ])
 const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs', 'maxPerEndpointHour', 'bodyLimitBytes', 'redact', 'keep', 'redactHeaders',
   'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'stackSampling', 'profileShare'])
-const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'loginRateLimit'])
+const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'ingestToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 export const POSTGRES_URL = /^postgres(ql)?:\/\//
@@ -418,6 +425,14 @@ function resolveUsers (value: unknown, env: NodeJS.ProcessEnv): Checked<Resolved
   return users
 }
 
+/** A bearer token of the dashboard's machine-facing routes: absent (the route is off) or 16 characters at least. */
+function bearerTokenOption (name: string, value: unknown): Checked<string | undefined> {
+  if (value !== undefined && (typeof value !== 'string' || value.length < 16)) {
+    return new InvalidOptionError(`dashboard.${name}`, 'must be a string of at least 16 characters')
+  }
+  return value
+}
+
 function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<ResolvedDashboard | false> {
   if (value === false) return false
   const given: unknown = value === undefined || value === true ? {} : typeof value === 'string' ? { prefix: value } : value
@@ -440,14 +455,12 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
   }
   const sessionTtlS = integer('dashboard.sessionTtlS', options.sessionTtlS, DEFAULT_SESSION_TTL_S, 60, 30 * 86_400)
   if (sessionTtlS instanceof Error) return sessionTtlS
-  const exportToken = options.exportToken ?? env[EXPORT_TOKEN_ENV]
-  if (exportToken !== undefined && (typeof exportToken !== 'string' || exportToken.length < 16)) {
-    return new InvalidOptionError('dashboard.exportToken', 'must be a string of at least 16 characters')
-  }
-  const testResultsToken = options.testResultsToken ?? env[TEST_RESULTS_TOKEN_ENV]
-  if (testResultsToken !== undefined && (typeof testResultsToken !== 'string' || testResultsToken.length < 16)) {
-    return new InvalidOptionError('dashboard.testResultsToken', 'must be a string of at least 16 characters')
-  }
+  const exportToken = bearerTokenOption('exportToken', options.exportToken ?? env[EXPORT_TOKEN_ENV])
+  if (exportToken instanceof Error) return exportToken
+  const testResultsToken = bearerTokenOption('testResultsToken', options.testResultsToken ?? env[TEST_RESULTS_TOKEN_ENV])
+  if (testResultsToken instanceof Error) return testResultsToken
+  const ingestToken = bearerTokenOption('ingestToken', options.ingestToken ?? env[INGEST_TOKEN_ENV])
+  if (ingestToken instanceof Error) return ingestToken
   const limit = options.loginRateLimit ?? DEFAULT_LOGIN_RATE_LIMIT
   if (typeof limit !== 'object' || limit === null || Array.isArray(limit)) return new InvalidOptionError('dashboard.loginRateLimit', 'must be { max, timeWindowMs, maxDelayMs }')
   const max = integer('dashboard.loginRateLimit.max', (limit as Record<string, unknown>).max, DEFAULT_LOGIN_RATE_LIMIT.max, 1, 10_000)
@@ -464,8 +477,9 @@ function resolveDashboard (value: unknown, env: NodeJS.ProcessEnv): Checked<Reso
     users,
     sessionSecret: sessionSecret as string | undefined,
     sessionTtlS,
-    exportToken: exportToken as string | undefined,
-    testResultsToken: testResultsToken as string | undefined,
+    exportToken,
+    testResultsToken,
+    ingestToken,
     loginRateLimit: { max, timeWindowMs, maxDelayMs }
   }
 }

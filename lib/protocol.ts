@@ -194,6 +194,37 @@ export class OverflowCounts {
   }
 }
 
+/**
+ * A batch of requests another process sent to the ingest route (`POST <prefix>/api/ingest`), as the
+ * route validated it: columns of equal length, endpoint indexes into `endpoints`. See the README's
+ * ingest format, whose JSON schema (lib/routes/ingest.ts) this is the type of.
+ */
+export interface IngestBatch {
+  /** The sender's id for this batch: a retried batch carries the same one and is stored once. */
+  batch: string
+  version: string
+  /** The sending process: its host, pid and a token naming it across restarts of its writer. */
+  instance: { host: string, pid: number, token: string }
+  endpoints: Array<{ method: string, route: string }>
+  requests: {
+    endpoint: number[]
+    /** Ms since the epoch (fractions kept to the µs). */
+    time: number[]
+    durationMs: number[]
+    statusCode: number[]
+    seq?: number[]
+    group?: Array<string | null>
+    ip?: Array<string | null>
+  }
+}
+
+/** What the ingest route answers: whether the batch was new, and the level of each of its endpoints. */
+export interface IngestResult {
+  /** False: a batch with this id was stored before (a retry), nothing was written. */
+  stored: boolean
+  levels: Array<{ method: string, route: string, level: number }>
+}
+
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
   options: StorageOptions
@@ -214,6 +245,8 @@ export type ToWorker =
   | { type: 'close', id: number }
   /** Level 3: an endpoint's grouped profile, merged here where the call trees are (the answer is a `GroupedProfile`). */
   | { type: 'groupedProfile', id: number, endpointId: number, n: number, foldLibraries: boolean }
+  /** A batch another process sent to the ingest route (the answer is an `IngestResult`). */
+  | { type: 'ingest', id: number, batch: IngestBatch }
 
 /** Writer thread → main thread. */
 export type FromWorker =

@@ -74,7 +74,7 @@ for (const dialect of DIALECTS) {
     t.equal(hour!.hits, String(n), 'the rollups counted the unit once')
 
     // a unit the server rejects (a status past smallint) leaves nothing: no claimed id, no rows, no rollups
-    const bad: WriteUnit = { ...unit, id: randomUUID(), statusCode: unit.statusCode.map((s, i) => i === n - 1 ? 70_000 : s), seq: unit.seq.map((s) => s + n) }
+    const bad: WriteUnit = { ...unit, id: randomUUID(), statusCode: unit.statusCode.map((s, i) => i === n - 1 ? 70_000 : s), seq: unit.seq.map((s) => (s ?? 0) + n) }
     await t.rejects(writeUnit(db, bad, versionId, instanceId, opened.copyTransaction), /smallint|out of range/)
     const { rows: [after] } = await sql<{ requests: string, batches: string, hits: string }>`select
       (select count(*) from ${sql.table('request')})::text as requests, (select count(*) from ${sql.table('batch')})::text as batches,

@@ -5,6 +5,7 @@ import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import { isTimeZone, type TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
 import type { GroupedProfile } from '../queries/profiles.js'
+import type { IngestBatch, IngestResult } from '../protocol.js'
 import { DAY_MS } from '../time.js'
 
 const DEFAULT_RANGE_DAYS = 7
@@ -21,6 +22,8 @@ export interface DashboardContext {
   rollupRetentionDays: number
   /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */
   sessionKeyFile: string | undefined
+  /** Stores a batch another process sent to the ingest route, on the writer's thread. */
+  ingest: (batch: IngestBatch) => Promise<IngestResult>
   /** Level 3: an endpoint's grouped profile, merged off the request thread. */
   groupedProfile: (endpointId: number, n: number, foldLibraries: boolean) => Promise<GroupedProfile>
   /** Outliers' request values (headers, query, params, body, IP) are sent to admins only. */

@@ -14,6 +14,7 @@ import { graphRoutes } from './graphs.js'
 import { sessionRoutes } from './session.js'
 import { uiRoutes } from './ui.js'
 import { testRoutes } from './tests.js'
+import { ingestRoutes } from './ingest.js'
 import { userRoutes } from './users.js'
 import { versionRoutes } from './versions.js'
 
@@ -79,7 +80,7 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
   })
 
   const routeContext = { ...ctx, guards: sessions.guards, sessions }
-  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, reportRoutes, graphRoutes, adminRoutes, userRoutes, testRoutes]) {
+  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, reportRoutes, graphRoutes, adminRoutes, userRoutes, testRoutes, ingestRoutes]) {
     routes(app, routeContext)
   }
   if (ctx.options.exportToken !== undefined) registerExportRoutes(app, db, ctx.options.exportToken)

@@ -10,7 +10,7 @@ import type { StorageOptions } from '../options.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 import {
   emptyWriterStats, transferList,
-  type EndpointKey, type ErrorSummary, type FromWorker, type LastSeen, type OutlierOverflow, type OutlierRecord,
+  type EndpointKey, type ErrorSummary, type FromWorker, type IngestBatch, type IngestResult, type LastSeen, type OutlierOverflow, type OutlierRecord,
   type ProfileRecord, type RecordBatch, type ToWorker, type WorkerInit, type WriterStats
 } from '../protocol.js'
 
@@ -252,6 +252,11 @@ export class StorageClient {
   /** Level 3: an endpoint's grouped profile, merged on the writer's thread (never on the request thread). */
   async groupedProfile (endpointId: number, n: number, foldLibraries: boolean): Promise<GroupedProfile> {
     return await this.#request({ type: 'groupedProfile', endpointId, n, foldLibraries }) as GroupedProfile
+  }
+
+  /** Stores a batch another process sent (the ingest route), on the writer's thread, at most once. */
+  async ingest (batch: IngestBatch): Promise<IngestResult> {
+    return await this.#request({ type: 'ingest', batch }) as IngestResult
   }
 
   /** Resolves when everything sent so far is in the database. */

@@ -14,7 +14,8 @@ export interface WriteUnit {
   timeMs: number[]
   durationMs: number[]
   statusCode: number[]
-  seq: number[]
+  /** The request's number in the process that served it; null when a sender to the ingest route gave none. */
+  seq: Array<number | null>
   group: Array<string | null>
   ip: Array<string | null>
   attempts: number
@@ -24,8 +25,8 @@ export interface WriteUnit {
  * A Postgres array literal, built in one pass. pg's own array serialisation visits every element
  * through its generic value path and costs several µs per row on the writer's thread.
  */
-export function numberArrayLiteral (values: readonly number[]): string {
-  return `{${values.join(',')}}`
+export function numberArrayLiteral (values: ReadonlyArray<number | null>): string {
+  return `{${values.includes(null) ? values.map((value) => value ?? 'NULL').join(',') : values.join(',')}}`
 }
 
 const NEEDS_ESCAPE = /["\\]/g
@@ -53,13 +54,13 @@ export function jsonForJsonb (value: unknown): string {
   return json.includes('\\u0000') ? json.replace(JSON_NUL, '$1\\ufffd') : json
 }
 
-/** Registers this process and its version; returns their ids. */
-export async function registerInstance (db: Kysely<Database>, version: string, token: string): Promise<{ versionId: number, instanceId: number }> {
+/** Registers a process (this one unless told) and its version; returns their ids. */
+export async function registerInstance (db: Kysely<Database>, version: string, token: string, host = hostname(), pid = process.pid): Promise<{ versionId: number, instanceId: number }> {
   await db.insertInto('version').values({ version }).onConflict((oc) => oc.column('version').doNothing()).execute()
   const { id: versionId } = await db.selectFrom('version').select('id').where('version', '=', version).executeTakeFirstOrThrow()
   // a restarted writer thread registers the same process again: same token, same row
-  const { id: instanceId } = await db.insertInto('instance').values({ host: hostname(), pid: process.pid, token })
-    .onConflict((oc) => oc.column('token').doUpdateSet({ pid: process.pid }))
+  const { id: instanceId } = await db.insertInto('instance').values({ host, pid, token })
+    .onConflict((oc) => oc.column('token').doUpdateSet({ pid }))
     .returning('id').executeTakeFirstOrThrow()
   return { versionId, instanceId }
 }
@@ -137,7 +138,7 @@ export function requestCopyData (unit: WriteUnit, versionId: number, instanceId:
   const times = new CopyTimestamps()
   let out = ''
   for (let i = 0; i < unit.endpointId.length; i++) {
-    out += `${unit.endpointId[i]}\t${times.format(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i]}\t${copyTextValue(unit.group[i])}\t${copyTextValue(unit.ip[i])}${tail}`
+    out += `${unit.endpointId[i]}\t${times.format(unit.timeMs[i]!)}\t${unit.durationMs[i]}\t${unit.statusCode[i]}\t${unit.seq[i] ?? '\\N'}\t${copyTextValue(unit.group[i])}\t${copyTextValue(unit.ip[i])}${tail}`
   }
   return out
 }

@@ -14,13 +14,14 @@
 import { CompiledQuery, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
-import { OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
+import { MAX_IP_LENGTH, OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type IngestBatch, type IngestResult, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
-import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit } from './store.js'
-import { Writer } from './writer.js'
+import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
+import { Writer, storableText } from './writer.js'
+import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
 import { groupedProfile } from '../queries/profiles.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
@@ -230,6 +231,8 @@ export class WriterThread {
         return undefined
       case 'groupedProfile':
         return await groupedProfile(this.#requireDb(), message.endpointId, message.n, message.foldLibraries)
+      case 'ingest':
+        return await this.#ingest(message.batch)
       case 'flush':
         await this.#writer.drain()
         await this.#flushOutliers()
@@ -243,6 +246,44 @@ export class WriterThread {
         return lost
       }
     }
+  }
+
+  /**
+   * Stores a batch another process sent, as this process's own are stored: its endpoints created at the
+   * default level, its version and instance registered, rows of endpoints at level 0 kept only as their
+   * last request, the rest written in one transaction under the sender's batch id (so a retry after a
+   * lost answer writes nothing). Answers the level of each endpoint, for the sender to follow.
+   */
+  async #ingest (batch: IngestBatch): Promise<IngestResult> {
+    const db = this.#requireDb()
+    // the route's schema bounded every length; NUL, which text columns refuse, is left to clear
+    const text = (value: string): string => storableText(value, value.length)!
+    const keys = batch.endpoints.map((e, index) => ({ index, method: text(e.method), route: text(e.route) }))
+    const endpoints = await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel)
+    const { versionId, instanceId } = await registerInstance(db, text(batch.version), text(batch.instance.token), text(batch.instance.host), batch.instance.pid)
+    const { requests } = batch
+    const unit: WriteUnit = { id: batch.batch, endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0 }
+    const lastSeen = new Map<number, number>()
+    for (let i = 0; i < requests.endpoint.length; i++) {
+      const endpoint = endpoints[requests.endpoint[i]!]!
+      const timeMs = requests.time[i]!
+      if (timeMs > (lastSeen.get(endpoint.id) ?? 0)) lastSeen.set(endpoint.id, timeMs)
+      if (endpoint.level === 0) continue
+      unit.endpointId.push(endpoint.id)
+      unit.timeMs.push(timeMs)
+      unit.durationMs.push(requests.durationMs[i]!)
+      unit.statusCode.push(requests.statusCode[i]!)
+      unit.seq.push(requests.seq?.[i] ?? null)
+      unit.group.push(storableText(requests.group?.[i] ?? undefined, MAX_GROUP_LENGTH))
+      unit.ip.push(storableText(requests.ip?.[i] ?? undefined, MAX_IP_LENGTH))
+    }
+    let stored = true
+    if (unit.endpointId.length > 0) {
+      await this.#partitions!.ensure(dayOf(Math.min(...unit.timeMs)), dayOf(Math.max(...unit.timeMs)))
+      stored = await writeUnit(db, unit, versionId, instanceId, this.#opened?.copyTransaction)
+    }
+    await touchEndpoints(db, lastSeen)
+    return { stored, levels: keys.map((key, i) => ({ method: key.method, route: key.route, level: endpoints[i]!.level })) }
   }
 
   /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */

@@ -27,7 +27,8 @@ export interface WriterSink {
 
 interface QueuedBatch { batch: RecordBatch, start: number }
 
-function clean (value: string | undefined, max: number): string | null {
+/** A string as a text column stores it: cut to `max` code units, NUL (which PostgreSQL refuses in text) as U+FFFD. */
+export function storableText (value: string | undefined, max: number): string | null {
   if (value === undefined) return null
   const cut = value.length > max ? value.slice(0, max) : value
   return cut.includes('\u0000') ? cut.replace(NUL, '\uFFFD') : cut
@@ -264,8 +265,8 @@ export class Writer {
         unit.durationMs.push(batch.durationMs[row]!)
         unit.statusCode.push(batch.statusCode[row]!)
         unit.seq.push(batch.seq[row]!)
-        const groupValue = group < 0 ? null : clean(batch.strings[group], MAX_GROUP_LENGTH)
-        const ipValue = ip < 0 ? null : clean(batch.strings[ip], MAX_IP_LENGTH)
+        const groupValue = group < 0 ? null : storableText(batch.strings[group], MAX_GROUP_LENGTH)
+        const ipValue = ip < 0 ? null : storableText(batch.strings[ip], MAX_IP_LENGTH)
         unit.group.push(groupValue)
         unit.ip.push(ipValue)
         unitBytes += ROW_BYTES + (groupValue === null ? 0 : stringBytes(groupValue)) + (ipValue === null ? 0 : stringBytes(ipValue))

@@ -1,0 +1,142 @@
+import { Readable } from 'node:stream'
+import { promisify } from 'node:util'
+import { gunzip } from 'node:zlib'
+import { bearerToken } from '../auth/bearer.js'
+import { MAX_GROUP_LENGTH } from '../group-by.js'
+import { MAX_IP_LENGTH, type IngestBatch } from '../protocol.js'
+import { DAY_MS, HOUR_MS } from '../time.js'
+import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
+import { replies } from './schemas.js'
+
+/** Requests in one batch, as many as the plugin's own writer puts in one transaction at most. */
+export const MAX_INGEST_REQUESTS = 10_000
+/** The body after decompression: a full batch with long groups and routes is about 4 MB of JSON. */
+const INGEST_BODY_LIMIT = 8 * 1024 * 1024
+
+const column = <T>(items: T) => ({ type: 'array', maxItems: MAX_INGEST_REQUESTS, items }) as const
+
+/** `POST <prefix>/api/ingest`: the body's JSON schema (the README's ingest format). */
+export const INGEST_BATCH = {
+  type: 'object',
+  required: ['batch', 'version', 'instance', 'endpoints', 'requests'],
+  additionalProperties: false,
+  properties: {
+    batch: { type: 'string', minLength: 1, maxLength: 64 },
+    version: { type: 'string', minLength: 1, maxLength: 100 },
+    instance: {
+      type: 'object',
+      required: ['host', 'pid', 'token'],
+      additionalProperties: false,
+      properties: {
+        host: { type: 'string', maxLength: 255 },
+        pid: { type: 'integer', minimum: 0, maximum: 2_147_483_647 },
+        token: { type: 'string', minLength: 8, maxLength: 64 }
+      }
+    },
+    endpoints: {
+      type: 'array',
+      minItems: 1,
+      maxItems: 1_000,
+      items: {
+        type: 'object',
+        required: ['method', 'route'],
+        additionalProperties: false,
+        properties: { method: { type: 'string', minLength: 1, maxLength: 32 }, route: { type: 'string', minLength: 1, maxLength: 2_000 } }
+      }
+    },
+    requests: {
+      type: 'object',
+      required: ['endpoint', 'time', 'durationMs', 'statusCode'],
+      additionalProperties: false,
+      properties: {
+        endpoint: column({ type: 'integer', minimum: 0, maximum: 999 }),
+        time: column({ type: 'number' }),
+        durationMs: column({ type: 'number', minimum: 0, maximum: 86_400_000 }),
+        statusCode: column({ type: 'integer', minimum: 100, maximum: 999 }),
+        seq: column({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+        group: column({ type: ['string', 'null'], maxLength: MAX_GROUP_LENGTH }),
+        ip: column({ type: ['string', 'null'], maxLength: MAX_IP_LENGTH })
+      }
+    }
+  }
+} as const
+
+const INGEST_REPLY = {
+  type: 'object',
+  required: ['stored', 'levels'],
+  additionalProperties: false,
+  properties: {
+    stored: { type: 'boolean' },
+    levels: { type: 'array', items: { type: 'object', required: ['method', 'route', 'level'], additionalProperties: false, properties: { method: { type: 'string' }, route: { type: 'string' }, level: { type: 'integer' } } } }
+  }
+} as const
+
+/** What the schema cannot say: the columns line up, indexes name an endpoint, times are within what is kept. */
+function checkBatch (batch: IngestBatch, retentionDays: number, nowMs: number): void {
+  const { requests } = batch
+  const n = requests.endpoint.length
+  if (n === 0) throw new BadRequest('requests must hold at least one request')
+  for (const name of ['time', 'durationMs', 'statusCode', 'seq', 'group', 'ip'] as const) {
+    const values = requests[name]
+    if (values !== undefined && values.length !== n) throw new BadRequest(`requests.${name} must have as many values as requests.endpoint (${n}), has ${values.length}`)
+  }
+  const bad = requests.endpoint.findIndex((index) => index >= batch.endpoints.length)
+  if (bad >= 0) throw new BadRequest(`requests.endpoint[${bad}] is ${requests.endpoint[bad]}: there are ${batch.endpoints.length} endpoints`)
+  const oldest = nowMs - retentionDays * DAY_MS
+  const early = requests.time.findIndex((time) => !(time >= oldest && time <= nowMs + HOUR_MS))
+  if (early >= 0) throw new BadRequest(`requests.time[${early}] must be a time in ms since the epoch within the last ${retentionDays} days (retentionDays)`)
+}
+
+const gunzipAsync = promisify(gunzip)
+
+/**
+ * A gzip body, inflated on libuv's threads (not this one) up to the body limit: a small bomb is refused
+ * with 413 before it takes memory. Fastify compares the body with its Content-Length through
+ * `receivedEncodedLength`, which is the compressed size.
+ */
+async function inflated (payload: NodeJS.ReadableStream): Promise<Readable> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of payload) {
+    size += (chunk as Buffer).length
+    if (size > INGEST_BODY_LIMIT) throw tooLarge()
+    chunks.push(chunk as Buffer)
+  }
+  let body: Buffer
+  try {
+    body = await gunzipAsync(Buffer.concat(chunks), { maxOutputLength: INGEST_BODY_LIMIT })
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ERR_BUFFER_TOO_LARGE') throw tooLarge()
+    throw Object.assign(new Error('the body is not valid gzip'), { statusCode: 400 })
+  }
+  return Object.assign(Readable.from([body]), { receivedEncodedLength: size })
+}
+
+function tooLarge (): Error {
+  return Object.assign(new Error(`the body is larger than ${INGEST_BODY_LIMIT} bytes once inflated`), { statusCode: 413 })
+}
+
+/**
+ * Batches of requests from other processes (services that send to this one instead of writing to a
+ * database of their own), with a bearer token; off unless `dashboard.ingestToken` is set. A body may be
+ * gzip-compressed (`Content-Encoding: gzip`); its limit counts the decompressed bytes. A batch is stored
+ * at most once by its id, so a sender retries with the same id until it has an answer.
+ */
+export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays }) => {
+  if (options.ingestToken === undefined) return
+  app.post<{ Body: IngestBatch }>('/api/ingest', {
+    config: NOT_MONITORED,
+    bodyLimit: INGEST_BODY_LIMIT,
+    onRequest: bearerToken(options.ingestToken, 'ingest'),
+    preParsing: async (request, _reply, payload) => {
+      const encoding = request.headers['content-encoding']
+      if (encoding === undefined || encoding === 'identity') return payload
+      if (encoding !== 'gzip') throw Object.assign(new Error(`Content-Encoding ${encoding} is not supported (gzip is)`), { statusCode: 415 })
+      return await inflated(payload)
+    },
+    schema: { body: INGEST_BATCH, response: replies(INGEST_REPLY) }
+  }, async (request) => {
+    checkBatch(request.body, retentionDays, Date.now())
+    return await ingest(request.body)
+  })
+}

@@ -1,0 +1,117 @@
+// #19's first part: `POST <prefix>/api/ingest` stores batches that other processes send (a service in
+// another language, or another Node process without a database of its own), as this process stores its own:
+// endpoints created at the default level, the sender's version and instance registered, rows of level-0
+// endpoints kept only as their last request, the rest in one transaction under the sender's batch id, so a
+// retried batch is stored once. Hostile bodies are refused with a clear answer and store nothing.
+import t from 'tap'
+import { gzipSync } from 'node:zlib'
+import { sql, type Kysely } from 'kysely'
+import type { Database } from '../lib/db/database.js'
+import { INGEST_TOKEN_ENV } from '../lib/options.js'
+import { DIALECTS, buildApp, readyApp } from './helpers.js'
+
+const TOKEN = 'ingest-token-0123456789'
+const SERVICE_ROUTE = '/svc/items/:id'
+const HOSTILE_ROUTE = '/svc/<script>alert(1)</script>'
+
+function batchOf (id: string, now: number, overrides: Record<string, unknown> = {}): Record<string, any> {
+  return {
+    batch: id,
+    version: 'svc-1.0',
+    instance: { host: 'svc-a', pid: 42, token: 'svc-a-token' },
+    endpoints: [{ method: 'GET', route: SERVICE_ROUTE }, { method: 'POST', route: HOSTILE_ROUTE }],
+    requests: {
+      endpoint: [0, 0, 1],
+      time: [now - 1000, now - 500.25, now - 100],
+      durationMs: [1.5, 2.25, 30],
+      statusCode: [200, 404, 500],
+      seq: [1, 2, 3],
+      group: ['u1', null, 'x\u0000y'],
+      ip: ['10.0.0.1', null, '::1']
+    },
+    ...overrides
+  }
+}
+
+async function serviceRows (db: Kysely<Database>): Promise<Array<{ route: string, duration_ms: number, status_code: number, seq: string | null, group_by: string | null, ip: string | null, version: string, host: string }>> {
+  const { rows } = await sql<any>`select e.route, r.duration_ms, r.status_code, r.seq, r.group_by, r.ip, v.version, i.host
+    from ${sql.table('request')} r join ${sql.table('endpoint')} e on e.id = r.endpoint_id
+    join ${sql.table('version')} v on v.id = r.version_id join ${sql.table('instance')} i on i.id = r.instance_id
+    where e.route like '/svc/%' order by r.time_requested`.execute(db)
+  return rows
+}
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: batches from another process are stored once, as its own requests would be`, async (t) => {
+    const { app, db } = await readyApp(t, dialect, { dashboard: { ingestToken: TOKEN } })
+    const post = async (body: unknown, headers: Record<string, string> = {}): Promise<{ statusCode: number, json: () => any }> =>
+      await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) })
+    const now = Date.now()
+
+    const first = await post(batchOf('batch-1', now))
+    t.equal(first.statusCode, 200)
+    t.same(first.json(), { stored: true, levels: [{ method: 'GET', route: SERVICE_ROUTE, level: 1 }, { method: 'POST', route: HOSTILE_ROUTE, level: 1 }] })
+    const stored = await serviceRows(db)
+    t.same(stored.map((r) => [r.route, r.duration_ms, r.status_code, r.seq, r.group_by, r.ip, r.version, r.host]), [
+      [SERVICE_ROUTE, 1.5, 200, '1', 'u1', '10.0.0.1', 'svc-1.0', 'svc-a'],
+      [SERVICE_ROUTE, 2.25, 404, '2', null, null, 'svc-1.0', 'svc-a'],
+      [HOSTILE_ROUTE, 30, 500, '3', 'x\uFFFDy', '::1', 'svc-1.0', 'svc-a']
+    ], 'every value as sent (NUL as U+FFFD), under the sender\'s version and instance')
+    const { rows: [hours] } = await sql<{ hits: string }>`select sum(h.hits) as hits from ${sql.table('endpoint_hour')} h
+      join ${sql.table('endpoint')} e on e.id = h.endpoint_id where e.route like '/svc/%'`.execute(db)
+    t.equal(Number(hours!.hits), 3, 'the rollups count them')
+    const { rows: [seen] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = ${SERVICE_ROUTE}`.execute(db)
+    t.equal(new Date(seen!.last).getTime(), Math.floor(now - 500.25), 'last requested at its latest request (to the ms)')
+
+    // a retry after a lost answer: stored once
+    const retry = await post(batchOf('batch-1', now))
+    t.same(retry.json().stored, false, 'a batch id seen before is not stored again')
+    t.equal((await serviceRows(db)).length, 3)
+
+    // compressed
+    const gz = await post(gzipSync(JSON.stringify(batchOf('batch-2', now, { requests: { endpoint: [0], time: [now - 50], durationMs: [7], statusCode: [201] } }))), { 'content-encoding': 'gzip' })
+    t.same([gz.statusCode, gz.json().stored], [200, true], 'a gzip body is stored')
+    t.same((await serviceRows(db)).at(-1), { route: SERVICE_ROUTE, duration_ms: 7, status_code: 201, seq: null, group_by: null, ip: null, version: 'svc-1.0', host: 'svc-a' }, 'optional columns absent: null')
+
+    // an endpoint an admin set to level 0: its requests move its last-request time only
+    await sql`update ${sql.table('endpoint')} set monitor_level = 0 where route = ${SERVICE_ROUTE}`.execute(db)
+    const quiet = await post(batchOf('batch-3', now, { requests: { endpoint: [0], time: [now - 10], durationMs: [3], statusCode: [200] } }))
+    t.same(quiet.json(), { stored: true, levels: [{ method: 'GET', route: SERVICE_ROUTE, level: 0 }, { method: 'POST', route: HOSTILE_ROUTE, level: 1 }] }, 'the sender learns the level')
+    t.equal((await serviceRows(db)).length, 4, 'no row for a level-0 endpoint')
+    const { rows: [moved] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = ${SERVICE_ROUTE}`.execute(db)
+    t.equal(new Date(moved!.last).getTime(), now - 10, 'its last request moved')
+
+    // refused, and nothing stored
+    const refused: Array<[string, Promise<{ statusCode: number, json: () => any }>, number, RegExp]> = [
+      ['no token', app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: batchOf('x1', now) }), 401, /token/],
+      ['a wrong token', post(batchOf('x2', now), { authorization: `Bearer ${TOKEN}x` }), 401, /token/],
+      ['columns of different lengths', post(batchOf('x3', now, { requests: { endpoint: [0, 0], time: [now, now], durationMs: [1], statusCode: [200, 200] } })), 400, /requests\.durationMs must have as many values/],
+      ['an index past the endpoints', post(batchOf('x4', now, { requests: { endpoint: [2], time: [now], durationMs: [1], statusCode: [200] } })), 400, /requests\.endpoint\[0\] is 2/],
+      ['a time before retention', post(batchOf('x5', now, { requests: { endpoint: [0], time: [now - 40 * 86_400_000], durationMs: [1], statusCode: [200] } })), 400, /requests\.time\[0\]/],
+      ['a time in seconds', post(batchOf('x6', now, { requests: { endpoint: [0], time: [now / 1000], durationMs: [1], statusCode: [200] } })), 400, /requests\.time\[0\]/],
+      ['a wrong type', post(batchOf('x7', now, { requests: { endpoint: [0], time: [now], durationMs: [1], statusCode: ['<b>'] } })), 400, /statusCode/],
+      ['no requests', post(batchOf('x8', now, { requests: { endpoint: [], time: [], durationMs: [], statusCode: [] } })), 400, /at least one request/],
+      ['a group past its length', post(batchOf('x9', now, { requests: { endpoint: [0], time: [now], durationMs: [1], statusCode: [200], group: ['g'.repeat(300)] } })), 400, /group/],
+      ['a body not JSON', post('{"batch":'), 400, /JSON|Unexpected|Body/i],
+      ['an encoding other than gzip', post(JSON.stringify(batchOf('x10', now)), { 'content-encoding': 'br' }), 415, /gzip/],
+      ['a gzip bomb', post(gzipSync(Buffer.alloc(9 * 1024 * 1024, 32)), { 'content-encoding': 'gzip' }), 413, /larger than/],
+      ['a body that is not gzip', post('not gzip at all', { 'content-encoding': 'gzip' }), 400, /not valid gzip/]
+    ]
+    for (const [name, response, status, message] of refused) {
+      const r = await response
+      t.equal(r.statusCode, status, `${name}: ${status}`)
+      t.match(JSON.stringify(r.json()), message, `${name}: says why`)
+    }
+    t.equal((await serviceRows(db)).length, 4, 'nothing refused was stored')
+    const { rows: [batches] } = await sql<{ n: string }>`select count(*) as n from ${sql.table('batch')} where id like 'x%'`.execute(db)
+    t.equal(Number(batches!.n), 0, 'and no batch id claimed')
+  })
+}
+
+t.test('the ingest route is off without a token, and a short token fails at register', async (t) => {
+  const { app } = await readyApp(t, DIALECTS[0]!)
+  const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: {} })
+  t.equal(res.statusCode, 404)
+  await t.rejects(buildApp({ dataDir: 'memory://', dashboard: { ingestToken: 'short' } }), /dashboard\.ingestToken/)
+  t.equal(INGEST_TOKEN_ENV, 'FASTIFY_MONITOR_INGEST_TOKEN')
+})
