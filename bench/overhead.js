@@ -2,8 +2,9 @@
 // plugin, measured in one run with interleaved rounds (the machine is noisy; compare within a run).
 import { fork } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, writeFileSync } from 'node:fs'
 import autocannon from 'autocannon'
+import { allPostgresCpuUs } from './postgres.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -26,24 +27,10 @@ async function start (kind) {
   return { kind, child, port: message.port }
 }
 
-/** CPU of every postgres server process, in µs (the database's share of the cost of recording). */
-function postgresCpuUs () {
-  let total = 0
-  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-      if (!stat.includes('(postgres)')) continue
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      total += (Number(fields[11]) + Number(fields[12])) * 10_000
-    } catch { /* the process ended */ }
-  }
-  return total
-}
-
 async function sample (server) {
   server.child.send('sample')
   const [message] = await once(server.child, 'message')
-  return { ...message, postgresCpuUs: postgresCpuUs() }
+  return { ...message, postgresCpuUs: allPostgresCpuUs() }
 }
 
 async function measure (server) {

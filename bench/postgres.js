@@ -1,5 +1,5 @@
 // PostgreSQL helpers shared by the benches.
-import { readFileSync } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import pg from 'pg'
 
 export const BENCH_DATABASE_URL = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
@@ -37,4 +37,18 @@ export async function writerBackendCpuUs (prefix, url = BENCH_DATABASE_URL) {
   } finally {
     await client.end()
   }
+}
+
+/** CPU of every postgres server process, in µs: the database's whole share, whichever backend did the work. */
+export function allPostgresCpuUs () {
+  let total = 0
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+      if (!stat.includes('(postgres)')) continue
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      total += (Number(fields[11]) + Number(fields[12])) * 10_000
+    } catch { /* the process ended */ }
+  }
+  return total
 }

@@ -1,6 +1,6 @@
 // One server under test, started by bench/overhead.js as a child process.
 // argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant][@before] | dc-probe
-// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler)
+// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, collector = the ingest route on)
 // `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -44,6 +44,8 @@ if (kind === 'dc-probe') {
   if (variant === 'nometrics') options.metrics = false
   if (variant === 'nodefaultmetrics') options.metrics = { defaultMetrics: false }
   if (variant === 'nostacks') options.outliers = { stackSampling: 'off' }
+  // a collector: other processes POST batches to <prefix>/api/ingest (bench/ingest.js)
+  if (variant === 'collector') options.dashboard = { ingestToken: 'bench-ingest-token-0000' }
   if (backend === 'postgres') {
     const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
     options.database = BENCH_DATABASE_URL

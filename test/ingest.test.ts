@@ -8,7 +8,7 @@ import { gzipSync } from 'node:zlib'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../lib/db/database.js'
 import { INGEST_TOKEN_ENV } from '../lib/options.js'
-import { DIALECTS, buildApp, readyApp } from './helpers.js'
+import { DIALECTS, backend, buildApp, readyApp } from './helpers.js'
 
 const TOKEN = 'ingest-token-0123456789'
 const SERVICE_ROUTE = '/svc/items/:id'
@@ -114,4 +114,22 @@ t.test('the ingest route is off without a token, and a short token fails at regi
   t.equal(res.statusCode, 404)
   await t.rejects(buildApp({ dataDir: 'memory://', dashboard: { ingestToken: 'short' } }), /dashboard\.ingestToken/)
   t.equal(INGEST_TOKEN_ENV, 'FASTIFY_MONITOR_INGEST_TOKEN')
+})
+
+t.test('postgres: two collectors on one database store a batch sent to both once', { skip: !DIALECTS.includes('postgres') && 'needs the PostgreSQL server' }, async (t) => {
+  const store = await backend('postgres')
+  t.teardown(store.cleanup)
+  const collectors = [await buildApp({ ...store.options, metrics: false, dashboard: { ingestToken: TOKEN } }), await buildApp({ ...store.options, metrics: false, dashboard: { ingestToken: TOKEN } })]
+  for (const app of collectors) {
+    t.teardown(() => app.close())
+    await app.ready()
+    await app.monitor.ready
+  }
+  // a sender whose first answer was lost retries through the load balancer and reaches the other collector
+  const now = Date.now()
+  const answers = await Promise.all(collectors.map(async (app) => (await app.inject({
+    method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}` }, payload: batchOf('shared-1', now)
+  })).json()))
+  t.same(answers.map((a) => a.stored).sort(), [false, true], 'one stored it, the other found it stored')
+  t.equal((await serviceRows(collectors[0]!.monitor.db)).length, 3, 'its requests once')
 })
