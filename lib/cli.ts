@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { TEST_USAGE, testCommand } from './test-monitor/command.js'
 import { REPORT_USAGE, main as reportCommands } from './cli/main.js'
+import { SERVE_USAGE, serve } from './cli/serve.js'
 
 const USAGE = `Usage: fastify-monitoring-dashboard <command> [options]
 
@@ -8,14 +9,19 @@ Commands:
   test    run the app's test suite and record which endpoints each test reaches
   report  compare two versions, ranges or load-test runs per endpoint; exit 1 on a regression (a CI gate)
   load    drive a running app with autocannon and record the run's window as a baseline
+  serve   run the collector: the dashboard, /metrics and the ingest route as a server of their own
 
 ${TEST_USAGE}
 
-${REPORT_USAGE}`
+${REPORT_USAGE}
+
+${SERVE_USAGE}`
 
 const [command, ...args] = process.argv.slice(2)
 if (command === 'test') {
   process.exitCode = await testCommand(args)
+} else if (command === 'serve') {
+  process.exitCode = await serve(args)
 } else if (command === 'report' || command === 'load') {
   process.exitCode = await reportCommands([command, ...args])
 } else {

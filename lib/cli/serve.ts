@@ -1,0 +1,67 @@
+/**
+ * `serve`: the collector. A Fastify server of its own with the dashboard, its API, `/metrics` and the
+ * ingest route, over the database that services write to directly (the plugin with `dashboard: false`)
+ * or send to over HTTP (the ingest route). The dashboard then lives off the services' ports.
+ */
+import { parseArgs } from 'node:util'
+import Fastify from 'fastify'
+import monitor from '../index.js'
+import { DATABASE_ENV, INGEST_TOKEN_ENV, POSTGRES_URL } from '../options.js'
+
+/** Where `--admin`'s password comes from: never the command line, which `ps` shows to everyone. */
+export const ADMIN_PASSWORD_ENV = 'FASTIFY_MONITOR_ADMIN_PASSWORD'
+
+export const SERVE_USAGE = `usage:
+  fastify-monitoring-dashboard serve [--database <postgres://… | PGlite directory>] [--table-prefix fmd_]
+      [--host 127.0.0.1] [--port 3300] [--admin <username>]
+      --database       default $${DATABASE_ENV}, else ./.fastify-monitor
+      --admin          an admin account, its password from $${ADMIN_PASSWORD_ENV} (at least 8 characters)
+      the ingest route is on when $${INGEST_TOKEN_ENV} is set; the session key comes from
+      $FASTIFY_MONITOR_SESSION_SECRET (set it when several collectors serve one database)
+      stops on SIGINT or SIGTERM after writing what it holds`
+
+/** Starts the collector; resolves with the exit code once a signal has closed it (2: usage, 3: failure). */
+export async function serve (args: string[]): Promise<number> {
+  try {
+    return await run(args)
+  } catch (err) {
+    const code = (err as { code?: string }).code
+    const usage = (err as { usage?: boolean }).usage === true || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_INVALID_OPTION'
+    process.stderr.write(`fastify-monitoring-dashboard serve: ${(err as Error).message}\n${usage ? `${SERVE_USAGE}\n` : ''}`)
+    return usage ? 2 : 3
+  }
+}
+
+async function run (args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      database: { type: 'string' },
+      'table-prefix': { type: 'string' },
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '3300' },
+      admin: { type: 'string' }
+    },
+    strict: true
+  })
+  const port = Number(values.port)
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw Object.assign(new Error(`--port must be a port number, got "${values.port}"`), { usage: true })
+  const database = values.database ?? process.env[DATABASE_ENV]
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  await app.register(monitor, {
+    ...(database !== undefined && POSTGRES_URL.test(database) ? { database } : { dataDir: database }),
+    tablePrefix: values['table-prefix'],
+    appVersion: 'collector',
+    dashboard: { users: values.admin === undefined ? [] : [{ username: values.admin, passwordEnv: ADMIN_PASSWORD_ENV, role: 'admin' }] }
+  })
+  const address = await app.listen({ host: values.host, port })
+  await app.monitor.ready
+  const ingest = process.env[INGEST_TOKEN_ENV] === undefined ? 'off (set FASTIFY_MONITOR_INGEST_TOKEN)' : `${address}/dashboard/api/ingest`
+  process.stdout.write(`dashboard ${address}/dashboard\nmetrics   ${address}/metrics\ningest    ${ingest}\n`)
+  const signal = await new Promise<string>((resolve) => {
+    for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => resolve(name))
+  })
+  app.log.info(`${signal}: closing`)
+  await app.close()
+  return 0
+}
