@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { TEST_USAGE, testCommand } from './test-monitor/command.js'
-import { REPORT_USAGE, main as reportCommands } from './cli/main.js'
-import { SERVE_USAGE, serve } from './cli/serve.js'
+import { REPORT_USAGE, main as cliCommands } from './cli/main.js'
+import { SERVE_USAGE } from './cli/serve.js'
 
 const USAGE = `Usage: fastify-monitoring-dashboard <command> [options]
 
@@ -20,10 +20,8 @@ ${SERVE_USAGE}`
 const [command, ...args] = process.argv.slice(2)
 if (command === 'test') {
   process.exitCode = await testCommand(args)
-} else if (command === 'serve') {
-  process.exitCode = await serve(args)
-} else if (command === 'report' || command === 'load') {
-  process.exitCode = await reportCommands([command, ...args])
+} else if (command === 'report' || command === 'load' || command === 'serve') {
+  process.exitCode = await cliCommands([command, ...args])
 } else {
   process.stderr.write(`${command === undefined || command === '--help' ? '' : `unknown command: ${command}\n\n`}${USAGE}\n`)
   process.exitCode = command === '--help' ? 0 : 2

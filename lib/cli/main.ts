@@ -1,7 +1,8 @@
 /**
  * `npx fastify-monitoring-dashboard <command>`: `report` (the CI gate: did performance change between
- * two versions, ranges or load-test runs?) and `load` (drive a running app with autocannon and record
- * the run's window, so reports can compare runs from what the plugin recorded server-side).
+ * two versions, ranges or load-test runs?), `load` (drive a running app with autocannon and record
+ * the run's window, so reports can compare runs from what the plugin recorded server-side) and `serve`
+ * (the collector, serve.ts), with one set of exit codes and one answer to a bad command line.
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
@@ -10,10 +11,9 @@ import { DEFAULT_THRESHOLDS, type ReportThresholds } from '../reports/compare.js
 import { parseSelector, type Selector } from '../reports/selector.js'
 import { DATABASE_ENV, maskUrl } from '../options.js'
 import { openCliDatabase } from './database.js'
+import { EXIT, UsageError } from './exit.js'
 import { reportHtml, type LoadSummary, type RunFigures } from './html.js'
-
-/** Exit codes: what a CI script can tell apart. */
-export const EXIT = { ok: 0, regression: 1, usage: 2, failure: 3 } as const
+import { SERVE_USAGE, serve } from './serve.js'
 
 export const REPORT_USAGE = `usage:
   fastify-monitoring-dashboard report --baseline <selector> --candidate <selector> [options]
@@ -27,8 +27,6 @@ export const REPORT_USAGE = `usage:
   fastify-monitoring-dashboard load --url <url> [--duration 30s] [--connections 50] [--tag <tag>] [--database …]
       drives the URL with autocannon and records the run's window under its tag (PostgreSQL only while the app runs)
 exit codes: 0 no regression, 1 regression, 2 usage error, 3 failure`
-
-class UsageError extends Error {}
 
 function progress (message: string): void {
   // stderr, so --json on stdout stays parseable
@@ -209,6 +207,7 @@ export async function main (argv: string[]): Promise<number> {
   try {
     if (command === 'report') return await report(args)
     if (command === 'load') return await load(args)
+    if (command === 'serve') return await serve(args)
     if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
       process.stdout.write(`${REPORT_USAGE}\n`)
       return command === undefined ? EXIT.usage : EXIT.ok
@@ -217,7 +216,7 @@ export async function main (argv: string[]): Promise<number> {
   } catch (err) {
     const code = (err as { code?: string }).code
     const usage = err instanceof UsageError || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_UNKNOWN_SELECTION' || code === 'FST_MONITORING_INVALID_OPTION'
-    process.stderr.write(`fastify-monitoring-dashboard: ${(err as Error).message}\n${usage ? `${REPORT_USAGE}\n` : ''}`)
+    process.stderr.write(`fastify-monitoring-dashboard: ${(err as Error).message}\n${usage ? `${command === 'serve' ? SERVE_USAGE : REPORT_USAGE}\n` : ''}`)
     return usage ? EXIT.usage : EXIT.failure
   }
 }

@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util'
 import Fastify from 'fastify'
 import monitor from '../index.js'
 import { DATABASE_ENV, INGEST_TOKEN_ENV, POSTGRES_URL } from '../options.js'
+import { EXIT, UsageError } from './exit.js'
 
 /** Where `--admin`'s password comes from: never the command line, which `ps` shows to everyone. */
 export const ADMIN_PASSWORD_ENV = 'FASTIFY_MONITOR_ADMIN_PASSWORD'
@@ -20,19 +21,11 @@ export const SERVE_USAGE = `usage:
       $FASTIFY_MONITOR_SESSION_SECRET (set it when several collectors serve one database)
       stops on SIGINT or SIGTERM after writing what it holds`
 
-/** Starts the collector; resolves with the exit code once a signal has closed it (2: usage, 3: failure). */
+/**
+ * Starts the collector; resolves with exit code 0 once a signal has closed it. A bad option throws
+ * (main() answers it with the usage, as for the other commands).
+ */
 export async function serve (args: string[]): Promise<number> {
-  try {
-    return await run(args)
-  } catch (err) {
-    const code = (err as { code?: string }).code
-    const usage = (err as { usage?: boolean }).usage === true || code?.startsWith('ERR_PARSE_ARGS') === true || code === 'FST_MONITORING_INVALID_OPTION'
-    process.stderr.write(`fastify-monitoring-dashboard serve: ${(err as Error).message}\n${usage ? `${SERVE_USAGE}\n` : ''}`)
-    return usage ? 2 : 3
-  }
-}
-
-async function run (args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -45,7 +38,7 @@ async function run (args: string[]): Promise<number> {
     strict: true
   })
   const port = Number(values.port)
-  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw Object.assign(new Error(`--port must be a port number, got "${values.port}"`), { usage: true })
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, got "${values.port}"`)
   const database = values.database ?? process.env[DATABASE_ENV]
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
   await app.register(monitor, {
@@ -63,5 +56,5 @@ async function run (args: string[]): Promise<number> {
   })
   app.log.info(`${signal}: closing`)
   await app.close()
-  return 0
+  return EXIT.ok
 }
