@@ -6,7 +6,7 @@ import { EndpointRegistry } from './collection/endpoints.js'
 import { installRequestPath, type RequestPathDeps } from './collection/request-path.js'
 import { OutlierRecorder } from './collection/outlier-recorder.js'
 import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
-import { resolveOptions, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
+import { resolveOptions, type MonitorLevel, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
 import { emptyWriterStats } from './protocol.js'
 import type { Database } from './db/database.js'
@@ -67,7 +67,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   }
   const log = fastify.log.child({ plugin: 'fastify-monitoring-dashboard' })
   const { database } = resolved
-  const releaseLock = database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
+  const { remote } = resolved
+  const releaseLock = remote === undefined && database.kind === 'pglite' && !database.dataDir.startsWith('memory://')
     // an app of this process still closing (a test suite that does not await close) is waited for,
     // within half of Fastify's plugin timeout so that the refusal, not a plugin timeout, is reported
     ? await lockDataDir(database.dataDir, lockWaitMs(resolved.closeTimeoutMs, fastify.initialConfig.pluginTimeout))
@@ -91,7 +92,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     onLevels: (levels) => {
       for (const [index, level] of levels) {
         const endpoint = registry.list[index]
-        if (endpoint !== undefined) endpoint.level = level as 0 | 1 | 2 | 3
+        // a sender has nowhere to put outliers and call trees yet: levels 2 and 3 record as level 1
+        if (endpoint !== undefined) endpoint.level = (remote === undefined ? level : Math.min(level, 1)) as MonitorLevel
       }
       outliers.update(registry.list)
     }
@@ -149,13 +151,18 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken })
   const graphs = customGraphs
+  const withoutDatabase = (what: string): Error => new StorageUnavailableError(`${what} needs the database, and this process sends its records to the collector at ${remote!.ingestUrl} (remote): use the collector's dashboard`)
   const api: MonitorApi = {
     enabled: true,
     version: resolved.appVersion,
     ready,
-    db,
+    get db (): Kysely<Database> {
+      if (remote !== undefined) throw withoutDatabase('app.monitor.db')
+      return db
+    },
     endpoints: () => registry.list.map(({ method, route, level }) => ({ method, route, level })),
     async setMonitorLevel (method, route, level) {
+      if (remote !== undefined) throw withoutDatabase('setMonitorLevel')
       if (![0, 1, 2, 3].includes(level)) throw new InvalidOptionError('level', `must be 0, 1, 2 or 3, got ${String(level)}`)
       const endpoint = registry.find(method.toUpperCase(), route)
       if (endpoint === undefined) throw new UnknownEndpointError(`${method} ${route}`)
@@ -170,7 +177,10 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     },
     stats: () => storage.stats,
     registry: metrics?.registry,
-    addGraph: (name, fn, schedule) => { graphs.add(name, fn, schedule) },
+    addGraph: (name, fn, schedule) => {
+      if (remote !== undefined) throw withoutDatabase(`addGraph('${name}')`)
+      graphs.add(name, fn, schedule)
+    },
     graphs: () => graphs.list()
   }
   fastify.decorate('monitor', api)

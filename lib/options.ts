@@ -35,6 +35,15 @@ export const SESSION_SECRET_ENV = 'FASTIFY_MONITOR_SESSION_SECRET'
 export const EXPORT_TOKEN_ENV = 'FASTIFY_MONITOR_EXPORT_TOKEN'
 export const TEST_RESULTS_TOKEN_ENV = 'FASTIFY_MONITOR_TEST_RESULTS_TOKEN'
 export const INGEST_TOKEN_ENV = 'FASTIFY_MONITOR_INGEST_TOKEN'
+export const REMOTE_URL_ENV = 'FASTIFY_MONITOR_REMOTE_URL'
+export const REMOTE_TOKEN_ENV = 'FASTIFY_MONITOR_REMOTE_TOKEN'
+export const DEFAULT_REMOTE_TIMEOUT_MS = 10_000
+/**
+ * Rows per batch sent to a collector, at most: the longest group-by value (256 code units) and IP (64) take
+ * at most 6 bytes of JSON per code unit (`\u001f`), so a row takes under 2,000 bytes and 4,000 rows fit
+ * the ingest route's 8 MiB whatever they hold.
+ */
+export const MAX_REMOTE_BATCH_SIZE = 4_000
 const USERNAME = /^[A-Za-z0-9_.@-]{1,64}$/
 
 /** A dashboard user created or updated at start. */
@@ -198,6 +207,27 @@ export interface ResolvedMetrics {
   cluster: boolean
 }
 
+/** A central collector (`npx fastify-monitoring-dashboard serve`) this process sends its records to. */
+export interface RemoteOptions {
+  /** The collector's dashboard URL, as `serve` prints it, e.g. `http://collector:3300/dashboard`; also from `FASTIFY_MONITOR_REMOTE_URL`. */
+  url?: string
+  /** The collector's ingest token (its `FASTIFY_MONITOR_INGEST_TOKEN`); also from `FASTIFY_MONITOR_REMOTE_TOKEN`. */
+  token?: string
+  /** How long one send may take before it counts as failed and is retried. Default 10000 ms. */
+  timeoutMs?: number
+  /** Send batches gzip-compressed. Default `true`. */
+  compress?: boolean
+}
+
+/** Resolved collector settings: where batches are posted. */
+export interface ResolvedRemote {
+  /** The ingest route's URL. */
+  ingestUrl: string
+  token: string
+  timeoutMs: number
+  compress: boolean
+}
+
 /** A monitoring level: 0 last-seen only, 1 + every request, 2 + outliers, 3 + profiler. */
 export type MonitorLevel = 0 | 1 | 2 | 3
 
@@ -261,6 +291,11 @@ export interface MonitorOptions {
   dashboard?: boolean | string | DashboardOptions
   /** Outlier detection and evidence for endpoints at level 2 and 3. */
   outliers?: OutlierOptions
+  /**
+   * Send the records to a central collector over HTTP instead of writing them to a database: this process
+   * then has no database and no dashboard (the collector has them), and keeps its own `/metrics`.
+   */
+  remote?: RemoteOptions
 }
 
 /** Options after defaults, config file and env vars are applied and everything is checked. */
@@ -286,6 +321,8 @@ export interface ResolvedOptions {
   metrics: ResolvedMetrics | false
   dashboard: ResolvedDashboard | false
   outliers: ResolvedOutliers
+  /** Set: records go to this collector, and `database` is not used. */
+  remote: ResolvedRemote | undefined
 }
 
 /** The options that cross into the writer's thread (no functions). */
@@ -295,12 +332,13 @@ const KNOWN_OPTIONS = new Set<string>([
   'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBufferedBytes', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
-  'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers'
+  'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers', 'remote'
 ])
 const OUTLIER_KEYS = new Set(['constant', 'minSamples', 'window', 'minDurationMs', 'maxPerEndpointHour', 'bodyLimitBytes', 'redact', 'keep', 'redactHeaders',
   'adminOnlyRequestValues', 'appRoot', 'envAllowList', 'sampleIntervalUs', 'stackSampling', 'profileShare'])
 const DASHBOARD_KEYS = new Set(['prefix', 'users', 'sessionSecret', 'sessionTtlS', 'exportToken', 'testResultsToken', 'ingestToken', 'loginRateLimit'])
 const METRICS_KEYS = new Set(['path', 'token', 'defaultMetrics', 'buckets', 'registry', 'cluster'])
+const REMOTE_KEYS = new Set(['url', 'token', 'timeoutMs', 'compress'])
 const TABLE_PREFIX = /^[a-z_][a-z0-9_]{0,29}$/
 export const POSTGRES_URL = /^postgres(ql)?:\/\//
 
@@ -541,6 +579,42 @@ function resolveOutliers (value: unknown): Checked<ResolvedOutliers> {
   }
 }
 
+/**
+ * `remote`, from the option or the environment. A process that sends to a collector has no database and
+ * serves no dashboard: naming one of them too is a mistake worth an error, not a silent choice.
+ */
+function resolveRemote (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): Checked<ResolvedRemote | undefined> {
+  const value = raw.remote ?? (env[REMOTE_URL_ENV] === undefined ? undefined : {})
+  if (value === undefined) return undefined
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return new InvalidOptionError('remote', `must be an object { url, token }, got ${describe(value)}`)
+  const given = value as Record<string, unknown>
+  for (const key of Object.keys(given)) {
+    if (!REMOTE_KEYS.has(key)) return new InvalidOptionError(`remote.${key}`, 'is not an option of the collector connection')
+  }
+  const url = given.url ?? env[REMOTE_URL_ENV]
+  let parsed: URL | undefined
+  try { parsed = typeof url === 'string' ? new URL(url) : undefined } catch {}
+  if (parsed === undefined || !['http:', 'https:'].includes(parsed.protocol) || parsed.search !== '' || parsed.hash !== '' || parsed.username !== '') {
+    return new InvalidOptionError('remote.url', `must be the collector's dashboard URL (http:// or https://, no credentials: the token is sent as a header; e.g. http://collector:3300/dashboard), got ${describe(typeof url === 'string' ? maskUrl(url) : url)}`)
+  }
+  const token = given.token ?? env[REMOTE_TOKEN_ENV]
+  if (typeof token !== 'string' || token.length < 16) {
+    return new InvalidOptionError('remote.token', `must be the collector's ingest token, a string of at least 16 characters (or set ${REMOTE_TOKEN_ENV})`)
+  }
+  const timeoutMs = integer('remote.timeoutMs', given.timeoutMs, DEFAULT_REMOTE_TIMEOUT_MS, 100, 600_000)
+  if (timeoutMs instanceof Error) return timeoutMs
+  if (given.compress !== undefined && typeof given.compress !== 'boolean') return new InvalidOptionError('remote.compress', `must be a boolean, got ${describe(given.compress)}`)
+  for (const other of ['database', 'dataDir'] as const) {
+    if (raw[other] !== undefined) {
+      return new InvalidOptionError('remote', `cannot be combined with ${other}${other === 'database' && env[DATABASE_ENV] !== undefined ? ` (set by ${DATABASE_ENV})` : ''}: the collector has the database`)
+    }
+  }
+  if (raw.dashboard !== undefined && raw.dashboard !== false) {
+    return new InvalidOptionError('dashboard', 'is served by the collector when remote is set: leave it out, or set it to false')
+  }
+  return { ingestUrl: `${parsed.href.replace(/\/+$/, '')}/api/ingest`, token, timeoutMs, compress: given.compress !== false }
+}
+
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {
   if (raw.appVersion !== undefined && (typeof raw.appVersion !== 'string' || raw.appVersion === '' || raw.appVersion.length > 100)) {
     return new InvalidOptionError('appVersion', `must be a string of 1 to 100 characters, got ${describe(raw.appVersion)}`)
@@ -608,7 +682,9 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   if ((rollupRetentionDays as number) < (retentionDays as number)) {
     return new InvalidOptionError('rollupRetentionDays', `must be at least retentionDays (${retentionDays as number}), got ${rollupRetentionDays as number}`)
   }
-  const dashboard = resolveDashboard(raw.dashboard, env)
+  const remote = resolveRemote(raw, env)
+  if (remote instanceof Error) return remote
+  const dashboard = remote === undefined ? resolveDashboard(raw.dashboard, env) : false
   if (dashboard instanceof Error) return dashboard
   const outliers = resolveOutliers(raw.outliers)
   if (outliers instanceof Error) return outliers
@@ -630,7 +706,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     // a batch larger than what may be buffered could never be formed
     maxBufferedRecords: maxBufferedRecords as number,
     maxBufferedBytes: maxBufferedBytes as number,
-    maxBatchSize: Math.min(maxBatchSize as number, maxBufferedRecords as number),
+    maxBatchSize: Math.min(maxBatchSize as number, maxBufferedRecords as number, remote === undefined ? Infinity : MAX_REMOTE_BATCH_SIZE),
     flushIntervalMs: flushIntervalMs as number,
     retryMaxDelayMs: retryMaxDelayMs as number,
     closeTimeoutMs: closeTimeoutMs as number,
@@ -640,6 +716,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     rollupRetentionDays: rollupRetentionDays as number,
     metrics,
     dashboard,
-    outliers
+    outliers,
+    remote
   }
 }

@@ -194,6 +194,11 @@ export class OverflowCounts {
   }
 }
 
+/** Requests in one ingest batch at most, as many as the plugin's own writer puts in one transaction by default, twice. */
+export const MAX_INGEST_REQUESTS = 10_000
+/** An ingest body after decompression, at most: a full batch with long groups and routes is about 4 MB of JSON. */
+export const INGEST_BODY_LIMIT = 8 * 1024 * 1024
+
 /**
  * A batch of requests another process sent to the ingest route (`POST <prefix>/api/ingest`), as the
  * route validated it: columns of equal length, endpoint indexes into `endpoints`. See the README's
@@ -216,6 +221,11 @@ export interface IngestBatch {
     group?: Array<string | null>
     ip?: Array<string | null>
   }
+  /**
+   * Endpoints at level 0 (whose requests are not kept) and the time of their latest request, which moves
+   * their last-request time only. A batch may hold these and no request.
+   */
+  seen?: { endpoint: number[], time: number[] }
 }
 
 /** What the ingest route answers: whether the batch was new, and the level of each of its endpoints. */
@@ -224,6 +234,9 @@ export interface IngestResult {
   stored: boolean
   levels: Array<{ method: string, route: string, level: number }>
 }
+
+/** Where the records go: a PostgreSQL server, embedded PGlite, or a collector over HTTP (`remote`). */
+export type StoreKind = 'postgres' | 'pglite' | 'remote'
 
 /** What the main thread hands the writer's thread at start. */
 export interface WorkerInit {
@@ -251,7 +264,7 @@ export type ToWorker =
 /** Writer thread → main thread. */
 export type FromWorker =
   | { type: 'reply', id: number, result?: unknown, error?: ErrorSummary }
-  | { type: 'ready', databaseKind: 'postgres' | 'pglite' }
+  | { type: 'ready', databaseKind: StoreKind }
   | { type: 'levels', levels: Array<[index: number, level: number]> }
   | { type: 'stats', stats: WriterStats }
   | { type: 'log', level: 'debug' | 'info' | 'warn' | 'error', msg: string, err?: ErrorSummary }

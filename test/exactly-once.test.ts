@@ -32,6 +32,7 @@ t.test('a batch whose commit acknowledgement is lost is written once, not twice'
   // the writer's view: the first write commits but reports a lost connection; the retry must not duplicate
   let calls = 0
   const writer = new Writer({
+    target: 'the database',
     resolveEndpoint: () => ({ id: endpoint!.id, level: 1 }),
     write: async (u) => {
       await writeUnit(db, u, versionId, instanceId)

@@ -81,6 +81,19 @@ for (const dialect of DIALECTS) {
     const { rows: [moved] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = ${SERVICE_ROUTE}`.execute(db)
     t.equal(new Date(moved!.last).getTime(), now - 10, 'its last request moved')
 
+    // no request: the endpoints are registered and their levels answered (how a sender polls them); `seen`
+    // moves a level-0 endpoint's last request
+    const poll = await post(batchOf('poll-1', now, {
+      endpoints: [{ method: 'GET', route: SERVICE_ROUTE }, { method: 'DELETE', route: '/svc/never-requested' }],
+      requests: { endpoint: [], time: [], durationMs: [], statusCode: [] },
+      seen: { endpoint: [0], time: [now - 5] }
+    }))
+    t.same(poll.json(), { stored: true, levels: [{ method: 'GET', route: SERVICE_ROUTE, level: 0 }, { method: 'DELETE', route: '/svc/never-requested', level: 1 }] }, 'a poll answers the levels')
+    const { rows: polled } = await sql<{ route: string, last: Date | null }>`select route, last_requested as last from ${sql.table('endpoint')}
+      where route in (${SERVICE_ROUTE}, '/svc/never-requested') order by route`.execute(db)
+    t.same(polled.map((e) => [e.route, e.last === null ? null : new Date(e.last).getTime()]), [['/svc/items/:id', now - 5], ['/svc/never-requested', null]], 'registers the new endpoint, moves the seen one')
+    t.equal((await serviceRows(db)).length, 4, 'and stores no request')
+
     // refused, and nothing stored
     const refused: Array<[string, Promise<{ statusCode: number, json: () => any }>, number, RegExp]> = [
       ['no token', app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: batchOf('x1', now) }), 401, /token/],
@@ -90,7 +103,8 @@ for (const dialect of DIALECTS) {
       ['a time before retention', post(batchOf('x5', now, { requests: { endpoint: [0], time: [now - 40 * 86_400_000], durationMs: [1], statusCode: [200] } })), 400, /requests\.time\[0\]/],
       ['a time in seconds', post(batchOf('x6', now, { requests: { endpoint: [0], time: [now / 1000], durationMs: [1], statusCode: [200] } })), 400, /requests\.time\[0\]/],
       ['a wrong type', post(batchOf('x7', now, { requests: { endpoint: [0], time: [now], durationMs: [1], statusCode: ['<b>'] } })), 400, /statusCode/],
-      ['no requests', post(batchOf('x8', now, { requests: { endpoint: [], time: [], durationMs: [], statusCode: [] } })), 400, /at least one request/],
+      ['a seen index past the endpoints', post(batchOf('x8', now, { seen: { endpoint: [5], time: [now] } })), 400, /seen\.endpoint\[0\] is 5/],
+      ['seen columns of different lengths', post(batchOf('x11', now, { seen: { endpoint: [0], time: [] } })), 400, /seen\.time must have as many values as seen\.endpoint/],
       ['a group past its length', post(batchOf('x9', now, { requests: { endpoint: [0], time: [now], durationMs: [1], statusCode: [200], group: ['g'.repeat(300)] } })), 400, /group/],
       ['a body not JSON', post('{"batch":'), 400, /JSON|Unexpected|Body/i],
       ['an encoding other than gzip', post(JSON.stringify(batchOf('x10', now)), { 'content-encoding': 'br' }), 415, /gzip/],

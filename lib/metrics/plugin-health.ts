@@ -34,21 +34,21 @@ export function registerPluginHealth (registry: Registry, deps: { version: strin
   }).set({ version: deps.version }, 1)
   new Gauge({
     name: `${PLUGIN_METRIC_PREFIX}records_buffered`,
-    help: 'Recorded requests waiting to be written to the database',
+    help: 'Recorded requests waiting to be written to the database (or sent to the collector, with remote)',
     registers: [registry],
     collect () { this.set(deps.stats().buffered) }
   })
   new Gauge({
     name: `${PLUGIN_METRIC_PREFIX}database_up`,
-    help: '1 when the last write to the monitoring database succeeded, else 0',
+    help: '1 when the last write to the monitoring database (or send to the collector) succeeded, else 0',
     registers: [registry],
     // over cluster workers: up only when every worker's writes succeed
     aggregator: 'min',
     collect () { this.set(deps.stats().databaseUp ? 1 : 0) }
   })
-  counter('records_written_total', 'Recorded requests written to the database', () => deps.stats().written)
+  counter('records_written_total', 'Recorded requests written to the database (or taken by the collector)', () => deps.stats().written)
   counter('records_dropped_total', 'Recorded requests dropped: buffer full, or not written before close', () => deps.stats().dropped)
-  counter('write_errors_total', 'Failed attempts to write to the monitoring database', () => deps.stats().writeErrors)
+  counter('write_errors_total', 'Failed attempts to write to the monitoring database (or to send to the collector)', () => deps.stats().writeErrors)
   counter('group_by_errors_total', 'Requests whose groupBy callback threw (stored without a group)', deps.groupByErrors)
   const batchDuration = new Histogram({
     name: `${PLUGIN_METRIC_PREFIX}batch_write_duration_seconds`,

@@ -5,7 +5,7 @@ import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import { isTimeZone, type TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
 import type { GroupedProfile } from '../queries/profiles.js'
-import type { IngestBatch, IngestResult } from '../protocol.js'
+import type { IngestBatch, IngestResult, StoreKind } from '../protocol.js'
 import { DAY_MS } from '../time.js'
 
 const DEFAULT_RANGE_DAYS = 7
@@ -17,7 +17,7 @@ export interface DashboardContext {
   options: ResolvedDashboard
   tablePrefix: string
   version: string
-  databaseKind: () => 'postgres' | 'pglite' | undefined
+  databaseKind: () => StoreKind | undefined
   retentionDays: number
   rollupRetentionDays: number
   /** Where a PGlite-backed dashboard keeps its session key; undefined on a Postgres server. */

@@ -3,15 +3,10 @@ import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
 import { bearerToken } from '../auth/bearer.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import { MAX_IP_LENGTH, type IngestBatch } from '../protocol.js'
+import { INGEST_BODY_LIMIT, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, type IngestBatch } from '../protocol.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { replies } from './schemas.js'
-
-/** Requests in one batch, as many as the plugin's own writer puts in one transaction at most. */
-export const MAX_INGEST_REQUESTS = 10_000
-/** The body after decompression: a full batch with long groups and routes is about 4 MB of JSON. */
-const INGEST_BODY_LIMIT = 8 * 1024 * 1024
 
 const column = <T>(items: T) => ({ type: 'array', maxItems: MAX_INGEST_REQUESTS, items }) as const
 
@@ -57,6 +52,15 @@ export const INGEST_BATCH = {
         group: column({ type: ['string', 'null'], maxLength: MAX_GROUP_LENGTH }),
         ip: column({ type: ['string', 'null'], maxLength: MAX_IP_LENGTH })
       }
+    },
+    seen: {
+      type: 'object',
+      required: ['endpoint', 'time'],
+      additionalProperties: false,
+      properties: {
+        endpoint: column({ type: 'integer', minimum: 0, maximum: 999 }),
+        time: column({ type: 'number' })
+      }
     }
   }
 } as const
@@ -73,18 +77,19 @@ const INGEST_REPLY = {
 
 /** What the schema cannot say: the columns line up, indexes name an endpoint, times are within what is kept. */
 function checkBatch (batch: IngestBatch, retentionDays: number, nowMs: number): void {
-  const { requests } = batch
-  const n = requests.endpoint.length
-  if (n === 0) throw new BadRequest('requests must hold at least one request')
-  for (const name of ['time', 'durationMs', 'statusCode', 'seq', 'group', 'ip'] as const) {
-    const values = requests[name]
-    if (values !== undefined && values.length !== n) throw new BadRequest(`requests.${name} must have as many values as requests.endpoint (${n}), has ${values.length}`)
-  }
-  const bad = requests.endpoint.findIndex((index) => index >= batch.endpoints.length)
-  if (bad >= 0) throw new BadRequest(`requests.endpoint[${bad}] is ${requests.endpoint[bad]}: there are ${batch.endpoints.length} endpoints`)
   const oldest = nowMs - retentionDays * DAY_MS
-  const early = requests.time.findIndex((time) => !(time >= oldest && time <= nowMs + HOUR_MS))
-  if (early >= 0) throw new BadRequest(`requests.time[${early}] must be a time in ms since the epoch within the last ${retentionDays} days (retentionDays)`)
+  const columns: Array<[string, { endpoint: number[], time: number[] } & Record<string, unknown[] | undefined>]> = [['requests', batch.requests]]
+  if (batch.seen !== undefined) columns.push(['seen', batch.seen])
+  for (const [part, values] of columns) {
+    const n = values.endpoint.length
+    for (const [name, column] of Object.entries(values)) {
+      if (column !== undefined && column.length !== n) throw new BadRequest(`${part}.${name} must have as many values as ${part}.endpoint (${n}), has ${column.length}`)
+    }
+    const bad = values.endpoint.findIndex((index) => index >= batch.endpoints.length)
+    if (bad >= 0) throw new BadRequest(`${part}.endpoint[${bad}] is ${values.endpoint[bad]}: there are ${batch.endpoints.length} endpoints`)
+    const early = values.time.findIndex((time) => !(time >= oldest && time <= nowMs + HOUR_MS))
+    if (early >= 0) throw new BadRequest(`${part}.time[${early}] must be a time in ms since the epoch within the last ${retentionDays} days (retentionDays)`)
+  }
 }
 
 const gunzipAsync = promisify(gunzip)
@@ -120,7 +125,8 @@ function tooLarge (): Error {
  * Batches of requests from other processes (services that send to this one instead of writing to a
  * database of their own), with a bearer token; off unless `dashboard.ingestToken` is set. A body may be
  * gzip-compressed (`Content-Encoding: gzip`); its limit counts the decompressed bytes. A batch is stored
- * at most once by its id, so a sender retries with the same id until it has an answer.
+ * at most once by its id, so a sender retries with the same id until it has an answer. A batch of no
+ * request registers its endpoints and answers their levels: that is how a sender polls them.
  */
 export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays }) => {
   if (options.ingestToken === undefined) return

@@ -11,7 +11,7 @@ import type { GroupedProfile } from '../queries/profiles.js'
 import {
   emptyWriterStats, transferList,
   type EndpointKey, type ErrorSummary, type FromWorker, type IngestBatch, type IngestResult, type LastSeen, type OutlierOverflow, type OutlierRecord,
-  type ProfileRecord, type RecordBatch, type ToWorker, type WorkerInit, type WriterStats
+  type ProfileRecord, type RecordBatch, type StoreKind, type ToWorker, type WorkerInit, type WriterStats
 } from '../protocol.js'
 
 type Request = ToWorker extends infer M ? M extends { id: number } ? Omit<M, 'id'> : never : never
@@ -97,7 +97,7 @@ export class StorageClient {
   #droppedByCrashes = 0
   #stats: WriterStats = emptyWriterStats()
   #statsBase = { written: 0, dropped: 0, writeErrors: 0, batchesWritten: 0 }
-  databaseKind: 'postgres' | 'pglite' | undefined
+  databaseKind: StoreKind | undefined
   /** Random per process start: `<instanceToken>:<seq>` names a stored request (Prometheus exemplars). */
   readonly instanceToken = randomUUID()
   readonly ready: Promise<void>

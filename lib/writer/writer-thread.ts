@@ -7,7 +7,7 @@
  * ### Examples
  * ```ts
  * const thread = new WriterThread(init, (message) => port.postMessage(message))
- * port.on('message', (message) => thread.receive(message))
+ * port.on('message', (message) => answer(thread, message, send))
  * thread.start()
  * ```
  */
@@ -21,6 +21,7 @@ import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
 import { Writer, storableText } from './writer.js'
+import type { ThreadHandler } from './worker.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
 import { groupedProfile } from '../queries/profiles.js'
@@ -35,7 +36,7 @@ const PROFILES_KEPT_PER_ENDPOINT = 1_000
 
 type Level = 'debug' | 'info' | 'warn' | 'error'
 
-export class WriterThread {
+export class WriterThread implements ThreadHandler {
   readonly #options: WorkerInit['options']
   readonly #instanceToken: string
   readonly #pgliteAssets: WorkerInit['pgliteAssets']
@@ -65,6 +66,7 @@ export class WriterThread {
     this.#inMemory = init.options.database.kind === 'pglite' && init.options.database.dataDir.startsWith('memory://')
     this.#send = send
     this.#writer = new Writer({
+      target: 'the database',
       resolveEndpoint: (index) => this.#endpoints[index],
       write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId, this.#opened?.copyTransaction) },
       ensurePartitions: async (fromMs, toMs, force) => {
@@ -87,15 +89,6 @@ export class WriterThread {
     this.#timers.push(setInterval(() => this.#runMaintenance({ vacuum: this.#options.database.kind === 'pglite' }), HOUR_MS))
     for (const timer of this.#timers) timer.unref()
     this.#open().catch((err: unknown) => this.#log('error', 'fastify-monitoring-dashboard: writer failed to start', summarizeError(err)))
-  }
-
-  /** Handles a message from the main thread, answering those that carry an id. */
-  receive (message: ToWorker): void {
-    this.handle(message).then((result) => {
-      if ('id' in message && message.type !== 'endpoints') this.#send({ type: 'reply', id: message.id, result })
-    }, (err: unknown) => {
-      if ('id' in message) this.#send({ type: 'reply', id: message.id, error: summarizeError(err) })
-    })
   }
 
   #log (level: Level, msg: string, err?: ReturnType<typeof summarizeError>): void {
@@ -194,11 +187,7 @@ export class WriterThread {
   async handle (message: ToWorker): Promise<unknown> {
     switch (message.type) {
       case 'records':
-        if (message.batch !== undefined) this.#writer.enqueue(message.batch)
-        if (message.lastSeen !== undefined) this.#writer.touch(message.lastSeen.endpoint, message.lastSeen.timeMs)
-        // a full statement's worth now; smaller amounts wait for the flush tick, so each insert
-        // carries up to maxBatchSize rows (fewer statements, less CPU per row here and in Postgres)
-        if (this.#writer.buffered >= this.#options.maxBatchSize) this.#writer.kick()
+        this.#writer.accept(message.batch, message.lastSeen)
         return undefined
       case 'endpoints':
         this.#endpointKeys = message.endpoints
@@ -276,6 +265,11 @@ export class WriterThread {
       unit.seq.push(requests.seq?.[i] ?? null)
       unit.group.push(storableText(requests.group?.[i] ?? undefined, MAX_GROUP_LENGTH))
       unit.ip.push(storableText(requests.ip?.[i] ?? undefined, MAX_IP_LENGTH))
+    }
+    const seen = batch.seen ?? { endpoint: [], time: [] }
+    for (let i = 0; i < seen.endpoint.length; i++) {
+      const id = endpoints[seen.endpoint[i]!]!.id
+      if (seen.time[i]! > (lastSeen.get(id) ?? 0)) lastSeen.set(id, seen.time[i]!)
     }
     let stored = true
     if (unit.endpointId.length > 0) {

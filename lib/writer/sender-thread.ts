@@ -1,0 +1,161 @@
+/**
+ * The writer's thread of a service that sends to a collector (`remote`) instead of writing to a database.
+ * The same {@link Writer} holds the records (bounded, drops counted, one unit in flight, retried with
+ * backoff under its id so the collector stores it once); its sink posts to the collector's ingest route.
+ * The endpoints' levels come back in every answer, and from a poll every `levelPollIntervalMs`, which also
+ * registers endpoints not requested yet: levels an admin sets in the collector's dashboard reach the service.
+ *
+ * ### Examples
+ * ```ts
+ * const thread = new SenderThread(init, (message) => port.postMessage(message))
+ * port.on('message', (message) => answer(thread, message, send))
+ * thread.start()
+ * ```
+ */
+import { summarizeError, type EndpointKey, type FromWorker, type IngestResult, type ToWorker, type WorkerInit } from '../protocol.js'
+import type { ResolvedRemote } from '../options.js'
+import { IngestSender, type OutgoingBatch } from './sender.js'
+import { Writer } from './writer.js'
+import type { ThreadHandler } from './worker.js'
+
+/** How soon an endpoint registration that failed is tried again. */
+const REGISTER_RETRY_MS = 1_000
+
+export class SenderThread implements ThreadHandler {
+  readonly #options: WorkerInit['options']
+  readonly #send: (message: FromWorker) => void
+  readonly #sender: IngestSender
+  readonly #writer: Writer
+  /** The main thread's endpoints by index. */
+  #keys: Array<EndpointKey | undefined> = []
+  /** The collector's level of each endpoint, by index, once it answered. */
+  readonly #levels: number[] = []
+  #pendingEndpointReplies: number[] = []
+  #registered = false
+  #ready = false
+  #polling = false
+  readonly #timers: NodeJS.Timeout[] = []
+
+  constructor (init: WorkerInit, send: (message: FromWorker) => void) {
+    this.#options = init.options
+    this.#send = send
+    const remote = init.options.remote as ResolvedRemote
+    this.#sender = new IngestSender(remote, { version: init.options.appVersion, instanceToken: init.instanceToken })
+    this.#writer = new Writer({
+      target: 'the collector',
+      // a sender has no database ids: rows carry the endpoint's index, and the collector applies its level
+      resolveEndpoint: (index) => this.#keys[index] === undefined ? undefined : { id: index, level: this.#levels[index] ?? 1 },
+      write: async (unit) => {
+        for (const batch of this.#sender.batches(unit, this.#keys)) this.#applyLevels(batch, await this.#sender.post(batch))
+        this.#markReady()
+      },
+      ensurePartitions: async () => {},
+      touch: async (lastSeen) => {
+        const keys = [...lastSeen.keys()].map((index) => this.#keys[index]!)
+        for (const batch of this.#sender.polls(keys, lastSeen)) this.#applyLevels(batch, await this.#sender.post(batch))
+      },
+      log: (level, msg, err) => this.#send({ type: 'log', level, msg, err }),
+      onStats: (stats) => send({ type: 'stats', stats: { ...stats } })
+    }, init.options)
+  }
+
+  start (): void {
+    this.#timers.push(setInterval(() => this.#writer.kick(), this.#options.flushIntervalMs))
+    this.#timers.push(setInterval(() => { this.#poll().catch(() => {}) }, this.#options.levelPollIntervalMs))
+    for (const timer of this.#timers) timer.unref()
+  }
+
+  async handle (message: ToWorker): Promise<unknown> {
+    switch (message.type) {
+      case 'records':
+        this.#writer.accept(message.batch, message.lastSeen)
+        return undefined
+      case 'endpoints':
+        this.#keys = []
+        for (const key of message.endpoints) this.#keys[key.index] = key
+        this.#pendingEndpointReplies.push(message.id)
+        this.#registered = false
+        await this.#register()
+        return undefined
+      case 'flush':
+        await this.#writer.drain()
+        return undefined
+      case 'close': {
+        for (const timer of this.#timers) clearInterval(timer)
+        const lost = this.#writer.abandon()
+        if (lost > 0) this.#send({ type: 'log', level: 'error', msg: `fastify-monitoring-dashboard: closing with the collector unreachable; ${lost} records were not sent` })
+        return lost
+      }
+      case 'outliers':
+        // never sent: a sender follows levels 2 and 3 as level 1 (the ingest format has no outliers yet)
+        return undefined
+      case 'setLevel':
+      case 'query':
+      case 'groupedProfile':
+      case 'ingest':
+        throw new Error(`no database in this process: it sends its records to the collector (remote), whose dashboard and database have them (${message.type})`)
+    }
+  }
+
+  /** Registers every endpoint with the collector and learns their levels; retried until it answers. */
+  async #register (): Promise<void> {
+    if (await this.#poll()) return
+    setTimeout(() => { if (!this.#registered) this.#register().catch(() => {}) }, REGISTER_RETRY_MS).unref()
+  }
+
+  /** Sends every endpoint, for the collector to register and answer its level; true when it answered. */
+  async #poll (): Promise<boolean> {
+    const keys = this.#keys.filter((key) => key !== undefined)
+    if (this.#polling || keys.length === 0) return false
+    this.#polling = true
+    try {
+      for (const batch of this.#sender.polls(keys)) this.#applyLevels(batch, await this.#sender.post(batch))
+    } catch (err) {
+      // counted and logged as the writer counts and logs a failed send (whichever comes first logs, once
+      // per outage), so an app without traffic still says why nothing arrives
+      const { stats } = this.#writer
+      stats.writeErrors++
+      const level = stats.databaseUp || stats.writeErrors === 1 ? 'warn' : 'debug'
+      stats.databaseUp = false
+      this.#send({ type: 'stats', stats: { ...stats } })
+      this.#send({ type: 'log', level, msg: 'fastify-monitoring-dashboard: cannot reach the collector; records are buffered and sent when it answers', err: summarizeError(err) })
+      return false
+    } finally {
+      this.#polling = false
+    }
+    this.#registered = true
+    for (const id of this.#pendingEndpointReplies) this.#send({ type: 'reply', id })
+    this.#pendingEndpointReplies = []
+    if (this.#ready && !this.#writer.stats.databaseUp) {
+      this.#writer.stats.databaseUp = true
+      this.#send({ type: 'stats', stats: { ...this.#writer.stats } })
+      this.#send({ type: 'log', level: 'info', msg: 'fastify-monitoring-dashboard: the collector answers again' })
+    }
+    this.#markReady()
+    this.#writer.kick()
+    return true
+  }
+
+  /** The collector answered for the first time: the main thread learns that records can flow. */
+  #markReady (): void {
+    if (this.#ready) return
+    this.#ready = true
+    this.#writer.stats.databaseUp = true
+    // stats first: whoever awaits `ready` then sees the collector as up
+    this.#send({ type: 'stats', stats: { ...this.#writer.stats } })
+    this.#send({ type: 'ready', databaseKind: 'remote' })
+    if (this.#writer.stats.writeErrors > 0) this.#send({ type: 'log', level: 'info', msg: 'fastify-monitoring-dashboard: the collector answers now' })
+  }
+
+  /** The levels the collector answered, in the order of the batch's endpoints; changes go to the main thread. */
+  #applyLevels ({ indexes }: OutgoingBatch, result: IngestResult): void {
+    const changed: Array<[number, number]> = []
+    indexes.forEach((index, position) => {
+      const level = result.levels[position]?.level
+      if (level === undefined || this.#levels[index] === level) return
+      this.#levels[index] = level
+      changed.push([index, level])
+    })
+    if (changed.length > 0) this.#send({ type: 'levels', levels: changed })
+  }
+}

@@ -1,0 +1,152 @@
+/**
+ * The HTTP side of a service that sends to a collector (`remote`): turns a unit of rows into the ingest
+ * route's batch and posts it, gzip-compressed, on a kept-alive connection (Node's fetch pools them), with a
+ * timeout. Runs on the writer's thread, where the database client would otherwise be.
+ *
+ * ### Examples
+ * ```ts
+ * const sender = new IngestSender(remote, { version: '1.4.2', instance })
+ * const result = await sender.post(sender.batch(unitId, keys, rows))
+ * ```
+ */
+import { randomUUID } from 'node:crypto'
+import { hostname } from 'node:os'
+import { promisify } from 'node:util'
+import { gzip } from 'node:zlib'
+import type { ResolvedRemote } from '../options.js'
+import type { EndpointKey, IngestBatch, IngestResult } from '../protocol.js'
+import type { WriteUnit } from './store.js'
+
+const gzipAsync = promisify(gzip)
+/** Endpoints one batch may name (the ingest route's schema). */
+export const MAX_INGEST_ENDPOINTS = 1_000
+/** Longest part of the collector's answer kept in an error message. */
+const MAX_ANSWER_IN_MESSAGE = 300
+
+/**
+ * A send the collector answered with an error. `permanent` for answers that say the batch itself is wrong
+ * (400, 413, 415): sent again, it would be refused again. Everything else (401 until the token is fixed,
+ * 404 until the collector's ingest route is on, 429, 5xx) is retried with the writer's backoff.
+ */
+export class CollectorError extends Error {
+  readonly status: number
+  readonly permanent: boolean
+  readonly code: string
+
+  constructor (status: number, answer: string) {
+    super(`${CollectorError.#explain(status)} (HTTP ${status}): ${answer.slice(0, MAX_ANSWER_IN_MESSAGE)}`)
+    this.status = status
+    this.permanent = status === 400 || status === 413 || status === 415
+    this.code = `HTTP_${status}`
+  }
+
+  static #explain (status: number): string {
+    if (status === 401 || status === 403) return 'the collector refused the token: remote.token must be its FASTIFY_MONITOR_INGEST_TOKEN'
+    if (status === 404) return 'the collector has no ingest route at remote.url: is it the dashboard URL, and is the collector\'s FASTIFY_MONITOR_INGEST_TOKEN set?'
+    if (status === 400 || status === 413 || status === 415) return 'the collector refused the batch'
+    return 'the collector failed'
+  }
+}
+
+/** A batch to post, with the main thread's index of each of its endpoints (the answer's levels are in that order). */
+export interface OutgoingBatch {
+  body: IngestBatch
+  indexes: number[]
+}
+
+/** Rows of a unit whose endpoint ids are the main thread's endpoint indexes (a sender has no database). */
+export type IndexedUnit = Pick<WriteUnit, 'id' | 'endpointId' | 'timeMs' | 'durationMs' | 'statusCode' | 'seq' | 'group' | 'ip'>
+
+export class IngestSender {
+  readonly #remote: ResolvedRemote
+  readonly #version: string
+  readonly #instance: IngestBatch['instance']
+
+  constructor (remote: ResolvedRemote, { version, instanceToken }: { version: string, instanceToken: string }) {
+    this.#remote = remote
+    this.#version = version
+    this.#instance = { host: hostname().slice(0, 255), pid: process.pid, token: instanceToken }
+  }
+
+  /**
+   * The batches of a unit: one, unless its rows name more endpoints than a batch may, when they are cut
+   * into runs of rows (`<unit id>/1`, `/2`, … so a retry of the same unit carries the same ids).
+   */
+  batches (unit: IndexedUnit, keys: ReadonlyArray<EndpointKey | undefined>): OutgoingBatch[] {
+    const batches: OutgoingBatch[] = []
+    let start = 0
+    while (start < unit.endpointId.length) {
+      const positions = new Map<number, number>()
+      const endpoints: IngestBatch['endpoints'] = []
+      const indexes: number[] = []
+      const endpoint: number[] = []
+      let end = start
+      for (; end < unit.endpointId.length; end++) {
+        const index = unit.endpointId[end]!
+        let position = positions.get(index)
+        if (position === undefined) {
+          if (endpoints.length === MAX_INGEST_ENDPOINTS) break
+          position = endpoints.length
+          positions.set(index, position)
+          const key = keys[index]!
+          endpoints.push({ method: key.method, route: key.route })
+          indexes.push(index)
+        }
+        endpoint.push(position)
+      }
+      const whole = start === 0 && end === unit.endpointId.length
+      batches.push(this.#batch(whole ? unit.id : `${unit.id}/${batches.length + 1}`, endpoints, indexes, {
+        endpoint,
+        time: unit.timeMs.slice(start, end),
+        durationMs: unit.durationMs.slice(start, end),
+        statusCode: unit.statusCode.slice(start, end),
+        seq: unit.seq.slice(start, end).map((seq) => seq ?? 0),
+        group: unit.group.slice(start, end),
+        ip: unit.ip.slice(start, end)
+      }))
+      start = end
+    }
+    return batches
+  }
+
+  /**
+   * Batches of no request that name these endpoints (the collector registers them and answers their
+   * levels) and move the last-request time of those in `seen` (endpoint index → ms).
+   */
+  polls (keys: readonly EndpointKey[], seen: ReadonlyMap<number, number> = new Map()): OutgoingBatch[] {
+    const batches: OutgoingBatch[] = []
+    for (let from = 0; from < keys.length; from += MAX_INGEST_ENDPOINTS) {
+      const chunk = keys.slice(from, from + MAX_INGEST_ENDPOINTS)
+      const touched = chunk.flatMap((key, position) => seen.has(key.index) ? [[position, seen.get(key.index)!] as const] : [])
+      batches.push(this.#batch(randomUUID(), chunk.map(({ method, route }) => ({ method, route })), chunk.map((key) => key.index),
+        { endpoint: [], time: [], durationMs: [], statusCode: [] },
+        touched.length === 0 ? undefined : { endpoint: touched.map(([position]) => position), time: touched.map(([, time]) => time) }))
+    }
+    return batches
+  }
+
+  #batch (id: string, endpoints: IngestBatch['endpoints'], indexes: number[], requests: IngestBatch['requests'], seen?: IngestBatch['seen']): OutgoingBatch {
+    const body: IngestBatch = { batch: id, version: this.#version, instance: this.#instance, endpoints, requests, ...(seen === undefined ? {} : { seen }) }
+    return { body, indexes }
+  }
+
+  /** Posts a batch; resolves with the collector's answer, or throws (a {@link CollectorError}, a network error, a timeout). */
+  async post ({ body }: OutgoingBatch): Promise<IngestResult> {
+    const json = JSON.stringify(body)
+    const { compress, ingestUrl, timeoutMs, token } = this.#remote
+    const response = await fetch(ingestUrl, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${token}`,
+        'content-type': 'application/json',
+        ...(compress ? { 'content-encoding': 'gzip' } : {})
+      },
+      // level 1: the numbers and repeated strings of a batch compress about as well at the fastest level
+      body: compress ? await gzipAsync(json, { level: 1 }) : json,
+      signal: AbortSignal.timeout(timeoutMs)
+    })
+    const answer = await response.text()
+    if (!response.ok) throw new CollectorError(response.status, answer)
+    return JSON.parse(answer) as IngestResult
+  }
+}

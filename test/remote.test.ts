@@ -1,0 +1,200 @@
+// #19's sender: a service registered with `remote: { url, token }` records as before but its writer sends
+// the batches to a collector's ingest route instead of writing to a database. Real parts only: the
+// collector is the plugin on PGlite or PostgreSQL listening on a port, the services send over HTTP.
+import t from 'tap'
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { sql, type Kysely } from 'kysely'
+import monitor from '../lib/index.js'
+import type { Database } from '../lib/db/database.js'
+import { resolveOptions, MAX_REMOTE_BATCH_SIZE, REMOTE_TOKEN_ENV, REMOTE_URL_ENV, type MonitorOptions } from '../lib/options.js'
+import { IngestSender, MAX_INGEST_ENDPOINTS } from '../lib/writer/sender.js'
+import { DIALECTS, backend, buildApp, freePort, until } from './helpers.js'
+
+const TOKEN = 'ingest-token-0123456789'
+type Test = { teardown: (fn: () => unknown) => void }
+
+/** A collector: the plugin with its ingest route on, listening on `port` (any free one by default). */
+async function startCollector (t: Test, options: MonitorOptions, port = 0): Promise<{ app: FastifyInstance, db: Kysely<Database>, url: string }> {
+  const app = await buildApp({ metrics: false, ...options, dashboard: { ingestToken: TOKEN } })
+  t.teardown(() => app.close())
+  await app.listen({ port, host: '127.0.0.1' })
+  await app.monitor.ready
+  return { app, db: app.monitor.db, url: `http://127.0.0.1:${(app.server.address() as { port: number }).port}/dashboard` }
+}
+
+/** A service sending to `url`, with its log lines kept. */
+async function startService (t: Test, url: string, options: MonitorOptions = {}): Promise<{ app: FastifyInstance, logs: Array<{ level: number, msg: string, err?: { message: string } }> }> {
+  const logs: Array<{ level: number, msg: string, err?: { message: string } }> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { logs.push(JSON.parse(String(chunk))); done() } })
+  const app = Fastify({ logger: { level: 'debug', stream } })
+  await app.register(monitor, { remote: { url, token: TOKEN }, flushIntervalMs: 20, retryMaxDelayMs: 200, levelPollIntervalMs: 100, ...options })
+  app.get('/orders/:id', async (request) => ({ id: (request.params as { id: string }).id }))
+  app.get('/fail', async () => { throw new Error('boom') })
+  app.get('/never', async () => 'never requested')
+  t.teardown(() => app.close())
+  await app.ready()
+  return { app, logs }
+}
+
+async function storedBy (db: Kysely<Database>, version: string): Promise<Array<{ route: string, status_code: number, group_by: string | null, ip: string | null }>> {
+  const { rows } = await sql<{ route: string, status_code: number, group_by: string | null, ip: string | null }>`
+    select e.route, r.status_code, r.group_by, r.ip from ${sql.table('request')} r
+    join ${sql.table('endpoint')} e on e.id = r.endpoint_id join ${sql.table('version')} v on v.id = r.version_id
+    where v.version = ${version} order by r.time_requested, r.seq`.execute(db)
+  return rows
+}
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: two services send to one collector; each one's requests are stored once, as sent`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const collector = await startCollector(t, store.options)
+    const a = await startService(t, collector.url, { appVersion: 'svc-a', groupBy: (request) => request.headers['x-user'] as string | undefined })
+    const b = await startService(t, collector.url, { appVersion: 'svc-b' })
+
+    for (let i = 0; i < 30; i++) await a.app.inject({ url: `/orders/${i}`, headers: { 'x-user': i % 2 === 0 ? 'ann' : 'x\u0000<script>' } })
+    for (let i = 0; i < 20; i++) await b.app.inject({ url: `/orders/${i}` })
+    for (let i = 0; i < 5; i++) await b.app.inject({ url: '/fail' })
+    await b.app.inject({ url: '/<img src=x>' })
+    await Promise.all([a.app.monitor.flush(), b.app.monitor.flush()])
+
+    const fromA = await storedBy(collector.db, 'svc-a')
+    t.equal(fromA.length, 30, 'service A: every request, once')
+    t.same(new Set(fromA.map((r) => r.group_by)), new Set(['ann', 'x\uFFFD<script>']), 'its group-by values, NUL made storable and markup kept as text')
+    t.ok(fromA.every((r) => r.route === '/orders/:id' && r.status_code === 200 && r.ip === '127.0.0.1'), 'route, status and IP as the service saw them')
+    const fromB = await storedBy(collector.db, 'svc-b')
+    t.same([fromB.filter((r) => r.status_code === 200).length, fromB.filter((r) => r.status_code === 500).length, fromB.filter((r) => r.status_code === 404).length], [20, 5, 1],
+      'service B: its 200s, 500s and its 404 (under the unmatched endpoint)')
+    t.same([a.app.monitor.stats().written, b.app.monitor.stats().written, a.app.monitor.stats().dropped], [30, 26, 0], 'each service counts what the collector took')
+
+    const { rows: endpoints } = await sql<{ route: string }>`select route from ${sql.table('endpoint')} order by route`.execute(collector.db)
+    t.ok(endpoints.some((e) => e.route === '/never'), 'an endpoint never requested is registered with the collector')
+    const { rows: instances } = await sql<{ n: number }>`select count(distinct r.instance_id)::int as n from ${sql.table('request')} r
+      join ${sql.table('version')} v on v.id = r.version_id where v.version like 'svc-%'`.execute(collector.db)
+    t.equal(instances[0]!.n, 2, 'each service is an instance of its own')
+
+    // /metrics stays the service's own
+    const metrics = (await a.app.inject({ url: '/metrics' })).body
+    t.match(metrics, /http_request_duration_seconds_count\{[^}]*route="\/orders\/:id"[^}]*\} 30/, 'service A\'s /metrics counts its own 30 requests')
+    t.match(metrics, /fastify_monitor_records_written_total 30/)
+    t.notMatch(metrics, /route="\/fail"[^}]*\} [1-9]/, 'and none of service B\'s')
+
+    // levels are the collector's: an admin's change there reaches the service
+    await sql`update ${sql.table('endpoint')} set monitor_level = 0 where route = '/orders/:id'`.execute(collector.db)
+    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 0, 5_000), 'level 0 set in the collector reaches the service')
+    const before = Date.now()
+    await a.app.inject({ url: '/orders/last' })
+    await a.app.monitor.flush()
+    t.equal((await storedBy(collector.db, 'svc-a')).length, 30, 'at level 0 no request is stored')
+    t.ok(await until(async () => {
+      const { rows: [seen] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = '/orders/:id'`.execute(collector.db)
+      return new Date(seen!.last).getTime() >= before - 1
+    }, 5_000), 'but its last-request time moves')
+    await sql`update ${sql.table('endpoint')} set monitor_level = 3 where route = '/orders/:id'`.execute(collector.db)
+    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 1, 5_000), 'level 3 is followed as level 1: outliers and profiles are not sent')
+
+    // what needs a database says where it is
+    t.throws(() => a.app.monitor.db, /sends its records to the collector at http:\/\/127\.0\.0\.1:\d+\/dashboard\/api\/ingest/)
+    await t.rejects(a.app.monitor.setMonitorLevel('GET', '/orders/:id', 2), /setMonitorLevel needs the database/)
+    t.throws(() => a.app.monitor.addGraph('queue', () => 1, { everySeconds: 60 }), /addGraph\('queue'\) needs the database/)
+    t.equal((await a.app.inject({ url: '/dashboard' })).statusCode, 404, 'no dashboard in the service')
+    t.same(a.logs.filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing to warn about')
+  })
+
+  t.test(`${dialect}: the collector down for a while, then back: nothing lost, the outage logged once`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const port = await freePort()
+    const service = await startService(t, `http://127.0.0.1:${port}/dashboard`, { appVersion: 'svc-outage' })
+    for (let i = 0; i < 40; i++) t.equal((await service.app.inject({ url: `/orders/${i}` })).statusCode, 200)
+    t.ok(await until(() => service.app.monitor.stats().writeErrors >= 3, 10_000), 'sends are retried')
+    const during = service.app.monitor.stats()
+    t.same([during.databaseUp, during.written, during.dropped, during.buffered], [false, 0, 0, 40], 'the records wait in the buffer; the outage shows as database_up 0')
+    t.match((await service.app.inject({ url: '/metrics' })).body, /fastify_monitor_database_up 0/)
+
+    const collector = await startCollector(t, store.options, port)
+    t.ok(await until(async () => (await storedBy(collector.db, 'svc-outage')).length === 40, 15_000), 'once the collector is back, all 40 arrive')
+    await service.app.monitor.flush()
+    t.equal((await storedBy(collector.db, 'svc-outage')).length, 40, 'each once')
+    t.same([service.app.monitor.stats().written, service.app.monitor.stats().dropped], [40, 0])
+    const warnings = service.logs.filter((l) => l.level >= 40)
+    t.equal(warnings.length, 1, 'one warning for the whole outage')
+    t.match(warnings[0]?.err?.message ?? warnings[0]?.msg, /fetch failed|ECONNREFUSED/, 'naming the cause')
+    t.ok(service.logs.some((l) => l.level === 30 && /collector answers/.test(l.msg)), 'and one line when it answers')
+  })
+}
+
+t.test('a wrong token: 401, nothing stored, the service logs it once and keeps serving; close counts what was not sent', async (t) => {
+  const store = await backend(DIALECTS[0]!)
+  t.teardown(store.cleanup)
+  const collector = await startCollector(t, store.options)
+  const logs: Array<{ level: number, msg: string, err?: { message: string } }> = []
+  const stream = new Writable({ write (chunk, _encoding, done) { logs.push(JSON.parse(String(chunk))); done() } })
+  const service = Fastify({ logger: { level: 'debug', stream } })
+  await service.register(monitor, { remote: { url: collector.url, token: `${TOKEN}-revoked` }, appVersion: 'svc-badtoken', flushIntervalMs: 20, retryMaxDelayMs: 100, levelPollIntervalMs: 100, closeTimeoutMs: 200 })
+  service.get('/orders/:id', async () => 'ok')
+  await service.ready()
+  for (let i = 0; i < 25; i++) t.equal((await service.inject({ url: `/orders/${i}` })).statusCode, 200, 'the app answers')
+  t.ok(await until(() => service.monitor.stats().writeErrors >= 5, 10_000), 'it keeps trying')
+  t.equal((await storedBy(collector.db, 'svc-badtoken')).length, 0, 'the collector stored nothing')
+  const { rows: [endpoints] } = await sql<{ n: number }>`select count(*)::int as n from ${sql.table('endpoint')} where route = '/orders/:id'`.execute(collector.db)
+  t.equal(endpoints!.n, 0, 'not even its endpoints')
+  const warnings = logs.filter((l) => l.level >= 40)
+  t.equal(warnings.length, 1, 'logged once')
+  t.match(warnings[0]!.err!.message, /refused the token: remote\.token must be its FASTIFY_MONITOR_INGEST_TOKEN \(HTTP 401\)/)
+  t.same([service.monitor.stats().buffered, service.monitor.stats().dropped], [25, 0], 'the records are held, not dropped, while the token may still be fixed')
+  await service.close()
+  t.match(logs.filter((l) => l.level >= 50).map((l) => l.msg).join('\n'), /25 records could not be written before close/, 'close says what it could not send')
+})
+
+t.test('a batch of rows naming more endpoints than one ingest batch may is sent in parts with stable ids', async (t) => {
+  const sender = new IngestSender({ ingestUrl: 'http://127.0.0.1:1/dashboard/api/ingest', token: TOKEN, timeoutMs: 1_000, compress: true }, { version: 'v', instanceToken: 'instance-token' })
+  const keys = Array.from({ length: 1_500 }, (_, index) => ({ index, method: 'GET', route: `/r${index}` }))
+  const n = 1_600
+  const unit = {
+    id: 'unit-1',
+    endpointId: Array.from({ length: n }, (_, i) => i % 1_500),
+    timeMs: Array.from({ length: n }, (_, i) => 1_000 + i),
+    durationMs: Array.from({ length: n }, (_, i) => i / 10),
+    statusCode: Array.from({ length: n }, () => 200),
+    seq: Array.from({ length: n }, (_, i) => i + 1),
+    group: Array.from({ length: n }, () => null),
+    ip: Array.from({ length: n }, () => '::1')
+  }
+  const parts = sender.batches(unit, keys)
+  t.same(parts.map((p) => p.body.batch), ['unit-1/1', 'unit-1/2'], 'ids derived from the unit\'s, so a retry carries the same ones')
+  t.ok(parts.every((p) => p.body.endpoints.length <= MAX_INGEST_ENDPOINTS), 'each within the limit')
+  t.same(parts.flatMap((p) => p.body.requests.time), unit.timeMs, 'every row once, in order')
+  t.same(parts.flatMap((p) => p.body.requests.endpoint.map((position) => p.indexes[position])), unit.endpointId, 'each row under its own endpoint')
+  t.same(sender.batches({ ...unit, endpointId: unit.endpointId.map(() => 7) }, keys).map((p) => [p.body.batch, p.body.endpoints]), [['unit-1', [{ method: 'GET', route: '/r7' }]]], 'one batch when it fits')
+  const polls = sender.polls(keys, new Map([[1_200, 5_000]]))
+  t.same(polls.map((p) => [p.body.endpoints.length, p.body.requests.endpoint.length, p.body.seen]), [[1_000, 0, undefined], [500, 0, { endpoint: [200], time: [5_000] }]],
+    'the endpoint poll in parts too, a level-0 endpoint\'s last request in the part that names it')
+})
+
+t.test('remote options are checked at register, naming the option', async (t) => {
+  const url = 'http://collector:3300/dashboard'
+  const cases: Array<[string, MonitorOptions, RegExp]> = [
+    ['a database too', { remote: { url, token: TOKEN }, database: 'postgres://x@y/z' }, /"remote" option cannot be combined with database/],
+    ['a dataDir too', { remote: { url, token: TOKEN }, dataDir: './x' }, /"remote" option cannot be combined with dataDir/],
+    ['a dashboard', { remote: { url, token: TOKEN }, dashboard: '/dash' }, /"dashboard" option is served by the collector/],
+    ['no url', { remote: { token: TOKEN } }, /"remote\.url" option must be the collector's dashboard URL/],
+    ['another scheme', { remote: { url: 'ftp://collector/dashboard', token: TOKEN } }, /"remote\.url"/],
+    ['credentials in the url', { remote: { url: 'http://user:secret@collector/dashboard', token: TOKEN } }, /"remote\.url".*\/\/\*\*\*@collector/],
+    ['a short token', { remote: { url, token: 'short' } }, /"remote\.token" option must be the collector's ingest token/],
+    ['an unknown key', { remote: { url, token: TOKEN, project: 'x' } as never }, /"remote\.project" option is not an option/],
+    ['a bad timeout', { remote: { url, token: TOKEN, timeoutMs: 5 } }, /"remote\.timeoutMs" option must be an integer from 100/]
+  ]
+  for (const [name, options, message] of cases) {
+    const resolved = resolveOptions(options, {})
+    t.match(resolved instanceof Error ? resolved.message : 'accepted', message, name)
+    t.notMatch(resolved instanceof Error ? resolved.message : '', /secret/, `${name}: no secret in the message`)
+  }
+  const fromEnv = resolveOptions({}, { [REMOTE_URL_ENV]: `${url}/`, [REMOTE_TOKEN_ENV]: TOKEN })
+  t.same(fromEnv instanceof Error ? fromEnv.message : [fromEnv.remote, fromEnv.dashboard, fromEnv.maxBatchSize],
+    [{ ingestUrl: `${url}/api/ingest`, token: TOKEN, timeoutMs: 10_000, compress: true }, false, MAX_REMOTE_BATCH_SIZE], 'from the environment; no dashboard; batches the ingest route takes whatever they hold')
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(monitor, { remote: { url, token: 'short' } }); await app.ready() }, /remote\.token/, 'register fails')
+})
