@@ -8,7 +8,7 @@ import { OutlierRecorder } from './collection/outlier-recorder.js'
 import { DecoratorConflictError, InvalidOptionError, StorageUnavailableError, UnknownEndpointError } from './errors.js'
 import { resolveOptions, type MonitorLevel, type MonitorOptions, type ResolvedOptions, type StorageOptions } from './options.js'
 import { StorageClient } from './storage/client.js'
-import { emptyWriterStats } from './protocol.js'
+import { DEFAULT_PROJECT, emptyWriterStats } from './protocol.js'
 import type { Database } from './db/database.js'
 import { lockDataDir } from './storage/lock.js'
 import { setupMetrics, type Metrics } from './metrics/index.js'
@@ -186,9 +186,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   fastify.decorate('monitor', api)
 
   if (dashboard !== false) {
-    const setLevel = async (endpoint: { id: number, method: string, route: string }, level: 0 | 1 | 2 | 3): Promise<void> => {
-      // an endpoint only another process serves is changed in the database; that process polls it
-      if (registry.find(endpoint.method, endpoint.route) !== undefined) await api.setMonitorLevel(endpoint.method, endpoint.route, level)
+    const setLevel = async (endpoint: { id: number, method: string, route: string, project: string }, level: 0 | 1 | 2 | 3): Promise<void> => {
+      // an endpoint only another process serves (or another project's) is changed in the database; that process polls it
+      if (endpoint.project === (resolved.project ?? DEFAULT_PROJECT) && registry.find(endpoint.method, endpoint.route) !== undefined) await api.setMonitorLevel(endpoint.method, endpoint.route, level)
       else await storeLevel(db, endpoint.id, level)
     }
     await fastify.register(async (child) => {

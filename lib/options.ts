@@ -6,6 +6,7 @@ import { DEFAULT_BUCKETS_SECONDS } from './metrics/http-duration.js'
 import type { Registry } from 'prom-client'
 import { readGitCommit } from './version.js'
 import { redactionRules, type RedactionRules } from './collection/redact.js'
+import { PROJECT_NAME } from './protocol.js'
 
 export const DEFAULT_DATA_DIR = './.fastify-monitor'
 export const DEFAULT_TABLE_PREFIX = 'fmd_'
@@ -211,7 +212,7 @@ export interface ResolvedMetrics {
 export interface RemoteOptions {
   /** The collector's dashboard URL, as `serve` prints it, e.g. `http://collector:3300/dashboard`; also from `FASTIFY_MONITOR_REMOTE_URL`. */
   url?: string
-  /** The collector's ingest token (its `FASTIFY_MONITOR_INGEST_TOKEN`); also from `FASTIFY_MONITOR_REMOTE_TOKEN`. */
+  /** A project's token from the collector's dashboard, or the collector's own ingest token; also from `FASTIFY_MONITOR_REMOTE_TOKEN`. */
   token?: string
   /** How long one send may take before it counts as failed and is retried. Default 10000 ms. */
   timeoutMs?: number
@@ -224,6 +225,8 @@ export interface ResolvedRemote {
   /** The ingest route's URL. */
   ingestUrl: string
   token: string
+  /** The `project` option, sent with every batch (a project's token implies its project; it must agree). */
+  project: string | undefined
   timeoutMs: number
   compress: boolean
 }
@@ -256,6 +259,12 @@ export interface MonitorOptions {
   defaultMonitorLevel?: MonitorLevel
   /** Prefix of every table; letters, digits, `_`. Default `fmd_`. */
   tablePrefix?: string
+  /**
+   * The project (service) this app's endpoints belong to, shown in the dashboard's project picker: services
+   * that share a database or send to one collector keep their endpoints apart. Letters, digits, `_`, `.`, `-`
+   * (1–64). Default `default`; with `remote` and a project's token, that token's project.
+   */
+  project?: string
   /** Methods never recorded. Default `['HEAD', 'OPTIONS']`. */
   ignoreMethods?: string[]
   /** URL templates never recorded, e.g. `['/health']`. */
@@ -306,6 +315,8 @@ export interface ResolvedOptions {
   groupBy: GroupBy | undefined
   defaultMonitorLevel: MonitorLevel
   tablePrefix: string
+  /** Undefined: `default`, or with `remote` the project of the token. */
+  project: string | undefined
   ignoreMethods: ReadonlySet<string>
   ignoreRoutes: ReadonlySet<string>
   maxBufferedRecords: number
@@ -329,7 +340,7 @@ export interface ResolvedOptions {
 export type StorageOptions = Omit<ResolvedOptions, 'groupBy' | 'ignoreMethods' | 'ignoreRoutes' | 'enabled' | 'metrics' | 'dashboard' | 'outliers'>
 
 const KNOWN_OPTIONS = new Set<string>([
-  'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix',
+  'enabled', 'database', 'dataDir', 'appVersion', 'git', 'groupBy', 'defaultMonitorLevel', 'tablePrefix', 'project',
   'ignoreMethods', 'ignoreRoutes', 'maxBufferedRecords', 'maxBufferedBytes', 'maxBatchSize', 'flushIntervalMs', 'retryMaxDelayMs',
   'closeTimeoutMs', 'levelPollIntervalMs', 'partitionDaysAhead', 'configFile', 'metrics',
   'retentionDays', 'rollupRetentionDays', 'dashboard', 'outliers', 'remote'
@@ -599,7 +610,7 @@ function resolveRemote (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): C
   }
   const token = given.token ?? env[REMOTE_TOKEN_ENV]
   if (typeof token !== 'string' || token.length < 16) {
-    return new InvalidOptionError('remote.token', `must be the collector's ingest token, a string of at least 16 characters (or set ${REMOTE_TOKEN_ENV})`)
+    return new InvalidOptionError('remote.token', `must be a project's token from the collector's dashboard, or the collector's ingest token: a string of at least 16 characters (or set ${REMOTE_TOKEN_ENV})`)
   }
   const timeoutMs = integer('remote.timeoutMs', given.timeoutMs, DEFAULT_REMOTE_TIMEOUT_MS, 100, 600_000)
   if (timeoutMs instanceof Error) return timeoutMs
@@ -612,7 +623,7 @@ function resolveRemote (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): C
   if (raw.dashboard !== undefined && raw.dashboard !== false) {
     return new InvalidOptionError('dashboard', 'is served by the collector when remote is set: leave it out, or set it to false')
   }
-  return { ingestUrl: `${parsed.href.replace(/\/+$/, '')}/api/ingest`, token, timeoutMs, compress: given.compress !== false }
+  return { ingestUrl: `${parsed.href.replace(/\/+$/, '')}/api/ingest`, token, project: raw.project as string | undefined, timeoutMs, compress: given.compress !== false }
 }
 
 function resolveVersion (raw: Record<string, unknown>): Checked<string> {
@@ -661,6 +672,9 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   if (typeof tablePrefix !== 'string' || !TABLE_PREFIX.test(tablePrefix)) {
     return new InvalidOptionError('tablePrefix', `must match ${TABLE_PREFIX} (lower-case letters, digits, _), got ${describe(tablePrefix)}`)
   }
+  if (raw.project !== undefined && (typeof raw.project !== 'string' || !PROJECT_NAME.test(raw.project))) {
+    return new InvalidOptionError('project', `must be 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit, got ${describe(raw.project)}`)
+  }
   const level = integer('defaultMonitorLevel', raw.defaultMonitorLevel, DEFAULT_MONITOR_LEVEL, 0, 3)
   const ignoreMethods = stringList('ignoreMethods', raw.ignoreMethods, DEFAULT_IGNORE_METHODS)
   const ignoreRoutes = stringList('ignoreRoutes', raw.ignoreRoutes, [])
@@ -701,6 +715,7 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
     groupBy,
     defaultMonitorLevel: level as MonitorLevel,
     tablePrefix,
+    project: raw.project as string | undefined,
     ignoreMethods: new Set((ignoreMethods as string[]).map((method) => method.toUpperCase())),
     ignoreRoutes: new Set(ignoreRoutes as string[]),
     // a batch larger than what may be buffered could never be formed

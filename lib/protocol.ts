@@ -194,6 +194,11 @@ export class OverflowCounts {
   }
 }
 
+/** A project's name: what the dashboard's picker shows, the `project` option, an ingest batch's `project`. */
+export const PROJECT_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/
+/** The project of an app's own endpoints unless its `project` option says otherwise (created by migration 0018, id 1). */
+export const DEFAULT_PROJECT = 'default'
+
 /** Requests in one ingest batch at most, as many as the plugin's own writer puts in one transaction by default, twice. */
 export const MAX_INGEST_REQUESTS = 10_000
 /** An ingest body after decompression, at most: a full batch with long groups and routes is about 4 MB of JSON. */
@@ -207,6 +212,11 @@ export const INGEST_BODY_LIMIT = 8 * 1024 * 1024
 export interface IngestBatch {
   /** The sender's id for this batch: a retried batch carries the same one and is stored once. */
   batch: string
+  /**
+   * The project the endpoints belong to. With a project's token it may be left out (or must be that
+   * project); with the collector's ingest token it names any project, created if new; default `default`.
+   */
+  project?: string
   version: string
   /** The sending process: its host, pid and a token naming it across restarts of its writer. */
   instance: { host: string, pid: number, token: string }

@@ -38,7 +38,9 @@ const PGLITE_TEST_PREFIX = 'fmd_'
  * by a hash of the migrations' source, so a changed migration builds a new template.
  */
 async function pgliteTemplate (migrated: boolean): Promise<string> {
-  const migrations = createHash('sha256').update(readFileSync(new URL('../lib/db/migrations/index.ts', import.meta.url))).digest('hex').slice(0, 12)
+  // the migrations run through the prefix plugin: a change to either makes a new template
+  const migrations = createHash('sha256').update(readFileSync(new URL('../lib/db/migrations/index.ts', import.meta.url)))
+    .update(readFileSync(new URL('../lib/db/table-prefix-plugin.ts', import.meta.url))).digest('hex').slice(0, 12)
   const template = join(tmpdir(), `fmd-test-pglite-${PGLITE_VERSION}-${migrated ? `migrated-${migrations}` : 'initdb'}`)
   if (existsSync(template)) return template
   const building = mkdtempSync(join(tmpdir(), 'fmd-template-'))

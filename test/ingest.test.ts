@@ -122,10 +122,10 @@ for (const dialect of DIALECTS) {
   })
 }
 
-t.test('the ingest route is off without a token, and a short token fails at register', async (t) => {
+t.test('without a collector token the ingest route refuses a request without a project\'s token, and a short token fails at register', async (t) => {
   const { app } = await readyApp(t, DIALECTS[0]!)
-  const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: {} })
-  t.equal(res.statusCode, 404)
+  const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}` }, payload: {} })
+  t.equal(res.statusCode, 401)
   await t.rejects(buildApp({ dataDir: 'memory://', dashboard: { ingestToken: 'short' } }), /dashboard\.ingestToken/)
   t.equal(INGEST_TOKEN_ENV, 'FASTIFY_MONITOR_INGEST_TOKEN')
 })

@@ -38,7 +38,7 @@ for (const dialect of DIALECTS) {
     await migrateToLatest(opened.rawDb, store.prefix)
     const { db } = opened
     const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID())
-    const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1)
+    const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1, 1)
     const now = Date.now()
     await new PartitionManager(db, store.prefix).ensure(dayOf(now) - 1, dayOf(now) + 1)
 

@@ -120,7 +120,7 @@ for (const dialect of DIALECTS) {
     t.same([service.app.monitor.stats().written, service.app.monitor.stats().dropped], [40, 0])
     const warnings = service.logs.filter((l) => l.level >= 40)
     t.equal(warnings.length, 1, 'one warning for the whole outage')
-    t.match(warnings[0]?.err?.message ?? warnings[0]?.msg, /fetch failed|ECONNREFUSED/, 'naming the cause')
+    t.match(warnings[0]?.err?.message, /cannot reach the collector at http:\/\/127\.0\.0\.1:\d+\/dashboard\/api\/ingest: ECONNREFUSED/, 'naming the URL and the cause')
     t.ok(service.logs.some((l) => l.level === 30 && /collector answers/.test(l.msg)), 'and one line when it answers')
   })
 }
@@ -132,24 +132,29 @@ t.test('a wrong token: 401, nothing stored, the service logs it once and keeps s
   const logs: Array<{ level: number, msg: string, err?: { message: string } }> = []
   const stream = new Writable({ write (chunk, _encoding, done) { logs.push(JSON.parse(String(chunk))); done() } })
   const service = Fastify({ logger: { level: 'debug', stream } })
-  await service.register(monitor, { remote: { url: collector.url, token: `${TOKEN}-revoked` }, appVersion: 'svc-badtoken', flushIntervalMs: 20, retryMaxDelayMs: 100, levelPollIntervalMs: 100, closeTimeoutMs: 200 })
+  await service.register(monitor, { remote: { url: collector.url, token: `${TOKEN}-revoked` }, appVersion: 'svc-badtoken', flushIntervalMs: 20, retryMaxDelayMs: 1_000, levelPollIntervalMs: 100, closeTimeoutMs: 200 })
   service.get('/orders/:id', async () => 'ok')
   await service.ready()
   for (let i = 0; i < 25; i++) t.equal((await service.inject({ url: `/orders/${i}` })).statusCode, 200, 'the app answers')
   t.ok(await until(() => service.monitor.stats().writeErrors >= 5, 10_000), 'it keeps trying')
+  const before = service.monitor.stats().writeErrors
+  await new Promise((resolve) => setTimeout(resolve, 3_000))
+  // with the sends' and the polls' waits doubling to retryMaxDelayMs (1 s here): about 3 + 3 in 3 s, where a
+  // poll every levelPollIntervalMs (100 ms) would make 30
+  t.ok(service.monitor.stats().writeErrors - before <= 12, `and backs off: ${service.monitor.stats().writeErrors - before} tries in 3 s`)
   t.equal((await storedBy(collector.db, 'svc-badtoken')).length, 0, 'the collector stored nothing')
   const { rows: [endpoints] } = await sql<{ n: number }>`select count(*)::int as n from ${sql.table('endpoint')} where route = '/orders/:id'`.execute(collector.db)
   t.equal(endpoints!.n, 0, 'not even its endpoints')
   const warnings = logs.filter((l) => l.level >= 40)
   t.equal(warnings.length, 1, 'logged once')
-  t.match(warnings[0]!.err!.message, /refused the token: remote\.token must be its FASTIFY_MONITOR_INGEST_TOKEN \(HTTP 401\)/)
+  t.match(warnings[0]!.err!.message, /refused the token: remote\.token must be a project's token not revoked, or the collector's FASTIFY_MONITOR_INGEST_TOKEN \(HTTP 401\)/)
   t.same([service.monitor.stats().buffered, service.monitor.stats().dropped], [25, 0], 'the records are held, not dropped, while the token may still be fixed')
   await service.close()
-  t.match(logs.filter((l) => l.level >= 50).map((l) => l.msg).join('\n'), /25 records could not be written before close/, 'close says what it could not send')
+  t.same(logs.filter((l) => l.level >= 50).map((l) => l.msg), ['fastify-monitoring-dashboard: 25 records could not be written before close'], 'close says once what it could not send')
 })
 
 t.test('a batch of rows naming more endpoints than one ingest batch may is sent in parts with stable ids', async (t) => {
-  const sender = new IngestSender({ ingestUrl: 'http://127.0.0.1:1/dashboard/api/ingest', token: TOKEN, timeoutMs: 1_000, compress: true }, { version: 'v', instanceToken: 'instance-token' })
+  const sender = new IngestSender({ ingestUrl: 'http://127.0.0.1:1/dashboard/api/ingest', token: TOKEN, project: undefined, timeoutMs: 1_000, compress: true }, { version: 'v', instanceToken: 'instance-token' })
   const keys = Array.from({ length: 1_500 }, (_, index) => ({ index, method: 'GET', route: `/r${index}` }))
   const n = 1_600
   const unit = {
@@ -182,7 +187,7 @@ t.test('remote options are checked at register, naming the option', async (t) =>
     ['no url', { remote: { token: TOKEN } }, /"remote\.url" option must be the collector's dashboard URL/],
     ['another scheme', { remote: { url: 'ftp://collector/dashboard', token: TOKEN } }, /"remote\.url"/],
     ['credentials in the url', { remote: { url: 'http://user:secret@collector/dashboard', token: TOKEN } }, /"remote\.url".*\/\/\*\*\*@collector/],
-    ['a short token', { remote: { url, token: 'short' } }, /"remote\.token" option must be the collector's ingest token/],
+    ['a short token', { remote: { url, token: 'short' } }, /"remote\.token" option must be a project's token from the collector's dashboard/],
     ['an unknown key', { remote: { url, token: TOKEN, project: 'x' } as never }, /"remote\.project" option is not an option/],
     ['a bad timeout', { remote: { url, token: TOKEN, timeoutMs: 5 } }, /"remote\.timeoutMs" option must be an integer from 100/]
   ]
@@ -193,7 +198,7 @@ t.test('remote options are checked at register, naming the option', async (t) =>
   }
   const fromEnv = resolveOptions({}, { [REMOTE_URL_ENV]: `${url}/`, [REMOTE_TOKEN_ENV]: TOKEN })
   t.same(fromEnv instanceof Error ? fromEnv.message : [fromEnv.remote, fromEnv.dashboard, fromEnv.maxBatchSize],
-    [{ ingestUrl: `${url}/api/ingest`, token: TOKEN, timeoutMs: 10_000, compress: true }, false, MAX_REMOTE_BATCH_SIZE], 'from the environment; no dashboard; batches the ingest route takes whatever they hold')
+    [{ ingestUrl: `${url}/api/ingest`, token: TOKEN, project: undefined, timeoutMs: 10_000, compress: true }, false, MAX_REMOTE_BATCH_SIZE], 'from the environment; no dashboard; batches the ingest route takes whatever they hold')
   const app = Fastify()
   t.teardown(() => app.close())
   await t.rejects(async () => { await app.register(monitor, { remote: { url, token: 'short' } }); await app.ready() }, /remote\.token/, 'register fails')

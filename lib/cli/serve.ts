@@ -40,16 +40,19 @@ export async function serve (args: string[]): Promise<number> {
   const port = Number(values.port)
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, got "${values.port}"`)
   const database = values.database ?? process.env[DATABASE_ENV]
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
+  // services post to it several times a second: a log line per request would drown the rest
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, disableRequestLogging: true })
   await app.register(monitor, {
     ...(database !== undefined && POSTGRES_URL.test(database) ? { database } : { dataDir: database }),
     tablePrefix: values['table-prefix'],
     appVersion: 'collector',
+    // its own traffic (scanners' 404s, the dashboard is not monitored) apart from the services'
+    project: 'collector',
     dashboard: { users: values.admin === undefined ? [] : [{ username: values.admin, passwordEnv: ADMIN_PASSWORD_ENV, role: 'admin' }] }
   })
   const address = await app.listen({ host: values.host, port })
   await app.monitor.ready
-  const ingest = process.env[INGEST_TOKEN_ENV] === undefined ? 'off (set FASTIFY_MONITOR_INGEST_TOKEN)' : `${address}/dashboard/api/ingest`
+  const ingest = `${address}/dashboard/api/ingest${process.env[INGEST_TOKEN_ENV] === undefined ? ' (with projects\' tokens; FASTIFY_MONITOR_INGEST_TOKEN unset)' : ''}`
   process.stdout.write(`dashboard ${address}/dashboard\nmetrics   ${address}/metrics\ningest    ${ingest}\n`)
   const signal = await new Promise<string>((resolve) => {
     for (const name of ['SIGINT', 'SIGTERM'] as const) process.once(name, () => resolve(name))

@@ -9,6 +9,8 @@ export interface Database {
   request: RequestTable
   version: VersionTable
   instance: InstanceTable
+  project: ProjectTable
+  project_token: ProjectTokenTable
   batch: BatchTable
   request_hour: RequestHourTable
   endpoint_hour: EndpointHourTable
@@ -39,6 +41,26 @@ export interface EndpointTable {
   monitor_level: number
   time_added: Generated<Date>
   last_requested: Timestamp | null
+  /** The project (service) the endpoint belongs to; `default` (1) for an app's own. */
+  project_id: Generated<number>
+}
+
+/** A service that sends to a collector, or names itself with the `project` option. */
+export interface ProjectTable {
+  id: Generated<number>
+  name: string
+  created_at: Generated<Date>
+}
+
+/** A project's ingest token: only its SHA-256 is stored; `hint` is its last characters. */
+export interface ProjectTokenTable {
+  id: Generated<number>
+  project_id: number
+  token_hash: string
+  hint: string
+  created_at: Generated<Date>
+  last_used_at: Timestamp | null
+  revoked_at: Timestamp | null
 }
 
 /** One row per monitored request; partitioned by day on `time_requested`. */

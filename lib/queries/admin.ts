@@ -1,10 +1,11 @@
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 
-/** An endpoint as stored (any process may have registered it). */
-export async function findEndpoint (db: Kysely<Database>, id: number): Promise<{ id: number, method: string, route: string, level: number } | undefined> {
-  const row = await db.selectFrom('endpoint').select(['id', 'method', 'route', 'monitor_level']).where('id', '=', id).executeTakeFirst()
-  return row === undefined ? undefined : { id: row.id, method: row.method, route: row.route, level: row.monitor_level }
+/** An endpoint as stored (any process may have registered it), with the name of its project. */
+export async function findEndpoint (db: Kysely<Database>, id: number): Promise<{ id: number, method: string, route: string, level: number, project: string } | undefined> {
+  const row = await db.selectFrom('endpoint').innerJoin('project', 'project.id', 'endpoint.project_id')
+    .select(['endpoint.id', 'endpoint.method', 'endpoint.route', 'endpoint.monitor_level', 'project.name']).where('endpoint.id', '=', id).executeTakeFirst()
+  return row === undefined ? undefined : { id: row.id, method: row.method, route: row.route, level: row.monitor_level, project: row.name }
 }
 
 /** Sets a level in the database; every process picks it up at its next level poll. */

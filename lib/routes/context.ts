@@ -4,6 +4,7 @@ import type { Database } from '../db/database.js'
 import type { MonitorLevel, ResolvedDashboard } from '../options.js'
 import { isTimeZone, type TimeRange } from '../queries/range.js'
 import type { Guards, Sessions } from '../auth/index.js'
+import type { ProjectTokenCache } from '../auth/project-tokens.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 import type { IngestBatch, IngestResult, StoreKind } from '../protocol.js'
 import { DAY_MS } from '../time.js'
@@ -29,13 +30,15 @@ export interface DashboardContext {
   /** Outliers' request values (headers, query, params, body, IP) are sent to admins only. */
   adminOnlyRequestValues: boolean
   /** Changes a level in this process (if it serves the endpoint) and in the database. */
-  setLevel: (endpoint: { id: number, method: string, route: string }, level: MonitorLevel) => Promise<void>
+  setLevel: (endpoint: { id: number, method: string, route: string, project: string }, level: MonitorLevel) => Promise<void>
 }
 
 /** What every resource module of the API gets: the context and the guards of its routes. */
 export interface RouteContext extends DashboardContext {
   guards: Guards
   sessions: Sessions
+  /** Projects' ingest tokens, looked up for the ingest route and forgotten when one is revoked here. */
+  projectTokens: ProjectTokenCache
 }
 
 /** A resource module: registers its routes under `<prefix>/api`. */

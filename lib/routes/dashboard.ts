@@ -15,13 +15,16 @@ import { sessionRoutes } from './session.js'
 import { uiRoutes } from './ui.js'
 import { testRoutes } from './tests.js'
 import { ingestRoutes } from './ingest.js'
+import { projectRoutes } from './projects.js'
+import { ProjectTokenCache } from '../auth/project-tokens.js'
+import { projectOfTokenHash } from '../queries/projects.js'
 import { userRoutes } from './users.js'
 import { versionRoutes } from './versions.js'
 
 export type { DashboardContext } from './context.js'
 
 /** Parameters and query keys of the API that are integers. */
-const NUMERIC_PARAMETERS = new Set(['id', 'n', 'page', 'pageSize', 'limit', 'offset'])
+const NUMERIC_PARAMETERS = new Set(['id', 'tokenId', 'n', 'page', 'pageSize', 'limit', 'offset'])
 
 /** Seconds a client is told to wait when the monitoring database is unavailable. */
 const RETRY_AFTER_S = 5
@@ -79,8 +82,9 @@ export async function dashboardRoutes (app: FastifyInstance, ctx: DashboardConte
     return await reply.code(status).send({ error: err.message })
   })
 
-  const routeContext = { ...ctx, guards: sessions.guards, sessions }
-  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, reportRoutes, graphRoutes, adminRoutes, userRoutes, testRoutes, ingestRoutes]) {
+  const projectTokens = new ProjectTokenCache(async (hash) => await projectOfTokenHash(db, hash))
+  const routeContext = { ...ctx, guards: sessions.guards, sessions, projectTokens }
+  for (const routes of [sessionRoutes, overviewRoutes, versionRoutes, endpointRoutes, outlierRoutes, profileRoutes, reportRoutes, graphRoutes, adminRoutes, userRoutes, testRoutes, projectRoutes, ingestRoutes]) {
     routes(app, routeContext)
   }
   if (ctx.options.exportToken !== undefined) registerExportRoutes(app, db, ctx.options.exportToken)

@@ -1,9 +1,11 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
-import { bearerToken } from '../auth/bearer.js'
+import { timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { PROJECT_TOKEN_PREFIX } from '../auth/project-tokens.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import { INGEST_BODY_LIMIT, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, type IngestBatch } from '../protocol.js'
+import { DEFAULT_PROJECT, INGEST_BODY_LIMIT, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, PROJECT_NAME, type IngestBatch } from '../protocol.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { replies } from './schemas.js'
@@ -17,6 +19,7 @@ export const INGEST_BATCH = {
   additionalProperties: false,
   properties: {
     batch: { type: 'string', minLength: 1, maxLength: 64 },
+    project: { type: 'string', pattern: PROJECT_NAME.source },
     version: { type: 'string', minLength: 1, maxLength: 100 },
     instance: {
       type: 'object',
@@ -121,19 +124,44 @@ function tooLarge (): Error {
   return Object.assign(new Error(`the body is larger than ${INGEST_BODY_LIMIT} bytes once inflated`), { statusCode: 413 })
 }
 
+/** Longest bearer token looked up: a project's is 48 characters. */
+const MAX_TOKEN_LENGTH = 128
+
 /**
  * Batches of requests from other processes (services that send to this one instead of writing to a
- * database of their own), with a bearer token; off unless `dashboard.ingestToken` is set. A body may be
- * gzip-compressed (`Content-Encoding: gzip`); its limit counts the decompressed bytes. A batch is stored
- * at most once by its id, so a sender retries with the same id until it has an answer. A batch of no
- * request registers its endpoints and answers their levels: that is how a sender polls them.
+ * database of their own). A body may be gzip-compressed (`Content-Encoding: gzip`); its limit counts the
+ * decompressed bytes. A batch is stored at most once by its id, so a sender retries with the same id until
+ * it has an answer. A batch of no request registers its endpoints and answers their levels: that is how a
+ * sender polls them.
+ *
+ * Two kinds of bearer token: a project's (made in the dashboard, stored hashed, revocable), whose batches
+ * go to that project; and the collector's own `dashboard.ingestToken`, whose batches name any project
+ * (created if new). Checked before the body is read, so a request without one costs no inflating.
  */
-export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays }) => {
-  if (options.ingestToken === undefined) return
+export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, projectTokens }) => {
+  const collectorToken = options.ingestToken === undefined ? undefined : Buffer.from(options.ingestToken)
+  /** The project each authorised request's token grants; null for the collector's token (any project). */
+  const granted = new WeakMap<FastifyRequest, string | null>()
+  const authorize = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const header = request.headers.authorization ?? ''
+    const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : ''
+    const given = Buffer.from(token)
+    if (collectorToken !== undefined && given.length === collectorToken.length && timingSafeEqual(given, collectorToken)) {
+      granted.set(request, null)
+      return
+    }
+    const project = token.startsWith(PROJECT_TOKEN_PREFIX) && token.length <= MAX_TOKEN_LENGTH ? await projectTokens.projectOf(token) : undefined
+    if (project === undefined) {
+      await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid ingest token is required: a project\'s, or the collector\'s (dashboard.ingestToken)' })
+      return
+    }
+    granted.set(request, project)
+  }
+
   app.post<{ Body: IngestBatch }>('/api/ingest', {
     config: NOT_MONITORED,
     bodyLimit: INGEST_BODY_LIMIT,
-    onRequest: bearerToken(options.ingestToken, 'ingest'),
+    onRequest: authorize,
     preParsing: async (request, _reply, payload) => {
       const encoding = request.headers['content-encoding']
       if (encoding === undefined || encoding === 'identity') return payload
@@ -141,8 +169,13 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays })
       return await inflated(payload)
     },
     schema: { body: INGEST_BATCH, response: replies(INGEST_REPLY) }
-  }, async (request) => {
-    checkBatch(request.body, retentionDays, Date.now())
-    return await ingest(request.body)
+  }, async (request, reply) => {
+    const batch = request.body
+    const tokenProject = granted.get(request) ?? null
+    if (tokenProject !== null && batch.project !== undefined && batch.project !== tokenProject) {
+      return await reply.code(403).send({ error: `the token belongs to project ${tokenProject}; the batch names project ${batch.project}` })
+    }
+    checkBatch(batch, retentionDays, Date.now())
+    return await ingest({ ...batch, project: tokenProject ?? batch.project ?? DEFAULT_PROJECT })
   })
 }

@@ -1,3 +1,4 @@
+import { PROJECT_NAME } from '../protocol.js'
 /** JSON schemas shared by the dashboard's routes (Fastify validates with them and serialises with them). */
 
 export const TIME_RANGE_QUERY = {
@@ -212,7 +213,18 @@ export const VERSIONS_REPLY = object({
 })
 
 /** An endpoint as stored, with its monitoring level (also the reply of `PUT /api/endpoints/:id/level`). */
-export const ENDPOINT = object({ id: integer, method: string, route: string, level: integer })
+/** `GET /api/projects`: every user sees the projects (the picker); admins also their tokens' hints. */
+export const PROJECTS_REPLY = object({
+  projects: array(object({ id: integer, name: string, createdAt: dateTime, endpoints: integer, lastRequested: dateOrNull })),
+  tokens: array(object({ id: integer, projectId: integer, hint: string, createdAt: dateTime, lastUsedAt: dateOrNull, revokedAt: dateOrNull }))
+})
+
+/** A token just made: the only time it is shown. */
+export const PROJECT_TOKEN_REPLY = object({ projectId: integer, project: string, tokenId: integer, token: string, hint: string })
+
+export const PROJECT_NAME_SCHEMA = { type: 'string', pattern: PROJECT_NAME.source } as const
+
+export const ENDPOINT = object({ id: integer, method: string, route: string, level: integer, project: string })
 
 /** `GET /api/endpoints/:id`. */
 export const ENDPOINT_REPLY = object({

@@ -18,8 +18,8 @@ import { IngestSender, type OutgoingBatch } from './sender.js'
 import { Writer } from './writer.js'
 import type { ThreadHandler } from './worker.js'
 
-/** How soon an endpoint registration that failed is tried again. */
-const REGISTER_RETRY_MS = 1_000
+/** The first wait after a failed poll; it doubles up to `retryMaxDelayMs`, as the writer's retries do. */
+const POLL_RETRY_BASE_MS = 1_000
 
 export class SenderThread implements ThreadHandler {
   readonly #options: WorkerInit['options']
@@ -34,6 +34,9 @@ export class SenderThread implements ThreadHandler {
   #registered = false
   #ready = false
   #polling = false
+  /** After a failed poll, none is sent before this time (backoff with jitter). */
+  #pollAfterMs = 0
+  #pollRetryMs = POLL_RETRY_BASE_MS
   readonly #timers: NodeJS.Timeout[] = []
 
   constructor (init: WorkerInit, send: (message: FromWorker) => void) {
@@ -82,9 +85,8 @@ export class SenderThread implements ThreadHandler {
         return undefined
       case 'close': {
         for (const timer of this.#timers) clearInterval(timer)
-        const lost = this.#writer.abandon()
-        if (lost > 0) this.#send({ type: 'log', level: 'error', msg: `fastify-monitoring-dashboard: closing with the collector unreachable; ${lost} records were not sent` })
-        return lost
+        // the main thread logs what is lost, once
+        return this.#writer.abandon()
       }
       case 'outliers':
         // never sent: a sender follows levels 2 and 3 as level 1 (the ingest format has no outliers yet)
@@ -97,16 +99,16 @@ export class SenderThread implements ThreadHandler {
     }
   }
 
-  /** Registers every endpoint with the collector and learns their levels; retried until it answers. */
+  /** Registers every endpoint with the collector and learns their levels; retried (with backoff) until it answers. */
   async #register (): Promise<void> {
     if (await this.#poll()) return
-    setTimeout(() => { if (!this.#registered) this.#register().catch(() => {}) }, REGISTER_RETRY_MS).unref()
+    setTimeout(() => { if (!this.#registered) this.#register().catch(() => {}) }, Math.max(this.#pollAfterMs - Date.now(), 0) + 10).unref()
   }
 
   /** Sends every endpoint, for the collector to register and answer its level; true when it answered. */
   async #poll (): Promise<boolean> {
     const keys = this.#keys.filter((key) => key !== undefined)
-    if (this.#polling || keys.length === 0) return false
+    if (this.#polling || keys.length === 0 || Date.now() < this.#pollAfterMs) return false
     this.#polling = true
     try {
       for (const batch of this.#sender.polls(keys)) this.#applyLevels(batch, await this.#sender.post(batch))
@@ -118,12 +120,15 @@ export class SenderThread implements ThreadHandler {
       const level = stats.databaseUp || stats.writeErrors === 1 ? 'warn' : 'debug'
       stats.databaseUp = false
       this.#send({ type: 'stats', stats: { ...stats } })
-      this.#send({ type: 'log', level, msg: 'fastify-monitoring-dashboard: cannot reach the collector; records are buffered and sent when it answers', err: summarizeError(err) })
+      this.#send({ type: 'log', level, msg: 'fastify-monitoring-dashboard: cannot send to the collector; records are buffered and sent when it takes them', err: summarizeError(err) })
+      this.#pollAfterMs = Date.now() + this.#pollRetryMs * (0.5 + Math.random() / 2)
+      this.#pollRetryMs = Math.min(this.#pollRetryMs * 2, this.#options.retryMaxDelayMs)
       return false
     } finally {
       this.#polling = false
     }
     this.#registered = true
+    this.#pollRetryMs = POLL_RETRY_BASE_MS
     for (const id of this.#pendingEndpointReplies) this.#send({ type: 'reply', id })
     this.#pendingEndpointReplies = []
     if (this.#ready && !this.#writer.stats.databaseUp) {

@@ -41,11 +41,23 @@ export class CollectorError extends Error {
   }
 
   static #explain (status: number): string {
-    if (status === 401 || status === 403) return 'the collector refused the token: remote.token must be its FASTIFY_MONITOR_INGEST_TOKEN'
+    if (status === 401) return 'the collector refused the token: remote.token must be a project\'s token not revoked, or the collector\'s FASTIFY_MONITOR_INGEST_TOKEN'
+    if (status === 403) return 'the collector refused the project: the `project` option must be the token\'s project'
     if (status === 404) return 'the collector has no ingest route at remote.url: is it the dashboard URL, and is the collector\'s FASTIFY_MONITOR_INGEST_TOKEN set?'
     if (status === 400 || status === 413 || status === 415) return 'the collector refused the batch'
     return 'the collector failed'
   }
+}
+
+/**
+ * fetch's own error says only "fetch failed"; the cause (ECONNREFUSED, ENOTFOUND, a timeout) is one level
+ * down. This one names the URL and the cause, and keeps the cause's code for the writer's log and retries.
+ */
+function unreachable (url: string, timeoutMs: number, err: unknown): Error {
+  const cause = (err as { cause?: { code?: string, message?: string } }).cause
+  const name = (err as { name?: string }).name
+  const why = name === 'TimeoutError' ? `no answer within ${timeoutMs} ms (remote.timeoutMs)` : cause?.code ?? cause?.message ?? (err as Error).message
+  return Object.assign(new Error(`cannot reach the collector at ${url}: ${why}`), { code: cause?.code ?? (name === 'TimeoutError' ? 'ETIMEDOUT' : undefined) })
 }
 
 /** A batch to post, with the main thread's index of each of its endpoints (the answer's levels are in that order). */
@@ -61,11 +73,13 @@ export class IngestSender {
   readonly #remote: ResolvedRemote
   readonly #version: string
   readonly #instance: IngestBatch['instance']
+  readonly #project: { project?: string }
 
   constructor (remote: ResolvedRemote, { version, instanceToken }: { version: string, instanceToken: string }) {
     this.#remote = remote
     this.#version = version
     this.#instance = { host: hostname().slice(0, 255), pid: process.pid, token: instanceToken }
+    this.#project = remote.project === undefined ? {} : { project: remote.project }
   }
 
   /**
@@ -126,7 +140,7 @@ export class IngestSender {
   }
 
   #batch (id: string, endpoints: IngestBatch['endpoints'], indexes: number[], requests: IngestBatch['requests'], seen?: IngestBatch['seen']): OutgoingBatch {
-    const body: IngestBatch = { batch: id, version: this.#version, instance: this.#instance, endpoints, requests, ...(seen === undefined ? {} : { seen }) }
+    const body: IngestBatch = { batch: id, ...this.#project, version: this.#version, instance: this.#instance, endpoints, requests, ...(seen === undefined ? {} : { seen }) }
     return { body, indexes }
   }
 
@@ -144,7 +158,7 @@ export class IngestSender {
       // level 1: the numbers and repeated strings of a batch compress about as well at the fastest level
       body: compress ? await gzipAsync(json, { level: 1 }) : json,
       signal: AbortSignal.timeout(timeoutMs)
-    })
+    }).catch((err: unknown) => { throw unreachable(ingestUrl, timeoutMs, err) })
     const answer = await response.text()
     if (!response.ok) throw new CollectorError(response.status, answer)
     return JSON.parse(answer) as IngestResult

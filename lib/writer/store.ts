@@ -65,21 +65,28 @@ export async function registerInstance (db: Kysely<Database>, version: string, t
   return { versionId, instanceId }
 }
 
+/** The id of the project of this name, made if it is new. */
+export async function ensureProject (db: Kysely<Database>, name: string): Promise<number> {
+  await db.insertInto('project').values({ name }).onConflict((oc) => oc.column('name').doNothing()).execute()
+  return (await db.selectFrom('project').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id
+}
+
 /**
- * Creates the endpoints the database does not know yet, at `defaultLevel`, and returns the id and
- * (possibly admin-changed) level of each, in the order given.
+ * Creates the endpoints of a project the database does not know yet, at `defaultLevel`, and returns the
+ * id and (possibly admin-changed) level of each, in the order given.
  */
-export async function upsertEndpoints (db: Kysely<Database>, endpoints: EndpointKey[], defaultLevel: number):
+export async function upsertEndpoints (db: Kysely<Database>, endpoints: EndpointKey[], defaultLevel: number, projectId: number):
 Promise<Array<{ id: number, level: number }>> {
   if (endpoints.length === 0) return []
   const methods = endpoints.map((e) => e.method)
   const routes = endpoints.map((e) => e.route)
-  await sql`insert into ${sql.table('endpoint')} (method, route, monitor_level)
-    select m, r, ${defaultLevel} from unnest(${methods}::text[], ${routes}::text[]) as u(m, r)
-    on conflict (method, route) do nothing`.execute(db)
+  await sql`insert into ${sql.table('endpoint')} (project_id, method, route, monitor_level)
+    select ${projectId}::integer, m, r, ${defaultLevel} from unnest(${methods}::text[], ${routes}::text[]) as u(m, r)
+    on conflict (project_id, method, route) do nothing`.execute(db)
   const rows = await sql<{ id: number, method: string, route: string, monitor_level: number }>`
     select e.id, e.method, e.route, e.monitor_level from ${sql.table('endpoint')} e
-    join unnest(${methods}::text[], ${routes}::text[]) as u(m, r) on e.method = u.m and e.route = u.r`.execute(db)
+    join unnest(${methods}::text[], ${routes}::text[]) as u(m, r) on e.method = u.m and e.route = u.r
+    where e.project_id = ${projectId}::integer`.execute(db)
   const byKey = new Map(rows.rows.map((row) => [`${row.method} ${row.route}`, row]))
   return endpoints.map((e) => {
     const row = byKey.get(`${e.method} ${e.route}`)
@@ -88,9 +95,9 @@ Promise<Array<{ id: number, level: number }>> {
   })
 }
 
-/** Current level of every endpoint, by database id. */
-export async function readLevels (db: Kysely<Database>): Promise<Map<number, number>> {
-  const rows = await db.selectFrom('endpoint').select(['id', 'monitor_level']).execute()
+/** Current level of every endpoint of a project, by database id. */
+export async function readLevels (db: Kysely<Database>, projectId: number): Promise<Map<number, number>> {
+  const rows = await db.selectFrom('endpoint').select(['id', 'monitor_level']).where('project_id', '=', projectId).execute()
   return new Map(rows.map((row) => [row.id, row.monitor_level]))
 }
 

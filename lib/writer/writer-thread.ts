@@ -14,12 +14,12 @@
 import { CompiledQuery, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
-import { MAX_IP_LENGTH, OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type IngestBatch, type IngestResult, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
+import { DEFAULT_PROJECT, MAX_IP_LENGTH, OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type IngestBatch, type IngestResult, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
-import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
+import { ensureProject, pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
 import { Writer, storableText } from './writer.js'
 import type { ThreadHandler } from './worker.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
@@ -43,7 +43,9 @@ export class WriterThread implements ThreadHandler {
   readonly #inMemory: boolean
   readonly #send: (message: FromWorker) => void
   #opened: OpenedDatabase | undefined
-  #ids: { versionId: number, instanceId: number } | undefined
+  #ids: { versionId: number, instanceId: number, projectId: number } | undefined
+  /** Project ids by name, for batches other processes send (a project is never renamed or removed). */
+  readonly #projects = new Map<string, number>()
   #partitions: PartitionManager | undefined
   #closing = false
   /** Endpoints by main-thread index, once the database has them. */
@@ -112,7 +114,8 @@ export class WriterThread implements ThreadHandler {
         if (assets !== undefined && assets.snapshot === undefined && this.#opened.dumpDataDir !== undefined) {
           this.#send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await this.#opened.dumpDataDir() } })
         }
-        this.#ids = await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken)
+        const projectId = await this.#project(this.#opened.db, this.#options.project ?? DEFAULT_PROJECT)
+        this.#ids = { ...await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken), projectId }
         this.#partitions = new PartitionManager(this.#opened.db, this.#options.tablePrefix)
         const today = dayOf(Date.now())
         await this.#partitions.ensure(today - 1, today + this.#options.partitionDaysAhead)
@@ -141,7 +144,7 @@ export class WriterThread implements ThreadHandler {
     if (this.#ids === undefined || this.#endpointKeys.length === 0) return
     const keys = this.#endpointKeys
     try {
-      const rows = await upsertEndpoints(this.#requireDb(), keys, this.#options.defaultMonitorLevel)
+      const rows = await upsertEndpoints(this.#requireDb(), keys, this.#options.defaultMonitorLevel, this.#ids.projectId)
       rows.forEach((row, i) => { this.#endpoints[keys[i]!.index] = row })
       this.#send({ type: 'levels', levels: keys.map((key, i) => [key.index, rows[i]!.level]) })
       for (const id of this.#pendingEndpointReplies) this.#send({ type: 'reply', id })
@@ -156,7 +159,7 @@ export class WriterThread implements ThreadHandler {
   /** Picks up levels changed by an admin in this or another process. */
   async #pollLevels (): Promise<void> {
     if (this.#ids === undefined || this.#endpointKeys.length === 0) return
-    const stored = await readLevels(this.#requireDb())
+    const stored = await readLevels(this.#requireDb(), this.#ids.projectId)
     const changed: Array<[number, number]> = []
     for (const key of this.#endpointKeys) {
       const endpoint = this.#endpoints[key.index]
@@ -229,8 +232,8 @@ export class WriterThread implements ThreadHandler {
       case 'close': {
         this.#closing = true
         for (const timer of this.#timers) clearInterval(timer)
+        // the main thread logs what is lost, once
         const lost = this.#writer.abandon()
-        if (lost > 0) this.#log('error', `fastify-monitoring-dashboard: closing with the database unreachable; ${lost} records were not written`)
         await this.#opened?.rawDb.destroy()
         return lost
       }
@@ -248,7 +251,7 @@ export class WriterThread implements ThreadHandler {
     // the route's schema bounded every length; NUL, which text columns refuse, is left to clear
     const text = (value: string): string => storableText(value, value.length)!
     const keys = batch.endpoints.map((e, index) => ({ index, method: text(e.method), route: text(e.route) }))
-    const endpoints = await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel)
+    const endpoints = await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel, await this.#project(db, batch.project ?? DEFAULT_PROJECT))
     const { versionId, instanceId } = await registerInstance(db, text(batch.version), text(batch.instance.token), text(batch.instance.host), batch.instance.pid)
     const { requests } = batch
     const unit: WriteUnit = { id: batch.batch, endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0 }
@@ -278,6 +281,15 @@ export class WriterThread implements ThreadHandler {
     }
     await touchEndpoints(db, lastSeen)
     return { stored, levels: keys.map((key, i) => ({ method: key.method, route: key.route, level: endpoints[i]!.level })) }
+  }
+
+  async #project (db: Kysely<Database>, name: string): Promise<number> {
+    let id = this.#projects.get(name)
+    if (id === undefined) {
+      id = await ensureProject(db, name)
+      this.#projects.set(name, id)
+    }
+    return id
   }
 
   /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */

@@ -457,6 +457,35 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         await withPrefix(rawDb).schema.dropTable('version_total_hour').execute()
         await withPrefix(rawDb).schema.dropTable('version_day').execute()
       }
+    },
+    // Issue #19. Projects: a collector keeps the services that send to it apart. Every endpoint belongs to
+    // one (what was there belongs to `default`, id 1), so two services' `GET /health` are two endpoints;
+    // the raw and rollup tables stay keyed by endpoint. A project's ingest tokens are stored as SHA-256
+    // hashes (they are random, 256 bits: no slow hash needed), with the last characters to tell them apart.
+    '0018_projects': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`create table ${sql.table('project')} (id serial primary key, name text not null,
+          created_at timestamptz not null default now(), constraint ${index('project_name')} unique (name))`.execute(db)
+        await sql`insert into ${sql.table('project')} (name) values ('default')`.execute(db)
+        await sql`create table ${sql.table('project_token')} (id serial primary key,
+          project_id integer not null references ${sql.table('project')} (id) on delete cascade,
+          token_hash text not null, hint text not null, created_at timestamptz not null default now(),
+          last_used_at timestamptz, revoked_at timestamptz,
+          constraint ${index('project_token_hash')} unique (token_hash))`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} add column project_id integer not null default 1`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} drop constraint ${index('endpoint_method_route')}`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} add constraint ${index('endpoint_project_method_route')} unique (project_id, method, route)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`delete from ${sql.table('endpoint')} where project_id <> 1`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} drop constraint ${index('endpoint_project_method_route')}`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} add constraint ${index('endpoint_method_route')} unique (method, route)`.execute(db)
+        await sql`alter table ${sql.table('endpoint')} drop column project_id`.execute(db)
+        await db.schema.dropTable('project_token').execute()
+        await db.schema.dropTable('project').execute()
+      }
     }
   }
 }
