@@ -74,7 +74,7 @@ for (const dialect of DIALECTS) {
     t.same([other.status, other.body.error], [403, 'the token belongs to project billing; the batch names project search'], 'a project\'s token names no other project')
     t.same(await projectOf('/search'), [], 'and stores nothing')
     // the collector's token names any project, created if new
-    t.equal((await ingest(COLLECTOR_TOKEN, batch('c1', '/search', { project: 'search' }))).status, 200)
+    t.equal((await ingest(COLLECTOR_TOKEN, batch('c1', '/search', { project: 'search', version: 'search-1' }))).status, 200)
     t.same(await projectOf('/search'), ['search'])
     t.equal((await ingest(COLLECTOR_TOKEN, batch('c2', '/untagged'))).status, 200)
     t.same(await projectOf('/untagged'), ['default'], 'without a project: default')
@@ -108,6 +108,26 @@ for (const dialect of DIALECTS) {
     t.equal(app.monitor.endpoints().find((e) => e.route === '/users/:id')?.level, 1, 'this app\'s own /users/:id keeps its level')
     const level0 = await ingest(second.body.token, batch('b7', '/users/:id'))
     t.same(level0.body.levels, [{ method: 'GET', route: '/users/:id', level: 0 }], 'the service learns its endpoint\'s level')
+
+    // the views keep to one project when asked
+    for (let i = 0; i < 3; i++) await app.inject({ url: `/users/${i}` })
+    await app.monitor.flush()
+    const billingId: number = made.body.projectId
+    const searchId = listed.body.projects.find((p: { name: string }) => p.name === 'search').id as number
+    const routes = async (project?: number): Promise<string[]> => (await api(guest, 'GET', `/overview${project === undefined ? '' : `?project=${project}`}`)).body.map((e: { route: string }) => e.route)
+    t.same(await routes(billingId), ['/invoices', '/refunds', '/users/:id'], 'overview: billing\'s endpoints only')
+    t.same(await routes(searchId), ['/search'])
+    t.ok((await routes()).includes('/untagged') && (await routes()).filter((r) => r === '/users/:id').length === 2, 'without a project: every project\'s')
+    const billingIds = new Set((await api(guest, 'GET', `/overview?project=${billingId}`)).body.map((e: { id: number }) => e.id))
+    const performance = (await api(guest, 'GET', `/performance?project=${billingId}`)).body
+    t.ok(performance.length === 3 && performance.every((p: { endpointId: number }) => billingIds.has(p.endpointId)), 'performance: billing\'s three endpoints')
+    const hits = (cells: Array<{ hits: number }>): number => cells.reduce((sum, c) => sum + c.hits, 0)
+    t.equal(hits((await api(guest, 'GET', `/load?project=${billingId}`)).body), 6, 'load: billing\'s six stored requests')
+    t.equal(hits((await api(guest, 'GET', '/load')).body), 6 + 2 + 2 + 3, 'every project\'s: billing, search, untagged and this app\'s three')
+    const versions = (await api(guest, 'GET', `/versions?project=${searchId}`)).body
+    t.same(versions.versions.map((v: { version: string, hits: number }) => [v.version, v.hits]), [['search-1', 2]], 'versions: those that served the project')
+    t.equal(hits(versions.daily), 2, 'and its requests per day')
+    t.equal((await api(guest, 'GET', '/overview?project=Infinity')).status, 400, 'a project is an id')
   })
 }
 

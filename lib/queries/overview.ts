@@ -4,6 +4,7 @@ import { distributionsOf, type Distribution } from './distribution.js'
 import { windowSketches } from './closed-periods.js'
 import { endpointRollups } from './rollups.js'
 import { localDayStart } from './range.js'
+import { inProject } from './projects.js'
 
 /** Hits of one window, split by class of status. */
 export interface WindowCounts {
@@ -34,9 +35,9 @@ type Window = 'today' | 'week' | 'all'
  * window from the coarsest rows that cover it exactly (see {@link endpointRollups}): all time reads a
  * row per endpoint and month, the week daily rows and the hours at its start; the sketches of periods
  * that have ended are merged once and kept while they do not change (see {@link windowSketches}).
- * `routePrefix` keeps endpoints whose route starts with it (a Fastify plugin prefix).
+ * `routePrefix` keeps endpoints whose route starts with it (a Fastify plugin prefix), `projectId` those of one project.
  */
-export async function overview (db: Kysely<Database>, tz: string, routePrefix = ''): Promise<EndpointOverview[]> {
+export async function overview (db: Kysely<Database>, tz: string, routePrefix = '', projectId?: number): Promise<EndpointOverview[]> {
   // the window boundaries in the zone (PostgreSQL knows every zone's rules)
   const { rows: [bounds] } = await sql<{ today: Date, week: Date, now: Date }>`
     select t as today, t - interval '6 days' as week, now() as now
@@ -63,7 +64,7 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
         from (${rows(sql`endpoint_id, hits, client_errors, server_errors`)}) as r group by 1, 2)
       select e.id, e.method, e.route, e.monitor_level, e.last_requested,
         (select json_agg(json_build_object('w', c.w, 'hits', c.hits, 'c4', c.c4, 'c5', c.c5)) from counts c where c.endpoint_id = e.id) as counts
-      from ${sql.table('endpoint')} e where e.route like ${like} order by e.route, e.method`.execute(db),
+      from ${sql.table('endpoint')} e where e.route like ${like} ${inProject(projectId, sql.ref('e.id'))} order by e.route, e.method`.execute(db),
     ...starts.map(async ([name, start]) => await sketchesOf(name, start))
   ])
   const medians = new Map(perWindow.flatMap((windowMedians) => [...windowMedians]))

@@ -3,12 +3,13 @@ import type { Database } from '../db/database.js'
 import { latencyHistograms, exactDistribution, exactDistributionColumns, type Distribution, type ExactDistributionRow } from './distribution.js'
 import type { TimeRange } from './range.js'
 import { endpointRollups } from './rollups.js'
+import { inProject } from './projects.js'
 
 /** Duration distribution of every endpoint with requests in the range (rollups): FMD's API performance. */
-export async function endpointPerformance (db: Kysely<Database>, range: TimeRange): Promise<Array<{ endpointId: number } & Distribution>> {
+export async function endpointPerformance (db: Kysely<Database>, range: TimeRange, projectId?: number): Promise<Array<{ endpointId: number } & Distribution>> {
   const source = endpointRollups(range.from, range.to, sql`endpoint_id as k, sketch_offset, sketch`)
   if (source === undefined) return []
-  const byEndpoint = await latencyHistograms<number>(db, source)
+  const byEndpoint = await latencyHistograms<number>(db, projectId === undefined ? source : sql`select * from (${source}) as s where true ${inProject(projectId, sql.ref('s.k'))}`)
   return [...byEndpoint].map(([endpointId, d]) => ({ endpointId, ...d })).sort((a, b) => a.endpointId - b.endpointId)
 }
 

@@ -1,5 +1,13 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
+
+/**
+ * `and <column> in (the project's endpoints)`: what keeps a view to one project; nothing for every project.
+ * The views' rollups and raw rows are keyed by endpoint, so one subquery filters them all.
+ */
+export function inProject (projectId: number | undefined, column: RawBuilder<unknown> = sql.ref('endpoint_id')): RawBuilder<unknown> {
+  return projectId === undefined ? sql`` : sql`and ${column} in (select id from ${sql.table('endpoint')} where project_id = ${projectId})`
+}
 
 /** A project as the picker and the settings list it. */
 export interface ProjectSummary {

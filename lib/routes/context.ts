@@ -72,7 +72,7 @@ export class TimeZones {
 }
 
 /** The query string of every route that reads a time range. */
-export type RangeQuery = { Querystring: { from?: string, to?: string, tz?: string } }
+export type RangeQuery = { Querystring: { from?: string, to?: string, tz?: string, project?: number } }
 
 /** The range a query asks for: the last 7 days by default, at most 1000 days, in a valid IANA zone. */
 export function timeRange (query: { from?: string, to?: string, tz?: string }): TimeRange {

@@ -24,7 +24,7 @@ import { versionRoutes } from './versions.js'
 export type { DashboardContext } from './context.js'
 
 /** Parameters and query keys of the API that are integers. */
-const NUMERIC_PARAMETERS = new Set(['id', 'tokenId', 'n', 'page', 'pageSize', 'limit', 'offset'])
+const NUMERIC_PARAMETERS = new Set(['id', 'tokenId', 'project', 'endpoint', 'n', 'page', 'pageSize', 'limit', 'offset'])
 
 /** Seconds a client is told to wait when the monitoring database is unavailable. */
 const RETRY_AFTER_S = 5

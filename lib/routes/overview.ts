@@ -8,24 +8,24 @@ import { LOAD_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, TIME_RANGE_QUERY, replie
 export const overviewRoutes: ApiRoutes = (app, { db, guards }) => {
   const reader = { config: NOT_MONITORED, preHandler: guards.authenticate }
 
-  app.get<{ Querystring: { tz?: string, prefix?: string } }>('/api/overview', {
+  app.get<{ Querystring: { tz?: string, prefix?: string, project?: number } }>('/api/overview', {
     ...reader,
     schema: {
-      querystring: { type: 'object', properties: { tz: TIME_RANGE_QUERY.properties.tz, prefix: { type: 'string', maxLength: 512 } }, additionalProperties: false },
+      querystring: { type: 'object', properties: { tz: TIME_RANGE_QUERY.properties.tz, prefix: { type: 'string', maxLength: 512 }, project: TIME_RANGE_QUERY.properties.project }, additionalProperties: false },
       response: replies(OVERVIEW_REPLY)
     }
   }, async (request) => {
     const { tz } = timeRange({ tz: request.query.tz })
-    return await overview(db, tz, request.query.prefix ?? '')
+    return await overview(db, tz, request.query.prefix ?? '', request.query.project)
   })
 
   app.get<RangeQuery & { Querystring: { endpoint?: number } }>('/api/load', {
     ...reader,
     schema: { querystring: { ...TIME_RANGE_QUERY, properties: { ...TIME_RANGE_QUERY.properties, endpoint: { type: 'integer', minimum: 1 } } }, response: replies(LOAD_REPLY) }
-  }, async (request) => await hourlyLoad(db, timeRange(request.query), request.query.endpoint))
+  }, async (request) => await hourlyLoad(db, timeRange(request.query), request.query.endpoint, request.query.project))
 
   app.get<RangeQuery>('/api/performance', {
     ...reader,
     schema: { querystring: TIME_RANGE_QUERY, response: replies(PERFORMANCE_REPLY) }
-  }, async (request) => await endpointPerformance(db, timeRange(request.query)))
+  }, async (request) => await endpointPerformance(db, timeRange(request.query), request.query.project))
 }

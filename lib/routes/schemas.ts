@@ -6,7 +6,9 @@ export const TIME_RANGE_QUERY = {
   properties: {
     from: { type: 'string', format: 'date-time' },
     to: { type: 'string', format: 'date-time' },
-    tz: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_+\\-/]{0,63}$' }
+    tz: { type: 'string', pattern: '^[A-Za-z][A-Za-z0-9_+\\-/]{0,63}$' },
+    /** One project's endpoints only (its id, `GET /projects`); absent: every project's. */
+    project: { type: 'integer', minimum: 1, maximum: 2147483647 }
   },
   additionalProperties: false
 } as const
