@@ -3,7 +3,7 @@
 import type { FromSchema } from 'json-schema-to-ts'
 import type {
   BREAKDOWN_REPLY, CONFIG_REPLY, DISTRIBUTION, ENDPOINT_REPLY, ENDPOINT_TESTS_REPLY, GRAPHS_REPLY, GROUPED_PROFILE_REPLY,
-  LOAD_REPLY, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, REPORT_REPLY, RETENTION_REPLY,
+  LOAD_REPLY, OUTLIER_PAGE_REPLY, OUTLIER_REPLY, OVERVIEW_REPLY, PERFORMANCE_REPLY, PROJECTS_REPLY, PROJECT_TOKEN_REPLY, REPORT_REPLY, RETENTION_REPLY,
   SESSION_REPLY, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, USERS_REPLY, VERSIONS_REPLY, WINDOW_COUNTS
 } from '../../../lib/routes/schemas.js'
 
@@ -32,3 +32,7 @@ export type EndpointTests = FromSchema<typeof ENDPOINT_TESTS_REPLY>
 export type Report = FromSchema<typeof REPORT_REPLY>
 export type ReportRow = Report['endpoints'][number]
 export type CustomGraph = FromSchema<typeof GRAPHS_REPLY>[number]
+/** Every project, and for admins every token's hint and state. */
+export type Projects = FromSchema<typeof PROJECTS_REPLY>
+/** A token just made: the only time the UI sees it. */
+export type IssuedProjectToken = FromSchema<typeof PROJECT_TOKEN_REPLY>

@@ -1,7 +1,8 @@
 import { query, request } from './client.js'
-import type { CustomGraph, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
+import type { CustomGraph, Projects, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
 
-export interface Range { from: string, to: string, tz: string }
+/** A view's range and zone, and the project it keeps to (absent: every project's endpoints). */
+export interface Range { from: string, to: string, tz: string, project?: number }
 
 export const session = {
   current: async () => await request<SessionInfo>('/session'),
@@ -10,7 +11,8 @@ export const session = {
 }
 
 export const dashboard = {
-  overview: async (tz: string, prefix?: string) => await request<Overview[]>(`/overview${query({ tz, prefix })}`),
+  overview: async (tz: string, prefix?: string, project?: number) => await request<Overview[]>(`/overview${query({ tz, prefix, project })}`),
+  projects: async () => await request<Projects>('/projects'),
   load: async (range: Range, endpoint?: number) => await request<LoadCell[]>(`/load${query({ ...range, endpoint })}`),
   versions: async (range: Range) => await request<Versions>(`/versions${query({ ...range })}`),
   performance: async (range: Range) => await request<Performance>(`/performance${query({ ...range })}`),

@@ -38,6 +38,6 @@ export function href (path: string, params: Record<string, string> = {}): string
 }
 
 function keptParams (): Record<string, string> {
-  const { range, from, to, tz } = route.params
-  return Object.fromEntries(Object.entries({ range, from, to, tz }).filter(([, v]) => v !== undefined)) as Record<string, string>
+  const { range, from, to, tz, project } = route.params
+  return Object.fromEntries(Object.entries({ range, from, to, tz, project }).filter(([, v]) => v !== undefined)) as Record<string, string>
 }
