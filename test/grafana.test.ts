@@ -170,8 +170,9 @@ scrape_configs:
   t.teardown(() => client.end())
   const quoteList = (values: string[]): string => values.map((v) => `'${v.replaceAll("'", "''")}'`).join(',')
   const versions = (await client.query<{ version: string }>(`select version from "${store.prefix}version"`)).rows.map((r) => r.version)
-  const expandSql = (sql: string): string => sql
+  const expandSql = (sql: string, projects = ['default']): string => sql
     .replaceAll('${prefix}', store.prefix)
+    .replaceAll('($project)', `(${quoteList(projects)})`)
     .replaceAll('($route)', `(${quoteList(Object.keys(sent))})`)
     .replaceAll('($version)', `(${quoteList(versions)})`)
     .replace(/\$__timeFilter\(([^)]+)\)/g, (_m, col: string) => `${col} between '${start.toISOString()}' and '${end.toISOString()}'`)
@@ -191,6 +192,7 @@ scrape_configs:
   }
   const table = (await client.query<{ route: string, hits: string, p95_ms: number }>(expandSql(panelsOf(endpointsBoard)[0]!.targets[0]!.rawSql!))).rows
   t.same(Object.fromEntries(table.map((r) => [r.route, Number(r.hits)])), sent, 'SQL panel: requests per route = sent')
+  t.same((await client.query(expandSql(panelsOf(endpointsBoard)[0]!.targets[0]!.rawSql!, ['billing']))).rows, [], 'the project variable filters: another project has none of these')
 
   // p95 of each route agrees across the three sources within one histogram bucket
   for (const route of Object.keys(sent)) {

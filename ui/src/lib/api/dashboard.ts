@@ -1,5 +1,5 @@
 import { query, request } from './client.js'
-import type { CustomGraph, Projects, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
+import type { CustomGraph, IssuedProjectToken, Projects, Report, GroupedProfile, OutlierDetail, OutlierPage, Breakdown, DashboardConfig, EndpointDetail, LoadCell, Overview, Performance, RetentionResult, SessionInfo, UserRow, Versions, TestBuild, TestCoverage, EndpointTests } from '../types.js'
 
 /** A view's range and zone, and the project it keeps to (absent: every project's endpoints). */
 export interface Range { from: string, to: string, tz: string, project?: number }
@@ -38,6 +38,11 @@ export const admin = {
   users: async () => await request<UserRow[]>('/users'),
   addUser: async (username: string, password: string, role: 'admin' | 'guest') => await request('/users', { method: 'POST', body: { username, password, role } }),
   deleteUser: async (username: string) => await request(`/users/${encodeURIComponent(username)}`, { method: 'DELETE' }),
+  /** A new project and its first ingest token (the only time the token is seen). */
+  createProject: async (name: string) => await request<IssuedProjectToken>('/projects', { method: 'POST', body: { name } }),
+  /** Another token of a project, for a rotation. */
+  newProjectToken: async (projectId: number) => await request<IssuedProjectToken>(`/projects/${projectId}/tokens`, { method: 'POST' }),
+  revokeProjectToken: async (projectId: number, tokenId: number) => await request<{ ok: true }>(`/projects/${projectId}/tokens/${tokenId}`, { method: 'DELETE' }),
   /** `currentPassword` is required when users change their own. */
   setPassword: async (username: string, password: string, currentPassword?: string) => await request(`/users/${encodeURIComponent(username)}/password`, { method: 'PUT', body: { password, currentPassword } })
 }
