@@ -33,17 +33,26 @@ async function sample (server) {
   return { ...message, postgresCpuUs: allPostgresCpuUs() }
 }
 
+// a service with `remote` sends to a collector (the plugin with its ingest route, on PostgreSQL): its CPU
+// per request is counted beside the service's, as PostgreSQL's is
+const collector = SERVERS.some((kind) => kind.includes('-remote')) ? await start('level1-postgres-collector') : undefined
+if (collector !== undefined) process.env.BENCH_REMOTE_URL = `http://127.0.0.1:${collector.port}/dashboard`
+
 async function measure (server) {
   const url = `http://127.0.0.1:${server.port}${PATHS[ROUTE]}`
   await autocannon({ url, connections: CONNECTIONS, duration: 1 }) // warm-up
+  const remote = server.kind.includes('-remote') ? collector : undefined
+  const collectorBefore = remote === undefined ? undefined : await sample(remote)
   const before = await sample(server)
   const result = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, ...(RATE === undefined ? {} : { overallRate: RATE }) })
   const after = await sample(server)
+  const collectorAfter = remote === undefined ? undefined : await sample(remote)
   const served = after.served - before.served
+  const collectorCpuUs = collectorBefore === undefined ? 0 : (collectorAfter.cpu.user + collectorAfter.cpu.system) - (collectorBefore.cpu.user + collectorBefore.cpu.system)
   const cpuUs = (after.cpu.user + after.cpu.system) - (before.cpu.user + before.cpu.system)
   const mainCpuUs = after.mainCpuUs - before.mainCpuUs
   const pgCpuUs = (after.postgresCpuUs ?? 0) - (before.postgresCpuUs ?? 0)
-  return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
+  return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, collectorCpuPerRequestUs: collectorCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
 }
 
 const servers = []
@@ -55,11 +64,11 @@ for (let round = 0; round < ROUNDS; round++) {
   for (const server of order) {
     const r = await measure(server)
     results[server.kind].push(r)
-    console.error(`round ${round + 1} ${server.kind.padEnd(16)} ${Math.round(r.rps)} req/s  p99 ${r.p99} ms  CPU/req: process ${r.cpuPerRequestUs.toFixed(1)} µs, main thread ${r.mainCpuPerRequestUs.toFixed(1)} µs, postgres ${r.postgresCpuPerRequestUs.toFixed(1)} µs`)
+    console.error(`round ${round + 1} ${server.kind.padEnd(16)} ${Math.round(r.rps)} req/s  p99 ${r.p99} ms  CPU/req: process ${r.cpuPerRequestUs.toFixed(1)} µs, main thread ${r.mainCpuPerRequestUs.toFixed(1)} µs, postgres ${r.postgresCpuPerRequestUs.toFixed(1)} µs${r.collectorCpuPerRequestUs > 0 ? `, collector ${r.collectorCpuPerRequestUs.toFixed(1)} µs` : ''}`)
   }
 }
 const finals = {}
-for (const server of servers) {
+for (const server of collector === undefined ? servers : [...servers, collector]) {
   server.child.send('stop')
   const [message] = await once(server.child, 'message')
   finals[server.kind] = message.stats
@@ -80,6 +89,7 @@ const rows = SERVERS.map((kind) => {
     'CPU over bare µs': bareCpu ? (cpu - bareCpu).toFixed(1) : '-',
     'main thread µs/req': median(results[kind].map((r) => r.mainCpuPerRequestUs)).toFixed(1),
     'postgres µs/req': median(results[kind].map((r) => r.postgresCpuPerRequestUs)).toFixed(1),
+    'collector µs/req': median(results[kind].map((r) => r.collectorCpuPerRequestUs)).toFixed(1),
     errors: results[kind].reduce((n, r) => n + r.errors, 0),
     'written/dropped': finals[kind] ? `${finals[kind].written}/${finals[kind].dropped}` : '-'
   }
@@ -93,7 +103,8 @@ if (results.bare && results['fastify-metrics']) {
   const fmRatio = med('fastify-metrics', 'rps') / bare
   const targets = SERVERS.filter((kind) => kind.startsWith('level')).map((kind) => {
     const app = med(kind, 'cpuPerRequestUs') - bareCpu
-    const pgRow = kind.includes('postgres') ? med(kind, 'postgresCpuPerRequestUs') - med('bare', 'postgresCpuPerRequestUs') : 0
+    // a sender's rows cost the collector and its PostgreSQL: both count as this server's
+    const pgRow = kind.includes('postgres') || kind.includes('remote') ? med(kind, 'postgresCpuPerRequestUs') - med('bare', 'postgresCpuPerRequestUs') + med(kind, 'collectorCpuPerRequestUs') : 0
     const ratio = med(kind, 'rps') / bare
     return {
       server: kind,

@@ -1,5 +1,6 @@
 // One server under test, started by bench/overhead.js as a child process.
-// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres>[-variant][@before] | dc-probe
+// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
+// (remote: the service sends to the collector at BENCH_REMOTE_URL, which bench/overhead.js starts)
 // (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, collector = the ingest route on)
 // `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
@@ -46,7 +47,10 @@ if (kind === 'dc-probe') {
   if (variant === 'nostacks') options.outliers = { stackSampling: 'off' }
   // a collector: other processes POST batches to <prefix>/api/ingest (bench/ingest.js)
   if (variant === 'collector') options.dashboard = { ingestToken: 'bench-ingest-token-0000' }
-  if (backend === 'postgres') {
+  if (backend === 'remote') {
+    options.remote = { url: process.env.BENCH_REMOTE_URL, token: 'bench-ingest-token-0000' }
+    delete options.tablePrefix
+  } else if (backend === 'postgres') {
     const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
     options.database = BENCH_DATABASE_URL
     cleanup = async () => { await countRowsAndDropTables(prefix) }

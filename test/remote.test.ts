@@ -125,6 +125,42 @@ for (const dialect of DIALECTS) {
   })
 }
 
+t.test('two services with their projects\' tokens: each project\'s views show its own requests only', async (t) => {
+  const store = await backend(DIALECTS.includes('postgres') ? 'postgres' : 'pglite')
+  t.teardown(store.cleanup)
+  const ADMIN = { username: 'admin', password: 'admin-password-1', role: 'admin' as const }
+  const app = await buildApp({ ...store.options, metrics: false, dashboard: { users: [ADMIN], sessionSecret: 's'.repeat(40) } })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.monitor.ready
+  await until(async () => (await app.monitor.db.selectFrom('dashboard_user').select('id').execute()).length >= 1)
+  const login = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: ADMIN.username, password: ADMIN.password } })
+  const headers = { cookie: String(login.headers['set-cookie']).split(';')[0]!, 'x-csrf-token': login.json().csrfToken as string }
+  const token = async (name: string): Promise<{ projectId: number, token: string }> => (await app.inject({ method: 'POST', url: '/dashboard/api/projects', headers, payload: { name } })).json()
+  const billing = await token('billing')
+  const search = await token('search')
+  const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/dashboard`
+  const services = []
+  for (const project of [billing, search]) {
+    const service = Fastify()
+    await service.register(monitor, { remote: { url, token: project.token }, appVersion: `v-${project.projectId}`, flushIntervalMs: 20, levelPollIntervalMs: 100 })
+    service.get('/health', async () => 'ok')
+    service.get(project === billing ? '/invoices/:id' : '/search', async () => 'ok')
+    t.teardown(() => service.close())
+    await service.ready()
+    services.push(service)
+  }
+  for (let i = 0; i < 7; i++) await services[0]!.inject({ url: `/invoices/${i}` })
+  for (let i = 0; i < 3; i++) await services[0]!.inject({ url: '/health' })
+  for (let i = 0; i < 5; i++) await services[1]!.inject({ url: '/search' })
+  await Promise.all(services.map(async (s) => { await s.monitor.flush() }))
+
+  const overview = async (projectId: number): Promise<Record<string, number>> => Object.fromEntries((await app.inject({ url: `/dashboard/api/overview?project=${projectId}`, headers })).json()
+    .map((e: { route: string, today: { hits: number } }) => [e.route, e.today.hits]))
+  t.same(await overview(billing.projectId), { '/health': 3, '/invoices/:id': 7, __unmatched__: 0 }, 'billing\'s project: its requests, its /health')
+  t.same(await overview(search.projectId), { '/health': 0, '/search': 5, __unmatched__: 0 }, 'search\'s project: its own, and its /health apart from billing\'s')
+})
+
 t.test('a wrong token: 401, nothing stored, the service logs it once and keeps serving; close counts what was not sent', async (t) => {
   const store = await backend(DIALECTS[0]!)
   t.teardown(store.cleanup)
