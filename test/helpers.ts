@@ -189,3 +189,16 @@ export async function freePort (): Promise<number> {
   await new Promise((resolve) => server.close(resolve))
   return port
 }
+
+/** A minimal batch for the ingest route: one endpoint, two requests of the last second; `extra` overrides fields. */
+export function ingestBatch (id: string, route: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
+  const now = Date.now()
+  return {
+    batch: id,
+    version: 'svc-1',
+    instance: { host: 'svc', pid: 1, token: 'svc-instance' },
+    endpoints: [{ method: 'GET', route }],
+    requests: { endpoint: [0, 0], time: [now - 20, now - 10], durationMs: [3, 4], statusCode: [200, 200] },
+    ...extra
+  }
+}

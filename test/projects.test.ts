@@ -5,7 +5,7 @@ import t from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { projectTokenHash } from '../lib/auth/project-tokens.js'
-import { DIALECTS, backend, buildApp, until } from './helpers.js'
+import { DIALECTS, backend, buildApp, ingestBatch, until } from './helpers.js'
 
 const ADMIN = { username: 'admin', password: 'admin-password-1', role: 'admin' as const }
 const GUEST = { username: 'guest', password: 'guest-password-1', role: 'guest' as const }
@@ -17,18 +17,6 @@ async function login (app: FastifyInstance, user: { username: string, password: 
   const res = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: user.username, password: user.password } })
   if (res.statusCode !== 200) throw new Error(`login failed: ${res.statusCode} ${res.body}`)
   return { cookie: String(res.headers['set-cookie']).split(';')[0]!, csrf: res.json().csrfToken }
-}
-
-function batch (id: string, route: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
-  const now = Date.now()
-  return {
-    batch: id,
-    version: 'svc-1',
-    instance: { host: 'svc', pid: 1, token: 'svc-instance' },
-    endpoints: [{ method: 'GET', route }],
-    requests: { endpoint: [0, 0], time: [now - 20, now - 10], durationMs: [3, 4], statusCode: [200, 200] },
-    ...extra
-  }
 }
 
 for (const dialect of DIALECTS) {
@@ -66,17 +54,17 @@ for (const dialect of DIALECTS) {
 
     // the project's token sends into that project, with or without naming it
     const billingToken: string = made.body.token
-    t.same((await ingest(billingToken, batch('b1', '/users/:id'))).status, 200)
-    t.same((await ingest(billingToken, batch('b2', '/invoices', { project: 'billing' }))).status, 200)
+    t.same((await ingest(billingToken, ingestBatch('b1', '/users/:id'))).status, 200)
+    t.same((await ingest(billingToken, ingestBatch('b2', '/invoices', { project: 'billing' }))).status, 200)
     t.same(await projectOf('/users/:id'), ['billing', 'default'], 'the service\'s /users/:id is an endpoint of its own beside this app\'s')
     t.same(await projectOf('/invoices'), ['billing'])
-    const other = await ingest(billingToken, batch('b3', '/search', { project: 'search' }))
+    const other = await ingest(billingToken, ingestBatch('b3', '/search', { project: 'search' }))
     t.same([other.status, other.body.error], [403, 'the token belongs to project billing; the batch names project search'], 'a project\'s token names no other project')
     t.same(await projectOf('/search'), [], 'and stores nothing')
     // the collector's token names any project, created if new
-    t.equal((await ingest(COLLECTOR_TOKEN, batch('c1', '/search', { project: 'search', version: 'search-1' }))).status, 200)
+    t.equal((await ingest(COLLECTOR_TOKEN, ingestBatch('c1', '/search', { project: 'search', version: 'search-1' }))).status, 200)
     t.same(await projectOf('/search'), ['search'])
-    t.equal((await ingest(COLLECTOR_TOKEN, batch('c2', '/untagged'))).status, 200)
+    t.equal((await ingest(COLLECTOR_TOKEN, ingestBatch('c2', '/untagged'))).status, 200)
     t.same(await projectOf('/untagged'), ['default'], 'without a project: default')
 
     // listed for everyone (the picker); tokens for admins only
@@ -92,12 +80,12 @@ for (const dialect of DIALECTS) {
     t.not(second.body.token, billingToken)
     t.equal((await api(admin, 'DELETE', `/projects/${made.body.projectId as number}/tokens/${made.body.tokenId as number}`)).status, 200)
     t.equal((await api(admin, 'DELETE', `/projects/${made.body.projectId as number}/tokens/${made.body.tokenId as number}`)).status, 404, 'revoked once')
-    const revoked = await ingest(billingToken, batch('b4', '/refunds'))
+    const revoked = await ingest(billingToken, ingestBatch('b4', '/refunds'))
     t.same([revoked.status, revoked.body.error], [401, 'a valid ingest token is required: a project\'s, or the collector\'s (dashboard.ingestToken)'])
     t.same(await projectOf('/refunds'), [], 'nothing stored with a revoked token')
-    t.equal((await ingest(second.body.token, batch('b5', '/refunds'))).status, 200, 'the new token works')
+    t.equal((await ingest(second.body.token, ingestBatch('b5', '/refunds'))).status, 200, 'the new token works')
     t.same(await projectOf('/refunds'), ['billing'])
-    t.equal((await ingest(`fmdp_${'x'.repeat(43)}`, batch('b6', '/x'))).status, 401, 'an unknown token')
+    t.equal((await ingest(`fmdp_${'x'.repeat(43)}`, ingestBatch('b6', '/x'))).status, 401, 'an unknown token')
     t.equal((await api(admin, 'POST', '/projects/999/tokens')).status, 404, 'no token for a project that is not there')
 
     // the endpoint page names its project; a level set there does not touch this app's endpoint of the same route
@@ -106,7 +94,7 @@ for (const dialect of DIALECTS) {
     t.equal((await api(guest, 'GET', `/endpoints/${billingUsers}`)).body.endpoint.project, 'billing')
     t.equal((await api(admin, 'PUT', `/endpoints/${billingUsers}/level`, { level: 0 })).status, 200)
     t.equal(app.monitor.endpoints().find((e) => e.route === '/users/:id')?.level, 1, 'this app\'s own /users/:id keeps its level')
-    const level0 = await ingest(second.body.token, batch('b7', '/users/:id'))
+    const level0 = await ingest(second.body.token, ingestBatch('b7', '/users/:id'))
     t.same(level0.body.levels, [{ method: 'GET', route: '/users/:id', level: 0 }], 'the service learns its endpoint\'s level')
 
     // the views keep to one project when asked
@@ -140,7 +128,7 @@ t.test('without a collector token, the ingest route takes projects\' tokens only
   await app.monitor.ready
   t.ok(await until(async () => (await sql<{ name: string }>`select distinct p.name from ${sql.table('endpoint')} e
     join ${sql.table('project')} p on p.id = e.project_id`.execute(app.monitor.db)).rows.map((r) => r.name).join() === 'shop'), 'this app\'s endpoints are in project shop')
-  const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: batch('x', '/x') })
+  const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: ingestBatch('x', '/x') })
   t.equal(res.statusCode, 401)
   await t.rejects(buildApp({ dataDir: 'memory://', project: 'a b' }), /"project" option must be 1 to 64 letters/)
 })

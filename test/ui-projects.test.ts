@@ -5,7 +5,7 @@ import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { Page } from 'playwright-core'
 import monitor from '../lib/index.js'
-import { backend, until } from './helpers.js'
+import { backend, ingestBatch, until } from './helpers.js'
 import { launchChromium, logIn } from './browser.js'
 
 t.setTimeout(300_000)
@@ -14,18 +14,6 @@ const GUEST = { username: 'viewer', password: 'viewer-password', role: 'guest' a
 const HOSTILE = '<img src=x onerror="window.__xss=1">'
 const TOKEN = /^fmdp_[A-Za-z0-9_-]{43}$/
 const SHOWN_ONCE = 'Shown once: store it now. Services send with it as remote.token.'
-
-/** A minimal ingest batch: one endpoint, two requests. */
-function batch (id: string, route: string): Record<string, unknown> {
-  const now = Date.now()
-  return {
-    batch: id,
-    version: 'svc-1',
-    instance: { host: 'svc', pid: 1, token: 'svc-instance' },
-    endpoints: [{ method: 'GET', route }],
-    requests: { endpoint: [0, 0], time: [now - 20, now - 10], durationMs: [3, 4], statusCode: [200, 200] }
-  }
-}
 
 /** The dates the UI shows (format.ts `dateTime`), here in UTC. */
 const utc = (iso: string): string => new Intl.DateTimeFormat('en-GB', { timeZone: 'UTC', dateStyle: 'medium', timeStyle: 'short' }).format(new Date(iso))
@@ -53,7 +41,7 @@ t.test('pglite: the Projects section of Settings', async (t) => {
   await db.insertInto('project').values({ name: HOSTILE }).execute()
   const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
   const ingest = async (token: string, id: string): Promise<number> => (await app.inject({
-    method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${token}` }, payload: batch(id, '/invoices')
+    method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${token}` }, payload: ingestBatch(id, '/invoices')
   })).statusCode
   const projectNames = async (): Promise<string[]> => (await db.selectFrom('project').select('name').orderBy('name').execute()).map((p) => p.name)
 
