@@ -231,7 +231,12 @@ for (const [i, dialect] of DIALECTS.entries()) {
     const csv = await exported('requests?limit=2&format=csv')
     t.match(csv.body, /^id,method,route,timeRequested/, 'CSV is sent as text, past the JSON schema')
 
-    t.same((await call('PUT', `/endpoints/${id}/level`, admin, { level: 2 })).body, { id, method: 'POST', route: '/work', level: 2 })
+    t.same((await call('PUT', `/endpoints/${id}/level`, admin, { level: 2 })).body, { id, method: 'POST', route: '/work', level: 2, project: 'default' })
+    const made = await call('POST', '/projects', admin, { name: 'billing' })
+    t.match(made, { status: 201, body: { project: 'billing', token: /^fmdp_/ } }, 'a project and its token')
+    t.match(await call('POST', `/projects/${made.body.projectId as number}/tokens`), { status: 201, body: { projectId: made.body.projectId } })
+    t.match((await call('GET', '/projects')).body, { projects: [{ name: 'billing' }, { name: 'default' }], tokens: [{ hint: made.body.hint }, {}] }, 'projects and their tokens\' hints')
+    t.same((await call('DELETE', `/projects/${made.body.projectId as number}/tokens/${made.body.tokenId as number}`)).body, { ok: true })
     t.same((await call('POST', '/users', admin, { username: 'someone', password: 'some-password', role: 'guest' })), { status: 201, body: { username: 'someone', role: 'guest' } })
     t.same((await call('PUT', '/users/someone/role', admin, { role: 'admin' })).body, { ok: true })
     t.same((await call('PUT', '/users/someone/password', admin, { password: 'other-password' })).body, { ok: true })
