@@ -116,6 +116,11 @@ for (const dialect of DIALECTS) {
     t.same(versions.versions.map((v: { version: string, hits: number }) => [v.version, v.hits]), [['search-1', 2]], 'versions: those that served the project')
     t.equal(hits(versions.daily), 2, 'and its requests per day')
     t.equal((await api(guest, 'GET', '/overview?project=Infinity')).status, 400, 'a project is an id')
+    const window = `range:${new Date(Date.now() - 3_600_000).toISOString()}/${new Date(Date.now() + 60_000).toISOString()}`
+    const reported = async (project?: number): Promise<string[]> => (await api(guest, 'GET', `/reports?baseline=${encodeURIComponent(window)}&candidate=${encodeURIComponent(window)}${project === undefined ? '' : `&project=${project}`}`))
+      .body.endpoints.map((e: { route: string }) => e.route).sort()
+    t.same(await reported(searchId), ['/search'], 'reports: the project\'s endpoints only')
+    t.ok((await reported()).length > 3, 'and every project\'s without one')
   })
 }
 

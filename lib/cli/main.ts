@@ -20,6 +20,7 @@ export const REPORT_USAGE = `usage:
       selectors: version:<v> | range:<ISO from>/<ISO to> | run:<tag> | today | yesterday | this-week | last-week
       --database <postgres://… | PGlite directory>   (default $FASTIFY_MONITOR_DATABASE_URL, else ./.fastify-monitor)
       --table-prefix <prefix>                          (default fmd_)
+      --project <name>                                 one project's endpoints only (default: every project's)
       --alpha <p> --min-change-pct <%> --min-change-ms <ms>
       --fail-on regression|never                       (default regression: exit 1 when an endpoint regressed)
       --json                                           the report as JSON on stdout
@@ -90,7 +91,8 @@ async function report (args: string[]): Promise<number> {
       'min-change-ms': { type: 'string' },
       'fail-on': { type: 'string' },
       json: { type: 'boolean' },
-      html: { type: 'string' }
+      html: { type: 'string' },
+      project: { type: 'string' }
     },
     strict: true
   })
@@ -108,8 +110,10 @@ async function report (args: string[]): Promise<number> {
   progress(`opening ${database === undefined ? 'the PGlite directory ./.fastify-monitor' : maskUrl(database)}…`)
   const { db, close } = await openCliDatabase({ database, tablePrefix: values['table-prefix'] })
   try {
+    const project = values.project === undefined ? undefined : await db.selectFrom('project').select('id').where('name', '=', values.project).executeTakeFirst()
+    if (project === undefined && values.project !== undefined) throw new UsageError(`--project ${values.project}: no such project in this database`)
     progress('reading both sides and testing every endpoint…')
-    const result = await buildReport(db, baseline, candidate, thresholds)
+    const result = await buildReport(db, baseline, candidate, thresholds, project?.id)
     progress(`compared ${result.endpoints.length} endpoints\n`)
     if (values.json === true) process.stdout.write(`${JSON.stringify(result, null, 2)}\n`)
     else process.stdout.write(reportText(result))

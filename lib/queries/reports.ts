@@ -123,7 +123,8 @@ export async function sideSketches (db: Kysely<Database>, side: ResolvedSide, no
 const EMPTY: SideSample = { hits: 0, serverErrors: 0, latency: { values: new Float64Array(0), counts: new Float64Array(0), n: 0 } }
 
 /**
- * Compares two selections endpoint by endpoint (see {@link compareSides}), flagged changes first.
+ * Compares two selections endpoint by endpoint (see {@link compareSides}), flagged changes first; with
+ * `projectId`, that project's endpoints only.
  *
  * ### Examples
  * ```ts
@@ -131,10 +132,10 @@ const EMPTY: SideSample = { hits: 0, serverErrors: 0, latency: { values: new Flo
  * if (report.summary.regressions > 0) process.exitCode = 1
  * ```
  */
-export async function buildReport (db: Kysely<Database>, baseline: Selector, candidate: Selector, thresholds: ReportThresholds = DEFAULT_THRESHOLDS): Promise<Report> {
+export async function buildReport (db: Kysely<Database>, baseline: Selector, candidate: Selector, thresholds: ReportThresholds = DEFAULT_THRESHOLDS, projectId?: number): Promise<Report> {
   const sides = [await resolveSide(db, baseline), await resolveSide(db, candidate)] as const
   const [before, after, names] = await Promise.all([sideSketches(db, sides[0]), sideSketches(db, sides[1]),
-    db.selectFrom('endpoint').select(['id', 'method', 'route']).execute()])
+    db.selectFrom('endpoint').select(['id', 'method', 'route']).$if(projectId !== undefined, (q) => q.where('project_id', '=', projectId!)).execute()])
   const endpoints: Report['endpoints'] = []
   for (const { id, method, route } of names) {
     const a = before.get(id)

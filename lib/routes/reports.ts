@@ -2,7 +2,7 @@ import { buildReport } from '../queries/reports.js'
 import { DEFAULT_THRESHOLDS } from '../reports/compare.js'
 import { parseSelector } from '../reports/selector.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
-import { REPORT_REPLY, replies } from './schemas.js'
+import { REPORT_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 
 const SELECTOR = { type: 'string', minLength: 1, maxLength: 200 } as const
@@ -13,6 +13,7 @@ interface ReportQuery {
   alpha?: number
   minChangePct?: number
   minChangeMs?: number
+  project?: number
 }
 
 /** Did performance change between two versions, ranges, load-test runs or named windows? */
@@ -28,7 +29,8 @@ export const reportRoutes: ApiRoutes = (app, { db, guards }) => {
           candidate: SELECTOR,
           alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.5 },
           minChangePct: { type: 'number', minimum: 0, maximum: 1000 },
-          minChangeMs: { type: 'number', minimum: 0, maximum: 3_600_000 }
+          minChangeMs: { type: 'number', minimum: 0, maximum: 3_600_000 },
+          project: TIME_RANGE_QUERY.properties.project
         },
         required: ['baseline', 'candidate'],
         additionalProperties: false
@@ -36,10 +38,10 @@ export const reportRoutes: ApiRoutes = (app, { db, guards }) => {
       response: replies(REPORT_REPLY)
     }
   }, async (request) => {
-    const { baseline, candidate, ...thresholds } = request.query
+    const { baseline, candidate, project, ...thresholds } = request.query
     const [a, b] = [parseSelector(baseline), parseSelector(candidate)]
     if (a instanceof Error) throw new BadRequest(`baseline ${a.message}`)
     if (b instanceof Error) throw new BadRequest(`candidate ${b.message}`)
-    return await buildReport(db, a, b, { ...DEFAULT_THRESHOLDS, ...thresholds })
+    return await buildReport(db, a, b, { ...DEFAULT_THRESHOLDS, ...thresholds }, project)
   })
 }

@@ -23,7 +23,7 @@ export const dashboard = {
   profile: async (id: number, n: number, libraries: 'fold' | 'expand') => await request<GroupedProfile>(`/endpoints/${id}/profile${query({ n, libraries })}`),
   setLevel: async (id: number, level: number) => await request(`/endpoints/${id}/level`, { method: 'PUT', body: { level } }),
   graphs: async (range: Range) => await request<CustomGraph[]>(`/graphs${query({ ...range })}`),
-  report: async (baseline: string, candidate: string) => await request<Report>(`/reports${query({ baseline, candidate })}`)
+  report: async (baseline: string, candidate: string, project?: number) => await request<Report>(`/reports${query({ baseline, candidate, project })}`)
 }
 
 export const tests = {
