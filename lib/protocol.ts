@@ -201,6 +201,8 @@ export const DEFAULT_PROJECT = 'default'
 
 /** Requests in one ingest batch at most, as many as the plugin's own writer puts in one transaction by default, twice. */
 export const MAX_INGEST_REQUESTS = 10_000
+/** Endpoints one ingest batch may name (its requests refer to them by index). */
+export const MAX_INGEST_ENDPOINTS = 1_000
 /** An ingest body after decompression, at most: a full batch with long groups and routes is about 4 MB of JSON. */
 export const INGEST_BODY_LIMIT = 8 * 1024 * 1024
 

@@ -42,6 +42,11 @@ export async function listProjectTokens (db: Kysely<Database>): Promise<ProjectT
   return rows.map((row) => ({ id: row.id, projectId: row.project_id, hint: row.hint, createdAt: row.created_at, lastUsedAt: row.last_used_at, revokedAt: row.revoked_at }))
 }
 
+/** A project's name by id; undefined when there is none. */
+export async function projectName (db: Kysely<Database>, id: number): Promise<string | undefined> {
+  return (await db.selectFrom('project').select('name').where('id', '=', id).executeTakeFirst())?.name
+}
+
 /** A new project; undefined when the name is taken. */
 export async function createProject (db: Kysely<Database>, name: string): Promise<number | undefined> {
   const row = await db.insertInto('project').values({ name }).onConflict((oc) => oc.column('name').doNothing()).returning('id').executeTakeFirst()

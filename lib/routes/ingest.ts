@@ -1,11 +1,11 @@
 import { Readable } from 'node:stream'
 import { promisify } from 'node:util'
 import { gunzip } from 'node:zlib'
-import { timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { bearerMatcher } from '../auth/bearer.js'
 import { PROJECT_TOKEN_PREFIX } from '../auth/project-tokens.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import { DEFAULT_PROJECT, INGEST_BODY_LIMIT, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, PROJECT_NAME, type IngestBatch } from '../protocol.js'
+import { DEFAULT_PROJECT, INGEST_BODY_LIMIT, MAX_INGEST_ENDPOINTS, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, PROJECT_NAME, type IngestBatch } from '../protocol.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { replies } from './schemas.js'
@@ -34,7 +34,7 @@ export const INGEST_BATCH = {
     endpoints: {
       type: 'array',
       minItems: 1,
-      maxItems: 1_000,
+      maxItems: MAX_INGEST_ENDPOINTS,
       items: {
         type: 'object',
         required: ['method', 'route'],
@@ -47,7 +47,7 @@ export const INGEST_BATCH = {
       required: ['endpoint', 'time', 'durationMs', 'statusCode'],
       additionalProperties: false,
       properties: {
-        endpoint: column({ type: 'integer', minimum: 0, maximum: 999 }),
+        endpoint: column({ type: 'integer', minimum: 0, maximum: MAX_INGEST_ENDPOINTS - 1 }),
         time: column({ type: 'number' }),
         durationMs: column({ type: 'number', minimum: 0, maximum: 86_400_000 }),
         statusCode: column({ type: 'integer', minimum: 100, maximum: 999 }),
@@ -61,7 +61,7 @@ export const INGEST_BATCH = {
       required: ['endpoint', 'time'],
       additionalProperties: false,
       properties: {
-        endpoint: column({ type: 'integer', minimum: 0, maximum: 999 }),
+        endpoint: column({ type: 'integer', minimum: 0, maximum: MAX_INGEST_ENDPOINTS - 1 }),
         time: column({ type: 'number' })
       }
     }
@@ -139,17 +139,16 @@ const MAX_TOKEN_LENGTH = 128
  * (created if new). Checked before the body is read, so a request without one costs no inflating.
  */
 export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, projectTokens }) => {
-  const collectorToken = options.ingestToken === undefined ? undefined : Buffer.from(options.ingestToken)
+  const isCollectorToken = options.ingestToken === undefined ? () => false : bearerMatcher(options.ingestToken)
   /** The project each authorised request's token grants; null for the collector's token (any project). */
   const granted = new WeakMap<FastifyRequest, string | null>()
   const authorize = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const header = request.headers.authorization ?? ''
-    const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : ''
-    const given = Buffer.from(token)
-    if (collectorToken !== undefined && given.length === collectorToken.length && timingSafeEqual(given, collectorToken)) {
+    if (isCollectorToken(request)) {
       granted.set(request, null)
       return
     }
+    const header = request.headers.authorization ?? ''
+    const token = header.startsWith('Bearer ') ? header.slice('Bearer '.length) : ''
     const project = token.startsWith(PROJECT_TOKEN_PREFIX) && token.length <= MAX_TOKEN_LENGTH ? await projectTokens.projectOf(token) : undefined
     if (project === undefined) {
       await reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'a valid ingest token is required: a project\'s, or the collector\'s (dashboard.ingestToken)' })

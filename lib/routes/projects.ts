@@ -1,6 +1,6 @@
 import { dashboardUser } from '../auth/index.js'
 import { newProjectToken, projectTokenHash, projectTokenHint } from '../auth/project-tokens.js'
-import { addProjectToken, createProject, listProjectTokens, listProjects, revokeProjectToken } from '../queries/projects.js'
+import { addProjectToken, createProject, listProjectTokens, listProjects, projectName, revokeProjectToken } from '../queries/projects.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
 import { ID_PARAMS, OK_REPLY, PROJECTS_REPLY, PROJECT_NAME_SCHEMA, PROJECT_TOKEN_REPLY, replies } from './schemas.js'
 
@@ -43,8 +43,8 @@ export const projectRoutes: ApiRoutes = (app, { db, guards, projectTokens }) => 
     ...admin,
     schema: { params: ID_PARAMS, response: replies(PROJECT_TOKEN_REPLY, 201) }
   }, async (request, reply) => {
-    const project = (await listProjects(db)).find((p) => p.id === request.params.id)
-    const issued = project === undefined ? undefined : await issue(project.id, project.name)
+    const name = await projectName(db, request.params.id)
+    const issued = name === undefined ? undefined : await issue(request.params.id, name)
     if (issued === undefined) return await reply.code(404).send({ error: 'no such project' })
     return await reply.code(201).send(issued)
   })

@@ -14,12 +14,10 @@ import { hostname } from 'node:os'
 import { promisify } from 'node:util'
 import { gzip } from 'node:zlib'
 import type { ResolvedRemote } from '../options.js'
-import type { EndpointKey, IngestBatch, IngestResult } from '../protocol.js'
+import { MAX_INGEST_ENDPOINTS, type EndpointKey, type IngestBatch, type IngestResult } from '../protocol.js'
 import type { WriteUnit } from './store.js'
 
 const gzipAsync = promisify(gzip)
-/** Endpoints one batch may name (the ingest route's schema). */
-export const MAX_INGEST_ENDPOINTS = 1_000
 /** Longest part of the collector's answer kept in an error message. */
 const MAX_ANSWER_IN_MESSAGE = 300
 

@@ -256,10 +256,11 @@ export class WriterThread implements ThreadHandler {
     const { requests } = batch
     const unit: WriteUnit = { id: batch.batch, endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0 }
     const lastSeen = new Map<number, number>()
+    const seenAt = (id: number, timeMs: number): void => { if (timeMs > (lastSeen.get(id) ?? 0)) lastSeen.set(id, timeMs) }
     for (let i = 0; i < requests.endpoint.length; i++) {
       const endpoint = endpoints[requests.endpoint[i]!]!
       const timeMs = requests.time[i]!
-      if (timeMs > (lastSeen.get(endpoint.id) ?? 0)) lastSeen.set(endpoint.id, timeMs)
+      seenAt(endpoint.id, timeMs)
       if (endpoint.level === 0) continue
       unit.endpointId.push(endpoint.id)
       unit.timeMs.push(timeMs)
@@ -270,10 +271,7 @@ export class WriterThread implements ThreadHandler {
       unit.ip.push(storableText(requests.ip?.[i] ?? undefined, MAX_IP_LENGTH))
     }
     const seen = batch.seen ?? { endpoint: [], time: [] }
-    for (let i = 0; i < seen.endpoint.length; i++) {
-      const id = endpoints[seen.endpoint[i]!]!.id
-      if (seen.time[i]! > (lastSeen.get(id) ?? 0)) lastSeen.set(id, seen.time[i]!)
-    }
+    for (let i = 0; i < seen.endpoint.length; i++) seenAt(endpoints[seen.endpoint[i]!]!.id, seen.time[i]!)
     let stored = true
     if (unit.endpointId.length > 0) {
       await this.#partitions!.ensure(dayOf(Math.min(...unit.timeMs)), dayOf(Math.max(...unit.timeMs)))
