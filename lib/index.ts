@@ -16,7 +16,6 @@ import { RemoteDialect } from './storage/remote-dialect.js'
 import { TablePrefixPlugin } from './db/table-prefix-plugin.js'
 import type { MonitorApi } from './types.js'
 import { dashboardRoutes } from './routes/dashboard.js'
-import { storeLevel } from './queries/admin.js'
 import { SESSION_DECORATOR, provisionUsers } from './auth/index.js'
 import { testTracker } from './test-monitor/tracker.js'
 import { addTestMonitorHooks } from './test-monitor/hooks.js'
@@ -166,7 +165,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       if (![0, 1, 2, 3].includes(level)) throw new InvalidOptionError('level', `must be 0, 1, 2 or 3, got ${String(level)}`)
       const endpoint = registry.find(method.toUpperCase(), route)
       if (endpoint === undefined) throw new UnknownEndpointError(`${method} ${route}`)
-      await storage.setLevel(endpoint.index, level)
+      await storage.setLevel({ index: endpoint.index }, level)
       endpoint.level = level
       outliers.update(registry.list)
     },
@@ -189,7 +188,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     const setLevel = async (endpoint: { id: number, method: string, route: string, project: string }, level: 0 | 1 | 2 | 3): Promise<void> => {
       // an endpoint only another process serves (or another project's) is changed in the database; that process polls it
       if (endpoint.project === (resolved.project ?? DEFAULT_PROJECT) && registry.find(endpoint.method, endpoint.route) !== undefined) await api.setMonitorLevel(endpoint.method, endpoint.route, level)
-      else await storeLevel(db, endpoint.id, level)
+      else await storage.setLevel({ endpointId: endpoint.id }, level)
     }
     await fastify.register(async (child) => {
       await dashboardRoutes(child, {

@@ -263,7 +263,8 @@ export interface WorkerInit {
 export type ToWorker =
   | { type: 'records', batch: RecordBatch | undefined, lastSeen: LastSeen | undefined }
   | { type: 'endpoints', id: number, endpoints: EndpointKey[] }
-  | { type: 'setLevel', id: number, index: number, level: number }
+  /** An endpoint's level: one of this process's (by index) or any stored one (by database id, e.g. a sender's). */
+  | { type: 'setLevel', id: number, endpoint: { index: number } | { endpointId: number }, level: number }
   | { type: 'query', id: number, sql: string, parameters: readonly unknown[] }
   | { type: 'outliers', outliers: OutlierRecord[], overflow: OutlierOverflow[], profiles: ProfileRecord[], keepPerHour: number }
   | { type: 'flush', id: number }

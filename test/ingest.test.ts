@@ -73,8 +73,10 @@ for (const dialect of DIALECTS) {
     t.same([gz.statusCode, gz.json().stored], [200, true], 'a gzip body is stored')
     t.same((await serviceRows(db)).at(-1), { route: SERVICE_ROUTE, duration_ms: 7, status_code: 201, seq: null, group_by: null, ip: null, version: 'svc-1.0', host: 'svc-a' }, 'optional columns absent: null')
 
-    // an endpoint an admin set to level 0: its requests move its last-request time only
+    // an endpoint an admin set to level 0 (through another collector on this database): its requests move its
+    // last-request time only. This collector remembers levels for levelPollIntervalMs (100 ms here)
     await sql`update ${sql.table('endpoint')} set monitor_level = 0 where route = ${SERVICE_ROUTE}`.execute(db)
+    await new Promise((resolve) => setTimeout(resolve, 150))
     const quiet = await post(batchOf('batch-3', now, { requests: { endpoint: [0], time: [now - 10], durationMs: [3], statusCode: [200] } }))
     t.same(quiet.json(), { stored: true, levels: [{ method: 'GET', route: SERVICE_ROUTE, level: 0 }, { method: 'POST', route: HOSTILE_ROUTE, level: 1 }] }, 'the sender learns the level')
     t.equal((await serviceRows(db)).length, 4, 'no row for a level-0 endpoint')

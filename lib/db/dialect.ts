@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { execFile } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
@@ -51,6 +52,23 @@ export interface OpenDatabaseOptions {
   initHere?: boolean
 }
 
+/** Names of the statements prepared on the writer's connections, by their text. */
+const preparedNames = new Map<string, string>()
+
+/**
+ * A name for a statement's text, so each connection parses and plans it once: the writer runs the same few
+ * statements (a batch's claim and rollups) for every batch, and the rollups' seven upserts cost PostgreSQL
+ * more to plan than to run at small batches. The text holds no value (all are parameters), so few names exist.
+ */
+function preparedName (text: string): string {
+  let name = preparedNames.get(text)
+  if (name === undefined) {
+    name = `fmd_${createHash('sha256').update(text).digest('hex').slice(0, 24)}`
+    preparedNames.set(text, name)
+  }
+  return name
+}
+
 /**
  * Opens a `pg` pool or embedded PGlite behind one kysely dialect family (both compile with the
  * Postgres query compiler), so every query is written once. Drivers load lazily: a user of a
@@ -80,7 +98,7 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
       try {
         await client.query('begin')
         const result = await work({
-          query: async (query) => (await client.query(query.sql, [...query.parameters])).rows,
+          query: async (query) => (await client.query({ name: preparedName(query.sql), text: query.sql, values: [...query.parameters] })).rows,
           copyFrom: async (statement, data) => { await pipeline(Readable.from([data]), client.query(copyFromStdin(statement.sql))) }
         })
         await client.query('commit')

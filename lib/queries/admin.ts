@@ -8,11 +8,6 @@ export async function findEndpoint (db: Kysely<Database>, id: number): Promise<{
   return row === undefined ? undefined : { id: row.id, method: row.method, route: row.route, level: row.monitor_level, project: row.name }
 }
 
-/** Sets a level in the database; every process picks it up at its next level poll. */
-export async function storeLevel (db: Kysely<Database>, id: number, level: number): Promise<void> {
-  await db.updateTable('endpoint').set({ monitor_level: level }).where('id', '=', id).execute()
-}
-
 /** Size on disk and rows of each of the plugin's tables (partitions summed into their parent). */
 export interface TableSize {
   table: string

@@ -234,8 +234,8 @@ export class StorageClient {
     await this.#request({ type: 'endpoints', endpoints })
   }
 
-  async setLevel (index: number, level: number): Promise<void> {
-    await this.#request({ type: 'setLevel', index, level })
+  async setLevel (endpoint: { index: number } | { endpointId: number }, level: number): Promise<void> {
+    await this.#request({ type: 'setLevel', endpoint, level })
   }
 
   /** Runs one compiled query in the writer's thread (the only owner of the connection). */

@@ -21,6 +21,7 @@ import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
 import { ensureProject, pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
 import { Writer, storableText } from './writer.js'
+import { SenderRegistry } from './sender-registry.js'
 import type { ThreadHandler } from './worker.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
@@ -46,6 +47,8 @@ export class WriterThread implements ThreadHandler {
   #ids: { versionId: number, instanceId: number, projectId: number } | undefined
   /** Project ids by name, for batches other processes send (a project is never renamed or removed). */
   readonly #projects = new Map<string, number>()
+  /** What the database said about the senders' endpoints and instances, so a batch of known ones costs no statement for them. */
+  readonly #senders: SenderRegistry
   #partitions: PartitionManager | undefined
   #closing = false
   /** Endpoints by main-thread index, once the database has them. */
@@ -67,6 +70,7 @@ export class WriterThread implements ThreadHandler {
     this.#pgliteAssets = init.pgliteAssets
     this.#inMemory = init.options.database.kind === 'pglite' && init.options.database.dataDir.startsWith('memory://')
     this.#send = send
+    this.#senders = new SenderRegistry(init.options.levelPollIntervalMs)
     this.#writer = new Writer({
       target: 'the database',
       resolveEndpoint: (index) => this.#endpoints[index],
@@ -198,10 +202,12 @@ export class WriterThread implements ThreadHandler {
         await this.#syncEndpoints()
         return undefined
       case 'setLevel': {
-        const endpoint = this.#endpoints[message.index]
-        if (endpoint === undefined) throw new Error('endpoint not registered in the database yet')
-        await setLevel(this.#requireDb(), endpoint.id, message.level)
-        endpoint.level = message.level
+        const own = 'index' in message.endpoint ? this.#endpoints[message.endpoint.index] : undefined
+        const endpointId = 'endpointId' in message.endpoint ? message.endpoint.endpointId : own?.id
+        if (endpointId === undefined) throw new Error('endpoint not registered in the database yet')
+        await setLevel(this.#requireDb(), endpointId, message.level)
+        if (own !== undefined) own.level = message.level
+        this.#senders.levelChanged(endpointId, message.level)
         return undefined
       }
       case 'query': {
@@ -251,8 +257,12 @@ export class WriterThread implements ThreadHandler {
     // the route's schema bounded every length; NUL, which text columns refuse, is left to clear
     const text = (value: string): string => storableText(value, value.length)!
     const keys = batch.endpoints.map((e, index) => ({ index, method: text(e.method), route: text(e.route) }))
-    const endpoints = await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel, await this.#project(db, batch.project ?? DEFAULT_PROJECT))
-    const { versionId, instanceId } = await registerInstance(db, text(batch.version), text(batch.instance.token), text(batch.instance.host), batch.instance.pid)
+    const projectId = await this.#project(db, batch.project ?? DEFAULT_PROJECT)
+    const endpoints = this.#senders.endpoints(projectId, keys) ??
+      this.#senders.knowEndpoints(projectId, keys, await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel, projectId))
+    const sender = { version: text(batch.version), token: text(batch.instance.token), host: text(batch.instance.host), pid: batch.instance.pid }
+    const { versionId, instanceId } = this.#senders.instance(sender) ??
+      this.#senders.knowInstance(sender, await registerInstance(db, sender.version, sender.token, sender.host, sender.pid))
     const { requests } = batch
     const unit: WriteUnit = { id: batch.batch, endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0 }
     const lastSeen = new Map<number, number>()
