@@ -91,8 +91,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     onLevels: (levels) => {
       for (const [index, level] of levels) {
         const endpoint = registry.list[index]
-        // a sender has nowhere to put outliers and call trees yet: levels 2 and 3 record as level 1
-        if (endpoint !== undefined) endpoint.level = (remote === undefined ? level : Math.min(level, 1)) as MonitorLevel
+        if (endpoint !== undefined) endpoint.level = level as MonitorLevel
       }
       outliers.update(registry.list)
     }
@@ -202,6 +201,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         groupedProfile: async (endpointId, n, foldLibraries) => await storage.groupedProfile(endpointId, n, foldLibraries),
         ingest: async (batch) => await storage.ingest(batch),
         adminOnlyRequestValues: resolved.outliers.adminOnlyRequestValues,
+        redaction: resolved.outliers.redaction,
         sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,
         setLevel
       })

@@ -205,6 +205,8 @@ export const MAX_INGEST_REQUESTS = 10_000
 export const MAX_INGEST_ENDPOINTS = 1_000
 /** An ingest body after decompression, at most: a full batch with long groups and routes is about 4 MB of JSON. */
 export const INGEST_BODY_LIMIT = 8 * 1024 * 1024
+/** Outliers, overflow counts or call trees in one ingest batch at most (each part): as many as a writer keeps waiting. */
+export const MAX_INGEST_DIAGNOSTICS = 1_000
 
 /**
  * A batch of requests another process sent to the ingest route (`POST <prefix>/api/ingest`), as the
@@ -238,6 +240,22 @@ export interface IngestBatch {
    * their last-request time only. A batch may hold these and no request.
    */
   seen?: { endpoint: number[], time: number[] }
+  /** Levels 2 and 3: what the sender found. A batch may hold these and no request. */
+  diagnostics?: IngestDiagnostics
+}
+
+/**
+ * Outliers (level 2) and call trees (level 3) in an ingest batch, as a sender's writer keeps them
+ * (`OutlierRecord`, `ProfileRecord`) with `endpoint` an index into the batch's endpoints. Evidence is
+ * redacted by the sender; the collector redacts it again by its own rules.
+ */
+export interface IngestDiagnostics {
+  /** The sender's `outliers.maxPerEndpointHour`: the slowest kept per endpoint and UTC hour. */
+  keepPerHour: number
+  outliers: Array<Omit<OutlierRecord, 'endpointIndex' | 'timeMs'> & { endpoint: number, time: number }>
+  /** Outliers found past the cap (not sent), counted per endpoint and UTC hour (`hour` in ms). */
+  overflow: Array<{ endpoint: number, hour: number, count: number }>
+  profiles: Array<Omit<ProfileRecord, 'endpointIndex' | 'timeMs'> & { endpoint: number, time: number }>
 }
 
 /** What the ingest route answers: whether the batch was new, and the level of each of its endpoints. */

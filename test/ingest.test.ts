@@ -124,6 +124,68 @@ for (const dialect of DIALECTS) {
   })
 }
 
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: outliers and call trees from another process: redacted by this collector's rules, counted, stored once; hostile ones refused`, async (t) => {
+    const { app, db } = await readyApp(t, dialect, { dashboard: { ingestToken: TOKEN } })
+    const post = async (body: unknown): Promise<{ statusCode: number, json: () => any }> =>
+      await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}` }, payload: body as Record<string, unknown> })
+    const now = Date.now()
+    const hour = Math.floor(now / 3_600_000) * 3_600_000
+    const outlier = {
+      endpoint: 0,
+      time: now - 100,
+      durationMs: 900,
+      thresholdMs: 40,
+      statusCode: 200,
+      // as a sender in another language might send it: nothing redacted
+      request: { method: 'GET', url: '/svc/items/1?api_key=k-123', params: { id: '1' }, query: { api_key: 'k-123' }, headers: { authorization: 'Bearer abc', cookie: 'sid=1', 'x-ok': '<b>fine</b>' }, body: '{"password":"hunter2","n":1}', bodyTruncated: false, ip: '10.0.0.9' },
+      phases: { beforeHandler: 1, handler: 890, afterHandler: 9, total: 900 },
+      process: { cpuPercent: 50, rssBytes: 1, heapUsedBytes: 1, eventLoopDelayMaxMs: 0, env: {} },
+      stacks: null
+    }
+    const diagnostics = (extra: Record<string, unknown> = {}): Record<string, unknown> => ({
+      keepPerHour: 10,
+      outliers: [outlier],
+      overflow: [{ endpoint: 0, hour, count: 5 }],
+      profiles: [{ endpoint: 1, time: now - 50, durationMs: 12, tree: { intervalUs: 1000, samples: 3, frames: [], nodes: [] } }],
+      ...extra
+    })
+    const empty = { endpoint: [], time: [], durationMs: [], statusCode: [] }
+    const first = await post(batchOf('diag-1', now, { requests: empty, diagnostics: diagnostics() }))
+    t.same([first.statusCode, first.json().stored], [200, true])
+    const stored = await db.selectFrom('outlier').innerJoin('endpoint', 'endpoint.id', 'outlier.endpoint_id').select(['outlier.request', 'outlier.duration_ms', 'endpoint.route']).execute()
+    t.equal(stored.length, 1)
+    const request = stored[0]!.request as any
+    t.same([stored[0]!.route, request.headers.authorization, request.headers.cookie, request.headers['x-ok'], request.query.api_key], [SERVICE_ROUTE, '[redacted]', '[redacted]', '<b>fine</b>', '[redacted]'],
+      'secret headers and query values redacted here, markup kept as text')
+    t.notMatch(JSON.stringify(request), /hunter2|k-123/, 'nothing of the secrets left in the body or the URL')
+    const counts = async (): Promise<number[]> => {
+      const { rows: [row] } = await sql<{ found: number, stored: number, profiles: number }>`select (select sum(found)::int from ${sql.table('outlier_hour')}) as found,
+        (select sum(stored)::int from ${sql.table('outlier_hour')}) as stored, (select count(*)::int from ${sql.table('profile')}) as profiles`.execute(db)
+      return [row!.found, row!.stored, row!.profiles]
+    }
+    t.same(await counts(), [6, 1, 1], 'the outlier and the 5 past the cap found, one stored; the call tree stored')
+    const again = await post(batchOf('diag-1', now, { requests: empty, diagnostics: diagnostics() }))
+    t.same([again.statusCode, again.json().stored], [200, false], 'a replayed batch is answered as seen before')
+    t.same(await counts(), [6, 1, 1], 'and stores nothing twice')
+
+    const refused: Array<[string, Record<string, unknown>, RegExp]> = [
+      ['an outlier of an endpoint past the batch\'s', diagnostics({ outliers: [{ ...outlier, endpoint: 2 }] }), /diagnostics\.outliers\[0\]\.endpoint is 2/],
+      ['a count of an hour before retention', diagnostics({ overflow: [{ endpoint: 0, hour: now - 40 * 86_400_000, count: 1 }] }), /diagnostics\.overflow\[0\]\.hour/],
+      ['a request without its URL', diagnostics({ outliers: [{ ...outlier, request: { method: 'GET', headers: {} } }] }), /url/],
+      ['a header that is not text', diagnostics({ outliers: [{ ...outlier, request: { ...outlier.request, headers: { a: { b: 1 } } } }] }), /headers/],
+      ['more outliers than a batch may hold', diagnostics({ outliers: Array.from({ length: 1_001 }, () => outlier) }), /outliers/],
+      ['a call tree that is not an object', diagnostics({ profiles: [{ endpoint: 0, time: now, durationMs: 1, tree: 'x' }] }), /tree/]
+    ]
+    for (const [name, body, message] of refused) {
+      const r = await post(batchOf(`bad-${name.length}`, now, { requests: empty, diagnostics: body }))
+      t.equal(r.statusCode, 400, `${name}: 400`)
+      t.match(JSON.stringify(r.json()), message, `${name}: says why`)
+    }
+    t.same(await counts(), [6, 1, 1], 'nothing refused was stored')
+  })
+}
+
 t.test('without a collector token the ingest route refuses a request without a project\'s token, and a short token fails at register', async (t) => {
   const { app } = await readyApp(t, DIALECTS[0]!)
   const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}` }, payload: {} })

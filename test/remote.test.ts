@@ -13,6 +13,13 @@ import { MAX_INGEST_ENDPOINTS } from '../lib/protocol.js'
 import { DIALECTS, backend, buildApp, freePort, until } from './helpers.js'
 
 const TOKEN = 'ingest-token-0123456789'
+
+function burnCpuForRemoteTest (ms: number): number {
+  const end = performance.now() + ms
+  let spins = 0
+  while (performance.now() < end) spins++
+  return spins
+}
 type Test = { teardown: (fn: () => unknown) => void }
 
 /** A collector: the plugin with its ingest route on, listening on `port` (any free one by default). */
@@ -33,6 +40,7 @@ async function startService (t: Test, url: string, options: MonitorOptions = {})
   app.get('/orders/:id', async (request) => ({ id: (request.params as { id: string }).id }))
   app.get('/fail', async () => { throw new Error('boom') })
   app.get('/never', async () => 'never requested')
+  app.get<{ Querystring: { ms?: string } }>('/burn', async (request) => ({ spins: burnCpuForRemoteTest(Number(request.query.ms ?? 0)) }))
   t.teardown(() => app.close())
   await app.ready()
   return { app, logs }
@@ -93,7 +101,7 @@ for (const dialect of DIALECTS) {
       return new Date(seen!.last).getTime() >= before - 1
     }, 5_000), 'but its last-request time moves')
     await sql`update ${sql.table('endpoint')} set monitor_level = 3 where route = '/orders/:id'`.execute(collector.db)
-    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 1, 5_000), 'level 3 is followed as level 1: outliers and profiles are not sent')
+    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 3, 5_000), 'level 3 set in the collector reaches the service')
 
     // what needs a database says where it is
     t.throws(() => a.app.monitor.db, /sends its records to the collector at http:\/\/127\.0\.0\.1:\d+\/dashboard\/api\/ingest/)
@@ -101,6 +109,43 @@ for (const dialect of DIALECTS) {
     t.throws(() => a.app.monitor.addGraph('queue', () => 1, { everySeconds: 60 }), /addGraph\('queue'\) needs the database/)
     t.equal((await a.app.inject({ url: '/dashboard' })).statusCode, 404, 'no dashboard in the service')
     t.same(a.logs.filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing to warn about')
+  })
+
+  t.test(`${dialect}: levels 2 and 3 in a service: its outliers, with evidence redacted by both sides' rules, and its call trees are stored by the collector`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    // the collector's level for new endpoints is the service's; its own redaction rule names x-tenant
+    const collector = await startCollector(t, { ...store.options, defaultMonitorLevel: 3, outliers: { redact: ['x-tenant'] } })
+    const service = await startService(t, collector.url, { appVersion: 'svc-diag', outliers: { minSamples: 20, window: 100, profileShare: 1 } })
+    await service.app.inject({ url: '/burn' })
+    t.ok(await until(() => service.app.monitor.endpoints().find((e) => e.route === '/burn')?.level === 3, 5_000), 'the service follows the collector\'s level 3')
+
+    for (let i = 0; i < 30; i++) await service.app.inject({ url: '/burn?ms=0.2' })
+    const secrets = { authorization: 'Bearer top-secret', 'x-tenant': 'acme-secret', 'x-request-id': 'kept-123' }
+    await service.app.inject({ url: '/burn?ms=60&token=top-secret', headers: secrets })
+    const burnId = (await collector.db.selectFrom('endpoint').select('id').where('route', '=', '/burn').executeTakeFirstOrThrow()).id
+    const slow = async (): Promise<Array<{ request: any, duration_ms: number, version_id: number }>> =>
+      await collector.db.selectFrom('outlier').select(['request', 'duration_ms', 'version_id']).where('endpoint_id', '=', burnId).where('duration_ms', '>=', 50).execute()
+    t.ok(await until(async () => { await service.app.monitor.flush(); return (await slow()).length === 1 }, 20_000), 'the slow request is an outlier in the collector\'s database')
+    const [outlier] = await slow()
+    t.same([outlier!.request.headers.authorization, outlier!.request.headers['x-tenant'], outlier!.request.headers['x-request-id']], ['[redacted]', '[redacted]', 'kept-123'],
+      'a secret the service redacts, one only the collector\'s rules name, and a plain header kept')
+    t.match(outlier!.request.url, /token=\[redacted\]/, 'the query\'s secret too')
+    const { id: versionId } = await collector.db.selectFrom('version').select('id').where('version', '=', 'svc-diag').executeTakeFirstOrThrow()
+    t.equal(outlier!.version_id, versionId, 'under the service\'s version')
+    const { rows: [hour] } = await sql<{ found: number, stored: number }>`select sum(found)::int as found, sum(stored)::int as stored
+      from ${sql.table('outlier_hour')} where endpoint_id = ${burnId}`.execute(collector.db)
+    t.ok(hour!.found >= 1 && hour!.stored === (await collector.db.selectFrom('outlier').select('id').where('endpoint_id', '=', burnId).execute()).length, 'counted per hour as found and stored')
+
+    // call trees: a request the sampler got no tick in keeps none, so ask until one has one
+    let sent = 0
+    t.ok(await until(async () => {
+      await service.app.monitor.flush()
+      if ((await collector.db.selectFrom('profile').select('id').where('endpoint_id', '=', burnId).execute()).length > 0) return true
+      if (sent++ < 40) await service.app.inject({ url: '/burn?ms=30' })
+      return false
+    }, 30_000, 20), 'level 3: call trees reach the collector')
+    t.same(service.logs.filter((l) => l.level >= 40).map((l) => l.msg), [], 'nothing to warn about')
   })
 
   t.test(`${dialect}: the collector down for a while, then back: nothing lost, the outage logged once`, async (t) => {

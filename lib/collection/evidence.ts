@@ -104,6 +104,24 @@ export function requestEvidence (request: FastifyRequest, rules: RedactionRules,
 }
 
 /**
+ * Evidence another process sent to the ingest route, redacted again by this process's rules: a sender in
+ * another language may redact less than this package does, and what this collector stores must hold none
+ * of the secrets its own options name. Redacting twice changes nothing already redacted.
+ */
+export function redactSentEvidence (request: RequestEvidence, rules: RedactionRules): RequestEvidence {
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(request.headers)) headers[name] = isSecretName(name, rules) ? REDACTED : redactValue(value)
+  return {
+    ...request,
+    url: redactUrl(request.url, rules),
+    params: redactObject(request.params, rules),
+    query: redactObject(request.query, rules),
+    headers,
+    body: typeof request.body === 'string' ? redactText(request.body, rules) : null
+  }
+}
+
+/**
  * Reply fields (set up by `decorateReply`, so every reply has them from its construction: no shape change)
  * holding handler start and end, ms into the request; set by the route's wrapped handler while its
  * endpoint is at level ≥ 2 (see request-path.ts).

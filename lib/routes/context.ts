@@ -8,6 +8,7 @@ import type { ProjectTokenCache } from '../auth/project-tokens.js'
 import type { GroupedProfile } from '../queries/profiles.js'
 import type { IngestBatch, IngestResult, StoreKind } from '../protocol.js'
 import { DAY_MS } from '../time.js'
+import type { RedactionRules } from '../collection/redact.js'
 
 const DEFAULT_RANGE_DAYS = 7
 const MAX_RANGE_DAYS = 1_000
@@ -29,6 +30,8 @@ export interface DashboardContext {
   groupedProfile: (endpointId: number, n: number, foldLibraries: boolean) => Promise<GroupedProfile>
   /** Outliers' request values (headers, query, params, body, IP) are sent to admins only. */
   adminOnlyRequestValues: boolean
+  /** This process's redaction rules (`outliers.redact`, `keep`), applied again to evidence other processes send. */
+  redaction: RedactionRules
   /** Changes a level in this process (if it serves the endpoint) and in the database. */
   setLevel: (endpoint: { id: number, method: string, route: string, project: string }, level: MonitorLevel) => Promise<void>
 }

@@ -5,12 +5,89 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { bearerMatcher } from '../auth/bearer.js'
 import { PROJECT_TOKEN_PREFIX } from '../auth/project-tokens.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
-import { DEFAULT_PROJECT, INGEST_BODY_LIMIT, MAX_INGEST_ENDPOINTS, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, PROJECT_NAME, type IngestBatch } from '../protocol.js'
+import { redactSentEvidence, type RequestEvidence } from '../collection/evidence.js'
+import type { RedactionRules } from '../collection/redact.js'
+import { DEFAULT_PROJECT, INGEST_BODY_LIMIT, MAX_INGEST_DIAGNOSTICS, MAX_INGEST_ENDPOINTS, MAX_INGEST_REQUESTS, MAX_IP_LENGTH, PROJECT_NAME, type IngestBatch } from '../protocol.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { replies } from './schemas.js'
 
 const column = <T>(items: T) => ({ type: 'array', maxItems: MAX_INGEST_REQUESTS, items }) as const
+const endpointIndex = { type: 'integer', minimum: 0, maximum: MAX_INGEST_ENDPOINTS - 1 } as const
+const duration = { type: 'number', minimum: 0, maximum: 86_400_000 } as const
+const nullableMs = { type: ['number', 'null'] } as const
+
+/** An outlier's request as this package's senders store it (RequestEvidence), sizes capped. */
+const SENT_REQUEST = {
+  type: 'object',
+  required: ['method', 'url', 'headers'],
+  additionalProperties: false,
+  properties: {
+    method: { type: 'string', maxLength: 32 },
+    url: { type: 'string', maxLength: 4_096 },
+    params: {},
+    query: {},
+    headers: { type: 'object', maxProperties: 64, additionalProperties: { type: 'string', maxLength: 2_048 } },
+    body: { type: ['string', 'null'], maxLength: 1_048_576 },
+    bodyTruncated: { type: 'boolean' },
+    ip: { type: 'string', maxLength: MAX_IP_LENGTH }
+  }
+} as const
+
+/** Levels 2 and 3 (IngestDiagnostics): outliers with their evidence, counts past the cap, call trees. */
+const DIAGNOSTICS = {
+  type: 'object',
+  required: ['keepPerHour', 'outliers', 'overflow', 'profiles'],
+  additionalProperties: false,
+  properties: {
+    keepPerHour: { type: 'integer', minimum: 0, maximum: 1_000_000 },
+    outliers: {
+      type: 'array',
+      maxItems: MAX_INGEST_DIAGNOSTICS,
+      items: {
+        type: 'object',
+        required: ['endpoint', 'time', 'durationMs', 'thresholdMs', 'statusCode', 'request', 'phases', 'process', 'stacks'],
+        additionalProperties: false,
+        properties: {
+          endpoint: endpointIndex,
+          time: { type: 'number' },
+          durationMs: duration,
+          thresholdMs: duration,
+          statusCode: { type: 'integer', minimum: 100, maximum: 999 },
+          request: SENT_REQUEST,
+          phases: {
+            type: 'object',
+            required: ['total'],
+            additionalProperties: false,
+            properties: { beforeHandler: nullableMs, handler: nullableMs, afterHandler: nullableMs, total: { type: 'number' } }
+          },
+          process: { type: 'object' },
+          stacks: { type: ['object', 'null'] }
+        }
+      }
+    },
+    overflow: {
+      type: 'array',
+      maxItems: MAX_INGEST_DIAGNOSTICS,
+      items: {
+        type: 'object',
+        required: ['endpoint', 'hour', 'count'],
+        additionalProperties: false,
+        properties: { endpoint: endpointIndex, hour: { type: 'number' }, count: { type: 'integer', minimum: 1, maximum: 1_000_000_000 } }
+      }
+    },
+    profiles: {
+      type: 'array',
+      maxItems: MAX_INGEST_DIAGNOSTICS,
+      items: {
+        type: 'object',
+        required: ['endpoint', 'time', 'durationMs', 'tree'],
+        additionalProperties: false,
+        properties: { endpoint: endpointIndex, time: { type: 'number' }, durationMs: duration, tree: { type: 'object' } }
+      }
+    }
+  }
+} as const
 
 /** `POST <prefix>/api/ingest`: the body's JSON schema (the README's ingest format). */
 export const INGEST_BATCH = {
@@ -47,9 +124,9 @@ export const INGEST_BATCH = {
       required: ['endpoint', 'time', 'durationMs', 'statusCode'],
       additionalProperties: false,
       properties: {
-        endpoint: column({ type: 'integer', minimum: 0, maximum: MAX_INGEST_ENDPOINTS - 1 }),
+        endpoint: column(endpointIndex),
         time: column({ type: 'number' }),
-        durationMs: column({ type: 'number', minimum: 0, maximum: 86_400_000 }),
+        durationMs: column(duration),
         statusCode: column({ type: 'integer', minimum: 100, maximum: 999 }),
         seq: column({ type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
         group: column({ type: ['string', 'null'], maxLength: MAX_GROUP_LENGTH }),
@@ -61,10 +138,11 @@ export const INGEST_BATCH = {
       required: ['endpoint', 'time'],
       additionalProperties: false,
       properties: {
-        endpoint: column({ type: 'integer', minimum: 0, maximum: MAX_INGEST_ENDPOINTS - 1 }),
+        endpoint: column(endpointIndex),
         time: column({ type: 'number' })
       }
-    }
+    },
+    diagnostics: DIAGNOSTICS
   }
 } as const
 
@@ -93,6 +171,25 @@ function checkBatch (batch: IngestBatch, retentionDays: number, nowMs: number): 
     const early = values.time.findIndex((time) => !(time >= oldest && time <= nowMs + HOUR_MS))
     if (early >= 0) throw new BadRequest(`${part}.time[${early}] must be a time in ms since the epoch within the last ${retentionDays} days (retentionDays)`)
   }
+  const { diagnostics } = batch
+  if (diagnostics === undefined) return
+  const items: Array<[string, Array<{ endpoint: number, time?: number, hour?: number }>]> = [
+    ['diagnostics.outliers', diagnostics.outliers], ['diagnostics.overflow', diagnostics.overflow], ['diagnostics.profiles', diagnostics.profiles]]
+  for (const [part, list] of items) {
+    list.forEach((item, i) => {
+      if (item.endpoint >= batch.endpoints.length) throw new BadRequest(`${part}[${i}].endpoint is ${item.endpoint}: there are ${batch.endpoints.length} endpoints`)
+      // an hour's count falls at the start of its hour, up to an hour before the oldest time kept
+      const time = item.time ?? item.hour!
+      if (!(time >= oldest - HOUR_MS && time <= nowMs + HOUR_MS)) throw new BadRequest(`${part}[${i}].${item.time === undefined ? 'hour' : 'time'} must be a time in ms since the epoch within the last ${retentionDays} days (retentionDays)`)
+    })
+  }
+}
+
+/** The outliers' request evidence redacted again by this collector's rules (see redactSentEvidence). */
+function redacted (batch: IngestBatch, rules: RedactionRules): IngestBatch {
+  if (batch.diagnostics === undefined || batch.diagnostics.outliers.length === 0) return batch
+  const outliers = batch.diagnostics.outliers.map((o) => ({ ...o, request: redactSentEvidence(o.request as RequestEvidence, rules) }))
+  return { ...batch, diagnostics: { ...batch.diagnostics, outliers } }
 }
 
 const gunzipAsync = promisify(gunzip)
@@ -138,7 +235,7 @@ const MAX_TOKEN_LENGTH = 128
  * go to that project; and the collector's own `dashboard.ingestToken`, whose batches name any project
  * (created if new). Checked before the body is read, so a request without one costs no inflating.
  */
-export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, projectTokens }) => {
+export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, projectTokens, redaction }) => {
   const isCollectorToken = options.ingestToken === undefined ? () => false : bearerMatcher(options.ingestToken)
   /** The project each authorised request's token grants; null for the collector's token (any project). */
   const granted = new WeakMap<FastifyRequest, string | null>()
@@ -175,6 +272,6 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, p
       return await reply.code(403).send({ error: `the token belongs to project ${tokenProject}; the batch names project ${batch.project}` })
     }
     checkBatch(batch, retentionDays, Date.now())
-    return await ingest({ ...batch, project: tokenProject ?? batch.project ?? DEFAULT_PROJECT })
+    return await ingest({ ...redacted(batch, redaction), project: tokenProject ?? batch.project ?? DEFAULT_PROJECT })
   })
 }

@@ -4,6 +4,7 @@
  * backoff under its id so the collector stores it once); its sink posts to the collector's ingest route.
  * The endpoints' levels come back in every answer, and from a poll every `levelPollIntervalMs`, which also
  * registers endpoints not requested yet: levels an admin sets in the collector's dashboard reach the service.
+ * Outliers and call trees (levels 2 and 3) go in batches of their own, each stored once as the rows are.
  *
  * ### Examples
  * ```ts
@@ -12,9 +13,10 @@
  * thread.start()
  * ```
  */
-import { summarizeError, type EndpointKey, type FromWorker, type IngestResult, type ToWorker, type WorkerInit } from '../protocol.js'
+import { INGEST_BODY_LIMIT, MAX_INGEST_DIAGNOSTICS, summarizeError, type EndpointKey, type FromWorker, type IngestResult, type ToWorker, type WorkerInit } from '../protocol.js'
 import type { ResolvedRemote } from '../options.js'
-import { IngestSender, type OutgoingBatch } from './sender.js'
+import { PendingDiagnostics, type DiagnosticsPart } from './diagnostics.js'
+import { CollectorError, IngestSender, type OutgoingBatch } from './sender.js'
 import { Writer } from './writer.js'
 import type { ThreadHandler } from './worker.js'
 
@@ -38,6 +40,10 @@ export class SenderThread implements ThreadHandler {
   #pollAfterMs = 0
   #pollRetryMs = POLL_RETRY_BASE_MS
   readonly #timers: NodeJS.Timeout[] = []
+  readonly #diagnostics = new PendingDiagnostics()
+  /** Diagnostics sent and not yet answered: sent again under the same batch id until they are. */
+  #diagnosticsInFlight: { part: DiagnosticsPart, batch: OutgoingBatch } | undefined
+  #sendingDiagnostics = false
 
   constructor (init: WorkerInit, send: (message: FromWorker) => void) {
     this.#options = init.options
@@ -63,7 +69,7 @@ export class SenderThread implements ThreadHandler {
   }
 
   start (): void {
-    this.#timers.push(setInterval(() => this.#writer.kick(), this.#options.flushIntervalMs))
+    this.#timers.push(setInterval(() => { this.#writer.kick(); this.#sendDiagnostics().catch(() => {}) }, this.#options.flushIntervalMs))
     this.#timers.push(setInterval(() => { this.#poll().catch(() => {}) }, this.#options.levelPollIntervalMs))
     for (const timer of this.#timers) timer.unref()
   }
@@ -82,6 +88,7 @@ export class SenderThread implements ThreadHandler {
         return undefined
       case 'flush':
         await this.#writer.drain()
+        await this.#sendDiagnostics()
         return undefined
       case 'close': {
         for (const timer of this.#timers) clearInterval(timer)
@@ -89,13 +96,49 @@ export class SenderThread implements ThreadHandler {
         return this.#writer.abandon()
       }
       case 'outliers':
-        // never sent: a sender follows levels 2 and 3 as level 1 (the ingest format has no outliers yet)
+        this.#diagnostics.add(message)
         return undefined
       case 'setLevel':
       case 'query':
       case 'groupedProfile':
       case 'ingest':
         throw new Error(`no database in this process: it sends its records to the collector (remote), whose dashboard and database have them (${message.type})`)
+    }
+  }
+
+  /**
+   * Sends what levels 2 and 3 found, in batches up to half the ingest route's body limit, while the
+   * collector answers (during an outage the writer and the poll find out when it is back). A batch that
+   * failed is sent again under its id; one the collector refuses as wrong is dropped, its outliers counted.
+   */
+  async #sendDiagnostics (): Promise<void> {
+    if (this.#sendingDiagnostics || !this.#writer.stats.databaseUp) return
+    this.#sendingDiagnostics = true
+    try {
+      for (;;) {
+        if (this.#diagnosticsInFlight === undefined) {
+          if (this.#diagnostics.empty) return
+          const part = this.#diagnostics.take((index) => this.#keys[index] !== undefined,
+            { maxItems: MAX_INGEST_DIAGNOSTICS, maxBytes: INGEST_BODY_LIMIT / 2, sizeOf: (item) => JSON.stringify(item).length })
+          if (part.outliers.length === 0 && part.overflow.length === 0 && part.profiles.length === 0) return
+          this.#diagnosticsInFlight = { part, batch: this.#sender.diagnostics(part, this.#keys, this.#diagnostics.keepPerHour) }
+        }
+        const { part, batch } = this.#diagnosticsInFlight
+        try {
+          this.#applyLevels(batch, await this.#sender.post(batch))
+        } catch (err) {
+          if (!(err instanceof CollectorError && err.permanent)) {
+            this.#send({ type: 'log', level: 'debug', msg: 'fastify-monitoring-dashboard: sending outliers failed; will retry', err: summarizeError(err) })
+            return
+          }
+          this.#diagnostics.drop(part)
+          this.#writer.stats.writeErrors++
+          this.#send({ type: 'log', level: 'error', msg: `fastify-monitoring-dashboard: the collector refused ${part.outliers.length} outliers and ${part.profiles.length} call trees; they are dropped (still counted as found)`, err: summarizeError(err) })
+        }
+        this.#diagnosticsInFlight = undefined
+      }
+    } finally {
+      this.#sendingDiagnostics = false
     }
   }
 

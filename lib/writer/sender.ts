@@ -14,7 +14,8 @@ import { hostname } from 'node:os'
 import { promisify } from 'node:util'
 import { gzip } from 'node:zlib'
 import type { ResolvedRemote } from '../options.js'
-import { MAX_INGEST_ENDPOINTS, type EndpointKey, type IngestBatch, type IngestResult } from '../protocol.js'
+import { MAX_INGEST_ENDPOINTS, type EndpointKey, type IngestBatch, type IngestDiagnostics, type IngestResult } from '../protocol.js'
+import type { DiagnosticsPart } from './diagnostics.js'
 import type { WriteUnit } from './store.js'
 
 const gzipAsync = promisify(gzip)
@@ -135,6 +136,36 @@ export class IngestSender {
         touched.length === 0 ? undefined : { endpoint: touched.map(([position]) => position), time: touched.map(([, time]) => time) }))
     }
     return batches
+  }
+
+  /**
+   * A batch of what levels 2 and 3 found (no request): the endpoints it names, each once. Its id is new;
+   * the caller keeps the batch to send it again, under the same id, until the collector answers.
+   */
+  diagnostics (part: DiagnosticsPart, keys: ReadonlyArray<EndpointKey | undefined>, keepPerHour: number): OutgoingBatch {
+    const positions = new Map<number, number>()
+    const endpoints: IngestBatch['endpoints'] = []
+    const indexes: number[] = []
+    const position = (index: number): number => {
+      let at = positions.get(index)
+      if (at === undefined) {
+        at = endpoints.length
+        positions.set(index, at)
+        const key = keys[index]!
+        endpoints.push({ method: key.method, route: key.route })
+        indexes.push(index)
+      }
+      return at
+    }
+    const diagnostics: IngestDiagnostics = {
+      keepPerHour,
+      outliers: part.outliers.map(({ endpointIndex, timeMs, ...o }) => ({ ...o, endpoint: position(endpointIndex), time: timeMs })),
+      overflow: part.overflow.map(([index, hourMs, count]) => ({ endpoint: position(index), hour: hourMs, count })),
+      profiles: part.profiles.map(({ endpointIndex, timeMs, ...p }) => ({ ...p, endpoint: position(endpointIndex), time: timeMs }))
+    }
+    const batch = this.#batch(randomUUID(), endpoints, indexes, { endpoint: [], time: [], durationMs: [], statusCode: [] })
+    batch.body.diagnostics = diagnostics
+    return batch
   }
 
   #batch (id: string, endpoints: IngestBatch['endpoints'], indexes: number[], requests: IngestBatch['requests'], seen?: IngestBatch['seen']): OutgoingBatch {

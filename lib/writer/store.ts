@@ -2,7 +2,7 @@ import { hostname } from 'node:os'
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { OpenedDatabase } from '../db/dialect.js'
-import type { EndpointKey, OutlierRecord } from '../protocol.js'
+import type { EndpointKey, OutlierRecord, ProfileRecord } from '../protocol.js'
 import { mergeRollupRowSql, mergeSketchSql } from '../db/rollup.js'
 import { aggregateRollups, type PeriodRows } from './rollups.js'
 
@@ -250,31 +250,53 @@ export async function pruneBatchIds (db: Kysely<Database>, olderThanMs: number):
 
 /** Outliers ready to insert: the request thread's record with its endpoint's database id. */
 export type OutlierRow = Omit<OutlierRecord, 'endpointIndex'> & { endpointId: number }
+/** A level-3 call tree ready to insert. */
+export type ProfileRow = Omit<ProfileRecord, 'endpointIndex'> & { endpointId: number }
+
+/** What levels 2 and 3 found, ready to insert: outliers, outliers counted past the hourly cap, call trees. */
+export interface DiagnosticRows {
+  outliers: OutlierRow[]
+  overflow: Array<{ endpointId: number, hourMs: number, count: number }>
+  profiles: ProfileRow[]
+}
 
 /**
- * Inserts outliers (one statement, from a JSON array), keeps the `keepPerHour` slowest of each endpoint
- * and UTC hour they fall in (a slower outlier replaces the fastest kept, whichever process found it),
- * and adds what was found to the per-hour counts, `stored` being what is kept; in one transaction.
+ * Inserts call trees and outliers in one transaction. Of the outliers, keeps the `keepPerHour` slowest of
+ * each endpoint and UTC hour they fall in (a slower outlier replaces the fastest kept, whichever process
+ * found it), and adds what was found to the per-hour counts, `stored` being what is kept. With `batchId`
+ * (another process's batch) the id is claimed first and nothing is written when it was: answers whether
+ * this call wrote them.
  */
-export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], overflow: Array<{ endpointId: number, hourMs: number, count: number }>,
-  versionId: number, instanceId: number, keepPerHour: number): Promise<void> {
-  await db.transaction().execute(async (trx) => {
-    if (rows.length > 0) {
+export async function writeDiagnostics (db: Kysely<Database>, { outliers, overflow, profiles }: DiagnosticRows,
+  ids: { versionId: number, instanceId: number, keepPerHour: number, batchId?: string }): Promise<boolean> {
+  const { versionId, instanceId, keepPerHour, batchId } = ids
+  return await db.transaction().execute(async (trx) => {
+    if (batchId !== undefined) {
+      const claimed = await sql`insert into ${sql.table('batch')} (id, rows) values (${batchId}, ${outliers.length + profiles.length})
+        on conflict (id) do nothing returning id`.execute(trx)
+      if (claimed.rows.length === 0) return false
+    }
+    if (profiles.length > 0) {
+      await sql`insert into ${sql.table('profile')} (endpoint_id, time_requested, duration_ms, version_id, instance_id, tree)
+        select p."endpointId", to_timestamp(p."timeMs" / 1000.0), p."durationMs", ${versionId}::integer, ${instanceId}::integer, p.tree
+        from jsonb_to_recordset(${jsonForJsonb(profiles)}::jsonb) as p("endpointId" integer, "timeMs" float8, "durationMs" float8, tree jsonb)`.execute(trx)
+    }
+    if (outliers.length > 0) {
       await sql`insert into ${sql.table('outlier')}
         (endpoint_id, time_requested, duration_ms, threshold_ms, status_code, version_id, instance_id, request, phases, process, stacks)
         select o."endpointId", to_timestamp(o."timeMs" / 1000.0), o."durationMs", o."thresholdMs", o."statusCode",
           ${versionId}::integer, ${instanceId}::integer, o.request, o.phases, o.process, o.stacks
-        from jsonb_to_recordset(${jsonForJsonb(rows)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
+        from jsonb_to_recordset(${jsonForJsonb(outliers)}::jsonb) as o("endpointId" integer, "timeMs" float8, "durationMs" float8,
           "thresholdMs" float8, "statusCode" smallint, request jsonb, phases jsonb, process jsonb, stacks jsonb)`.execute(trx)
     }
     const counts = [
-      ...rows.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, found: 1 })),
+      ...outliers.map((r) => ({ endpointId: r.endpointId, timeMs: r.timeMs, found: 1 })),
       ...overflow.map((o) => ({ endpointId: o.endpointId, timeMs: o.hourMs, found: o.count }))
     ]
-    if (counts.length === 0) return
+    if (counts.length === 0) return true
     const touched = sql`select c."endpointId" as e, date_trunc('hour', to_timestamp(c."timeMs" / 1000.0), 'UTC') as h, sum(c.found) as found
       from jsonb_to_recordset(${JSON.stringify(counts)}::jsonb) as c("endpointId" integer, "timeMs" float8, found integer) group by 1, 2`
-    if (rows.length > 0) {
+    if (outliers.length > 0) {
       // the hour's slowest stay (by the endpoint + time index: one hour of one endpoint's outliers)
       await sql`delete from ${sql.table('outlier')} o using (
           select k.id from (${touched}) t cross join lateral (
@@ -288,15 +310,8 @@ export async function writeOutliers (db: Kysely<Database>, rows: OutlierRow[], o
         where o.endpoint_id = t.e and o.time_requested >= t.h and o.time_requested < t.h + interval '1 hour')
       from (${touched}) t order by 1, 2
       on conflict (endpoint_id, hour) do update set found = h.found + excluded.found, stored = excluded.stored`.execute(trx)
+    return true
   })
-}
-
-/** Inserts level-3 call trees (one statement). */
-export async function writeProfiles (db: Kysely<Database>, rows: Array<{ endpointId: number, timeMs: number, durationMs: number, tree: unknown }>, versionId: number, instanceId: number): Promise<void> {
-  if (rows.length === 0) return
-  await sql`insert into ${sql.table('profile')} (endpoint_id, time_requested, duration_ms, version_id, instance_id, tree)
-    select p."endpointId", to_timestamp(p."timeMs" / 1000.0), p."durationMs", ${versionId}::integer, ${instanceId}::integer, p.tree
-    from jsonb_to_recordset(${jsonForJsonb(rows)}::jsonb) as p("endpointId" integer, "timeMs" float8, "durationMs" float8, tree jsonb)`.execute(db)
 }
 
 /** Keeps the latest `keep` call trees per endpoint. */

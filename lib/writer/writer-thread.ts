@@ -14,14 +14,15 @@
 import { CompiledQuery, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import { openDatabase, type OpenedDatabase } from '../db/dialect.js'
-import { DEFAULT_PROJECT, MAX_IP_LENGTH, OverflowCounts, summarizeError, type EndpointKey, type FromWorker, type IngestBatch, type IngestResult, type OutlierRecord, type ProfileRecord, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
+import { DEFAULT_PROJECT, MAX_IP_LENGTH, summarizeError, type EndpointKey, type FromWorker, type IngestBatch, type IngestResult, type QueryReply, type ToWorker, type WorkerInit } from '../protocol.js'
 import { migrateToLatest } from '../db/migrate.js'
 import { loadPgliteAssets } from '../db/pglite-assets.js'
 import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
-import { ensureProject, pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeOutliers, writeProfiles, writeUnit, type WriteUnit } from './store.js'
+import { ensureProject, pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeDiagnostics, writeUnit, type WriteUnit } from './store.js'
 import { Writer, storableText } from './writer.js'
 import { SenderRegistry } from './sender-registry.js'
+import { PendingDiagnostics } from './diagnostics.js'
 import type { ThreadHandler } from './worker.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
@@ -29,9 +30,6 @@ import { groupedProfile } from '../queries/profiles.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 
 const STARTUP_RETRY_MAX_MS = 5_000
-/** Outliers waiting for the database: few and large, so bounded by count; the oldest go first. */
-const MAX_PENDING_OUTLIERS = 1_000
-const MAX_PENDING_PROFILES = 2_000
 /** Call trees kept per endpoint: the grouped profile reads the latest of them. */
 const PROFILES_KEPT_PER_ENDPOINT = 1_000
 
@@ -56,12 +54,8 @@ export class WriterThread implements ThreadHandler {
   #endpointKeys: EndpointKey[] = []
   #pendingEndpointReplies: number[] = []
   readonly #timers: NodeJS.Timeout[] = []
-  #pendingOutliers: OutlierRecord[] = []
-  readonly #pendingOverflow = new OverflowCounts()
-  #pendingProfiles: ProfileRecord[] = []
+  readonly #diagnostics = new PendingDiagnostics()
   #writingOutliers = false
-  /** `outliers.maxPerEndpointHour`, sent with the outliers. */
-  #outliersKeptPerHour = 100
   readonly #writer: Writer
 
   constructor (init: WorkerInit, send: (message: FromWorker) => void) {
@@ -216,16 +210,7 @@ export class WriterThread implements ThreadHandler {
         return reply
       }
       case 'outliers':
-        this.#outliersKeptPerHour = message.keepPerHour
-        this.#pendingOutliers.push(...message.outliers)
-        for (const [index, hourMs, count] of message.overflow) this.#pendingOverflow.add(index, hourMs, count)
-        this.#pendingProfiles.push(...message.profiles)
-        if (this.#pendingProfiles.length > MAX_PENDING_PROFILES) this.#pendingProfiles.splice(0, this.#pendingProfiles.length - MAX_PENDING_PROFILES)
-        if (this.#pendingOutliers.length > MAX_PENDING_OUTLIERS) {
-          const dropped = this.#pendingOutliers.splice(0, this.#pendingOutliers.length - MAX_PENDING_OUTLIERS)
-          // still counted as found
-          for (const o of dropped) this.#pendingOverflow.add(o.endpointIndex, o.timeMs)
-        }
+        this.#diagnostics.add(message)
         return undefined
       case 'groupedProfile':
         return await groupedProfile(this.#requireDb(), message.endpointId, message.n, message.foldLibraries)
@@ -288,6 +273,17 @@ export class WriterThread implements ThreadHandler {
       stored = await writeUnit(db, unit, versionId, instanceId, this.#opened?.copyTransaction)
     }
     await touchEndpoints(db, lastSeen)
+    const { diagnostics } = batch
+    if (diagnostics !== undefined) {
+      const id = (endpoint: number): number => endpoints[endpoint]!.id
+      // claimed apart from the rows (another id), so each part of a batch is stored once whichever failed
+      const written = await writeDiagnostics(db, {
+        outliers: diagnostics.outliers.map(({ endpoint, time, ...o }) => ({ ...o, endpointId: id(endpoint), timeMs: time })),
+        overflow: diagnostics.overflow.map(({ endpoint, hour, count }) => ({ endpointId: id(endpoint), hourMs: hour, count })),
+        profiles: diagnostics.profiles.map(({ endpoint, time, ...p }) => ({ ...p, endpointId: id(endpoint), timeMs: time }))
+      }, { versionId, instanceId, keepPerHour: diagnostics.keepPerHour, batchId: `${batch.batch}/diagnostics` })
+      stored &&= written
+    }
     return { stored, levels: keys.map((key, i) => ({ method: key.method, route: key.route, level: endpoints[i]!.level })) }
   }
 
@@ -300,30 +296,26 @@ export class WriterThread implements ThreadHandler {
     return id
   }
 
-  /** Writes the outliers whose endpoints the database knows; on failure they wait for the next tick. */
+  /** Writes the outliers and call trees whose endpoints the database knows; on failure they wait for the next tick. */
   async #flushOutliers (): Promise<void> {
-    if (this.#writingOutliers || this.#ids === undefined || (this.#pendingOutliers.length === 0 && this.#pendingOverflow.size === 0 && this.#pendingProfiles.length === 0)) return
+    if (this.#writingOutliers || this.#ids === undefined || this.#diagnostics.empty) return
     this.#writingOutliers = true
-    const outliers = this.#pendingOutliers.filter((o) => this.#endpoints[o.endpointIndex] !== undefined)
-    const overflow = this.#pendingOverflow.take((index) => this.#endpoints[index] !== undefined)
-    const profiles = this.#pendingProfiles.filter((p) => this.#endpoints[p.endpointIndex] !== undefined)
+    const part = this.#diagnostics.take((index) => this.#endpoints[index] !== undefined)
+    const id = (index: number): number => this.#endpoints[index]!.id
     try {
-      await writeProfiles(this.#requireDb(), profiles.map((p) => ({ ...p, endpointId: this.#endpoints[p.endpointIndex]!.id })), this.#ids.versionId, this.#ids.instanceId)
-      this.#pendingProfiles = this.#pendingProfiles.filter((p) => !profiles.includes(p))
-      await writeOutliers(this.#requireDb(), outliers.map((o) => ({ ...o, endpointId: this.#endpoints[o.endpointIndex]!.id })),
-        overflow.map(([index, hourMs, count]) => ({ endpointId: this.#endpoints[index]!.id, hourMs, count })), this.#ids.versionId, this.#ids.instanceId, this.#outliersKeptPerHour)
-      const written = new Set(outliers)
-      this.#pendingOutliers = this.#pendingOutliers.filter((o) => !written.has(o))
+      await writeDiagnostics(this.#requireDb(), {
+        outliers: part.outliers.map(({ endpointIndex, ...o }) => ({ ...o, endpointId: id(endpointIndex) })),
+        overflow: part.overflow.map(([index, hourMs, count]) => ({ endpointId: id(index), hourMs, count })),
+        profiles: part.profiles.map(({ endpointIndex, ...p }) => ({ ...p, endpointId: id(endpointIndex) }))
+      }, { ...this.#ids, keepPerHour: this.#diagnostics.keepPerHour })
     } catch (err) {
-      for (const [index, hourMs, count] of overflow) this.#pendingOverflow.add(index, hourMs, count)
       if (isPermanentError(err)) {
         // the database refuses these rows themselves: retried, they would hold back every later outlier
-        this.#pendingOutliers = this.#pendingOutliers.filter((o) => !outliers.includes(o))
-        this.#pendingProfiles = this.#pendingProfiles.filter((p) => !profiles.includes(p))
+        this.#diagnostics.drop(part)
         this.#writer.stats.writeErrors++
-        this.#log('error', `fastify-monitoring-dashboard: the database refused ${outliers.length} outliers and ${profiles.length} call trees; they are dropped (still counted as found)`, summarizeError(err))
-        for (const o of outliers) this.#pendingOverflow.add(o.endpointIndex, o.timeMs)
+        this.#log('error', `fastify-monitoring-dashboard: the database refused ${part.outliers.length} outliers and ${part.profiles.length} call trees; they are dropped (still counted as found)`, summarizeError(err))
       } else {
+        this.#diagnostics.putBack(part)
         this.#log('debug', 'fastify-monitoring-dashboard: writing outliers failed; will retry', summarizeError(err))
       }
     } finally {
