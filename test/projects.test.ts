@@ -5,13 +5,34 @@ import t from 'tap'
 import { sql } from 'kysely'
 import type { FastifyInstance } from 'fastify'
 import { projectTokenHash } from '../lib/auth/project-tokens.js'
-import { DIALECTS, backend, buildApp, ingestBatch, until } from './helpers.js'
+import { CustomGraphs } from '../lib/graphs/custom-graphs.js'
+import type { TestResultsSubmission } from '../lib/test-monitor/results.js'
+import type { EndpointCoverage, EndpointTest, TestBuildSummary } from '../lib/queries/tests.js'
+import type { StoredGraph } from '../lib/queries/graphs.js'
+import { DIALECTS, ONE_DIALECT, backend, buildApp, ingestBatch, migratedTo, until } from './helpers.js'
 
 const ADMIN = { username: 'admin', password: 'admin-password-1', role: 'admin' as const }
 const GUEST = { username: 'guest', password: 'guest-password-1', role: 'guest' as const }
 const COLLECTOR_TOKEN = 'collector-token-0123456789'
+const TEST_RESULTS_TOKEN = 'test-results-token-0123456789'
 
 interface Session { cookie: string, csrf: string }
+
+/** One run of a build whose one test requests `GET <route>` twice. */
+function testRun (build: string, test: string, route: string, project?: string): TestResultsSubmission {
+  return {
+    build,
+    ...(project === undefined ? {} : { project }),
+    commit: null,
+    branch: null,
+    batch: 'run-1',
+    repeat: 1,
+    tests: [{ file: 'a.test.js', name: test, durationMs: 5, outcome: 'pass', hits: [{ method: 'GET', route, statusCode: 200, requests: 2, totalMs: 4, maxMs: 3 }] }]
+  }
+}
+
+const coverageOf = (endpoints: EndpointCoverage[]): string[][] =>
+  endpoints.map((e) => [`${e.method} ${e.route}`, e.tests > 0 ? 'covered' : 'untested']).sort((a, b) => a[0]!.localeCompare(b[0]!))
 
 async function login (app: FastifyInstance, user: { username: string, password: string }): Promise<Session> {
   const res = await app.inject({ method: 'POST', url: '/dashboard/api/login', payload: { username: user.username, password: user.password } })
@@ -136,4 +157,133 @@ t.test('without a collector token, the ingest route takes projects\' tokens only
   const res = await app.inject({ method: 'POST', url: '/dashboard/api/ingest', payload: ingestBatch('x', '/x') })
   t.equal(res.statusCode, 401)
   await t.rejects(buildApp({ dataDir: 'memory://', project: 'a b' }), /"project" option must be 1 to 64 letters/)
+})
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: test builds and custom graphs belong to a project; the views keep to the one asked for`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const app = await buildApp({ ...store.options, metrics: false, dashboard: { users: [ADMIN], sessionSecret: 's'.repeat(40), ingestToken: COLLECTOR_TOKEN, testResultsToken: TEST_RESULTS_TOKEN } })
+    t.teardown(() => app.close())
+    app.monitor.addGraph('queue depth', () => 1, { everySeconds: 1 })
+    await app.ready()
+    await app.monitor.ready
+    const db = app.monitor.db
+    await until(async () => (await db.selectFrom('endpoint').select('id').execute()).length >= 4)
+    // a second app's graphs, as an app with `project: 'billing'` adds them, on the same database
+    const billingGraphs = new CustomGraphs({ db, log: app.log, ready: app.monitor.ready, instanceToken: 'billing-graphs', project: 'billing' })
+    t.teardown(() => billingGraphs.close())
+    billingGraphs.add('queue depth', () => 2, { everySeconds: 1 })
+    billingGraphs.add('invoices due', () => 3, { everySeconds: 1 })
+    const admin = await login(app, ADMIN)
+    const get = async (url: string): Promise<{ status: number, body: any }> => {
+      const res = await app.inject({ url: `/dashboard/api${url}`, headers: { cookie: admin.cookie } })
+      return { status: res.statusCode, body: res.json() }
+    }
+    const submit = async (body: unknown): Promise<number> => (await app.inject({
+      method: 'POST', url: '/dashboard/api/test-results', headers: { authorization: `Bearer ${TEST_RESULTS_TOKEN}` }, payload: body as Record<string, unknown>
+    })).statusCode
+
+    // billing, a service of the collector, serves GET /invoices and its own GET /users/:id
+    for (const [batch, route] of [['i1', '/invoices'], ['i2', '/users/:id']]) {
+      t.equal((await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${COLLECTOR_TOKEN}` }, payload: ingestBatch(batch!, route!, { project: 'billing' }) })).statusCode, 200)
+    }
+    // one CI run tests both: the same build id in two projects, and a third project new to the database
+    t.equal(await submit(testRun('ci-7', 'billing reads a user', '/users/:id', 'billing')), 201)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal(await submit(testRun('ci-7', 'default reads a user', '/users/:id')), 201, 'the same build id in another project is another build')
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    t.equal(await submit(testRun('ci-8', 'searches', '/search', 'search')), 201, 'a project named by a submission is made if new')
+    t.equal(await submit(testRun('ci-7', 'billing reads a user', '/users/:id', 'billing')), 200, 'a retried batch is stored once in its project')
+    t.equal(await submit(testRun('ci-9', 'x', '/x', 'not a name')), 400, 'a project is named as the project option is')
+    const projects = (await get('/projects')).body.projects as Array<{ id: number, name: string }>
+    const id = (name: string): number => projects.find((p) => p.name === name)!.id
+    t.same(projects.map((p) => p.name), ['billing', 'default', 'search'])
+
+    // builds
+    const builds = async (project?: number): Promise<string[][]> => ((await get(`/tests/builds${project === undefined ? '' : `?project=${project}`}`)).body.builds as TestBuildSummary[])
+      .map((b) => [b.build, b.project, String(b.runs)])
+    t.same(await builds(id('billing')), [['ci-7', 'billing', '1']], 'billing\'s builds only')
+    t.same(await builds(id('default')), [['ci-7', 'default', '1']], 'default\'s builds only')
+    t.same(await builds(id('search')), [['ci-8', 'search', '1']])
+    t.same(await builds(), [['ci-8', 'search', '1'], ['ci-7', 'default', '1'], ['ci-7', 'billing', '1']], 'without a project: every build, newest first')
+    t.same(await builds(9999), [], 'a project with no builds')
+
+    // coverage compares a build with its project's endpoints only
+    const coverage = async (query: string): Promise<{ build: string | null, endpoints: string[][] }> => {
+      const { body } = await get(`/tests/coverage${query}`)
+      return { build: body.build, endpoints: coverageOf(body.endpoints) }
+    }
+    t.same(await coverage(`?project=${id('billing')}`), { build: 'ci-7', endpoints: [['GET /invoices', 'untested'], ['GET /users/:id', 'covered']] }, 'billing\'s build against billing\'s endpoints')
+    t.same(await coverage(`?project=${id('default')}&build=ci-7`), {
+      build: 'ci-7',
+      endpoints: [['GET /fail', 'untested'], ['GET /slow', 'untested'], ['GET /users/:id', 'covered'], ['POST /users', 'untested']]
+    }, 'default\'s build of the same id against default\'s endpoints')
+    const billingInvoices = ((await get(`/tests/coverage?project=${id('billing')}`)).body.endpoints as EndpointCoverage[]).find((e) => e.route === '/invoices')!
+    t.equal(billingInvoices.productionHits, 2, 'with the project\'s production traffic')
+    t.same(await coverage(`?project=${id('default')}&build=ci-8`), {
+      build: null,
+      endpoints: [['GET /fail', 'untested'], ['GET /slow', 'untested'], ['GET /users/:id', 'untested'], ['POST /users', 'untested']]
+    }, 'another project\'s build is not found in this one')
+    t.same(await coverage(''), { build: 'ci-8', endpoints: [['GET /search', 'covered']] }, 'without a project: the latest build, against its own project\'s endpoints')
+
+    // the tests reaching an endpoint
+    const reaching = async (project?: number): Promise<string[][]> => ((await get(`/tests/endpoint?method=GET&route=${encodeURIComponent('/users/:id')}${project === undefined ? '' : `&project=${project}`}`)).body.tests as EndpointTest[])
+      .map((test) => [test.name, ...test.builds.map((b) => b.build)]).sort()
+    t.same(await reaching(id('billing')), [['billing reads a user', 'ci-7']], 'billing\'s tests only')
+    t.same(await reaching(id('default')), [['default reads a user', 'ci-7']])
+    t.same(await reaching(), [['billing reads a user', 'ci-7'], ['default reads a user', 'ci-7']], 'without a project: every build\'s')
+    t.equal((await get('/tests/builds?project=0')).status, 400, 'a project is an id')
+
+    // custom graphs: the same name in two projects is two graphs, each tick run in both
+    t.ok(await until(async () => (await sql<{ n: number }>`select count(*)::int as n from (select tick from ${sql.table('graph_run')}
+      where graph = 'queue depth' and value is not null group by tick having count(*) = 2) as pairs`.execute(db)).rows[0]!.n >= 2, 30_000), 'both projects\' "queue depth" ran at the same ticks')
+    const from = new Date(Date.now() - 300_000).toISOString()
+    const graphs = async (project?: number): Promise<StoredGraph[]> => (await get(`/graphs?from=${from}${project === undefined ? '' : `&project=${project}`}`)).body
+    const summary = (listed: StoredGraph[]): Array<[string, string, number | null, number[]]> =>
+      listed.map((g) => [g.project, g.name, g.lastValue, [...new Set(g.points.map((p) => p.value))]])
+    t.same(summary(await graphs(id('billing'))), [['billing', 'invoices due', 3, [3]], ['billing', 'queue depth', 2, [2]]], 'billing\'s graphs, with their own values only')
+    t.same(summary(await graphs(id('default'))), [['default', 'queue depth', 1, [1]]], 'default\'s graph')
+    t.same(summary(await graphs()).map((g) => g.slice(0, 2)), [['billing', 'invoices due'], ['billing', 'queue depth'], ['default', 'queue depth']], 'without a project: every graph')
+    t.same(await graphs(id('search')), [], 'a project with no graphs')
+    await billingGraphs.close()
+  })
+}
+
+t.test(`${ONE_DIALECT[0]!}: 0019 puts the test builds and graphs already there in the default project`, async (t) => {
+  const store = await backend(ONE_DIALECT[0]!, { unmigrated: true })
+  t.teardown(store.cleanup)
+  const old = await migratedTo(store, '0018_projects')
+  await sql`insert into ${sql.table('test_build')} (build) values ('old-build')`.execute(old.db)
+  await sql`insert into ${sql.table('test_batch')} (build_id, batch, repeat) select id, 'run-1', 1 from ${sql.table('test_build')}`.execute(old.db)
+  await sql`insert into ${sql.table('graph')} (name, schedule) values ('old graph', 'every:60s')`.execute(old.db)
+  await sql`insert into ${sql.table('graph_run')} (graph, tick, value) values ('old graph', now() - interval '1 minute', 7)`.execute(old.db)
+  await old.close()
+  const app = await buildApp({ ...store.options, metrics: false, dashboard: { users: [ADMIN], sessionSecret: 's'.repeat(40), testResultsToken: TEST_RESULTS_TOKEN } })
+  t.teardown(() => app.close())
+  await app.ready()
+  await app.monitor.ready
+  const admin = await login(app, ADMIN)
+  const get = async (url: string): Promise<any> => (await app.inject({ url: `/dashboard/api${url}`, headers: { cookie: admin.cookie } })).json()
+  t.same((await get('/tests/builds?project=1')).builds.map((b: TestBuildSummary) => [b.build, b.project, b.runs]), [['old-build', 'default', 1]])
+  t.same((await get('/graphs?project=1')).map((g: StoredGraph) => [g.project, g.name, g.lastValue]), [['default', 'old graph', 7]])
+  const stored = await app.inject({ method: 'POST', url: '/dashboard/api/test-results', headers: { authorization: `Bearer ${TEST_RESULTS_TOKEN}` }, payload: testRun('old-build', 'x', '/x', 'billing') as unknown as Record<string, unknown> })
+  t.equal(stored.statusCode, 201, 'a build id is unique per project now')
+  t.same((await get('/tests/builds')).builds.map((b: TestBuildSummary) => [b.build, b.project]), [['old-build', 'billing'], ['old-build', 'default']])
+})
+
+// The plugin's entry makes the app's CustomGraphs; it has to hand them the `project` option. lib/index.ts was
+// not this change's to edit: until it passes `project: resolved.project ?? DEFAULT_PROJECT`, graphs go to default.
+t.test(`${ONE_DIALECT[0]!}: an app's custom graphs are its project's`, { todo: 'lib/index.ts: pass the project option to new CustomGraphs({ … })' }, async (t) => {
+  const store = await backend(ONE_DIALECT[0]!)
+  t.teardown(store.cleanup)
+  const app = await buildApp({ ...store.options, metrics: false, dashboard: false, project: 'shop' })
+  t.teardown(() => app.close())
+  app.monitor.addGraph('orders', () => 1, { everySeconds: 60 })
+  await app.ready()
+  await app.monitor.ready
+  const projectOfGraph = async (): Promise<string> => (await sql<{ name: string }>`select p.name from ${sql.table('graph')} g
+    join ${sql.table('project')} p on p.id = g.project_id where g.name = 'orders'`.execute(app.monitor.db)).rows.map((r) => r.name).join()
+  await until(async () => await projectOfGraph() !== '', 10_000)
+  t.equal(await projectOfGraph(), 'shop')
 })

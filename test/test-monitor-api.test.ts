@@ -1,7 +1,7 @@
 import t from 'tap'
 import { backend, DIALECTS } from './helpers.js'
 import { launchChromium, logIn } from './browser.js'
-import { ADMIN, appWithDashboard, covered, TOKEN } from './test-monitor-helpers.js'
+import { ADMIN, appWithDashboard, covered, root, runCli, TOKEN } from './test-monitor-helpers.js'
 import type { TestResultsSubmission } from '../lib/test-monitor/results.js'
 import type { EndpointCoverage, TestBuildSummary } from '../lib/queries/tests.js'
 
@@ -40,6 +40,26 @@ t.test('submitting to a running dashboard: idempotent per build and batch, 401 w
 
   t.equal((await post(TOKEN, { ...submission, batch: 'run-2', tests: [{ ...submission.tests[0], outcome: 'exploded' }] })).statusCode, 400, 'a bad outcome is refused')
   t.equal((await post(TOKEN, { ...submission, batch: 'run-2', tests: [{ ...submission.tests[0], name: 'x'.repeat(5_000) }] })).statusCode, 400, 'an overlong name is refused')
+})
+
+t.test('the test command\'s --project: the build is that project\'s (made if new); a bad name exits 2 before the suite runs', async (t) => {
+  const store = await backend(DIALECTS[0]!)
+  t.teardown(store.cleanup)
+  const { app, base, api } = await appWithDashboard(store.options)
+  t.teardown(() => app.close())
+  const target = ['--url', `${base}/dashboard`, '--token', TOKEN]
+  const bad = await runCli(['--project', 'not a name', ...target, '--', process.execPath, '-e', 'console.log("suite ran")'], root)
+  t.equal(bad.code, 2)
+  t.match(bad.output, /--project must be 1 to 64 letters/)
+  t.notMatch(bad.output, /suite ran/)
+  const run = await runCli(['--project', 'billing', '--build', 'p-1', ...target, '--', process.execPath, '-e', ''], root)
+  t.equal(run.code, 0, run.output)
+  t.match(run.output, /project billing build p-1 run-1: 0 tests/)
+  const { projects } = await api('/projects') as { projects: Array<{ id: number, name: string }> }
+  const billing = projects.find((p) => p.name === 'billing')
+  t.ok(billing, 'the project was made')
+  t.same((await api(`/tests/builds?project=${billing!.id}`) as { builds: TestBuildSummary[] }).builds.map((b) => [b.build, b.project]), [['p-1', 'billing']])
+  t.same((await api('/tests/builds?project=1') as { builds: TestBuildSummary[] }).builds, [], 'not the default project\'s')
 })
 
 t.test('the Tests view shows what the API says, hostile test names inert', async (t) => {

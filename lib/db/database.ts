@@ -215,6 +215,8 @@ export interface DashboardUserTable {
 
 /** A custom graph (`app.monitor.addGraph`) as last registered by some process. */
 export interface GraphTable {
+  /** The project of the app that added it (its `project` option); a name is unique per project. */
+  project_id: Generated<number>
   name: string
   /** `cron:<expression>` or `every:<seconds>s` */
   schedule: string
@@ -223,6 +225,7 @@ export interface GraphTable {
 
 /** One tick of a custom graph: claimed by one process before it runs, then its value or its error. */
 export interface GraphRunTable {
+  project_id: Generated<number>
   graph: string
   tick: Timestamp
   value: number | null
@@ -248,6 +251,8 @@ export type StoredRequest = Selectable<RequestTable>
 /** A CI build whose tests the test monitor recorded. */
 export interface TestBuildTable {
   id: Generated<number>
+  /** The project whose tests these are (the `test` command's `--project`); a build id is unique per project. */
+  project_id: Generated<number>
   build: string
   commit_sha: string | null
   branch: string | null

@@ -4,6 +4,8 @@ import { sql, type Kysely } from 'kysely'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Database } from '../db/database.js'
 import { GraphError } from '../errors.js'
+import { DEFAULT_PROJECT } from '../protocol.js'
+import { ensureProject } from '../queries/projects.js'
 
 /** How long a graph's function may run before the run counts as failed, unless `timeoutMs` says. */
 export const DEFAULT_GRAPH_TIMEOUT_MS = 10_000
@@ -52,6 +54,8 @@ export interface GraphDeps {
   ready: Promise<void>
   /** This process's instance token (its row in `instance` names the process that ran a tick). */
   instanceToken: string
+  /** The project the graphs belong to: the app's `project` option (created if new). Default `default`. */
+  project?: string
 }
 
 /** Checks a graph's arguments; the message names what is wrong. */
@@ -90,13 +94,16 @@ async function withTimeout (fn: GraphFunction, ms: number): Promise<unknown> {
 /**
  * Custom graphs (`app.monitor.addGraph`): a function run on a schedule whose value is stored with its
  * time, like Flask-MonitoringDashboard's "custom graphs". Each tick is first claimed in `graph_run`
- * (graph, tick) — its primary key lets one insert win — so processes sharing a database run a tick once.
+ * (project, graph, tick) — its primary key lets one insert win — so processes sharing a database run a
+ * tick once; another project's graph of the same name is another graph.
  * A failing, non-numeric or hanging function is logged once, counted, and the schedule goes on.
  */
 export class CustomGraphs {
   readonly #graphs = new Map<string, Graph>()
   readonly #deps: GraphDeps
   #closed = false
+  /** The project's id, looked up (or made) once the database is ready; looked up again after a failure. */
+  #projectId: Promise<number> | undefined
 
   constructor (deps: GraphDeps) { this.#deps = deps }
 
@@ -137,10 +144,20 @@ export class CustomGraphs {
     await Promise.all([...this.#graphs.values()].map(async (graph) => await graph.running))
   }
 
+  async #project (): Promise<number> {
+    this.#projectId ??= this.#deps.ready.then(async () => await ensureProject(this.#deps.db, this.#deps.project ?? DEFAULT_PROJECT))
+    try {
+      return await this.#projectId
+    } catch (err) {
+      this.#projectId = undefined
+      throw err
+    }
+  }
+
   async #register (graph: Graph): Promise<void> {
-    await this.#deps.ready
-    await this.#deps.db.insertInto('graph').values({ name: graph.name, schedule: graph.schedule })
-      .onConflict((oc) => oc.column('name').doUpdateSet({ schedule: graph.schedule, updated_at: new Date() })).execute()
+    const projectId = await this.#project()
+    await this.#deps.db.insertInto('graph').values({ project_id: projectId, name: graph.name, schedule: graph.schedule })
+      .onConflict((oc) => oc.columns(['project_id', 'name']).doUpdateSet({ schedule: graph.schedule, updated_at: new Date() })).execute()
   }
 
   #cron (graph: Graph, expression: string, timezone: string | undefined): () => void {
@@ -185,10 +202,10 @@ export class CustomGraphs {
 
   async #run (graph: Graph, tick: Date): Promise<void> {
     const { db } = this.#deps
-    await this.#deps.ready
+    const projectId = await this.#project()
     if (this.#closed) return
-    const claimed = await sql<{ graph: string }>`insert into ${sql.table('graph_run')} (graph, tick, instance_id)
-      values (${graph.name}, ${tick}, (select id from ${sql.table('instance')} where token = ${this.#deps.instanceToken}))
+    const claimed = await sql<{ graph: string }>`insert into ${sql.table('graph_run')} (project_id, graph, tick, instance_id)
+      values (${projectId}, ${graph.name}, ${tick}, (select id from ${sql.table('instance')} where token = ${this.#deps.instanceToken}))
       on conflict do nothing returning graph`.execute(db)
     // another process sharing the database runs this tick
     if (claimed.rows.length === 0) return
@@ -217,6 +234,6 @@ export class CustomGraphs {
       graph.failing = true
     }
     await db.updateTable('graph_run').set({ value, error: error?.slice(0, 1000) ?? null, duration_ms: durationMs })
-      .where('graph', '=', graph.name).where('tick', '=', tick).execute()
+      .where('project_id', '=', projectId).where('graph', '=', graph.name).where('tick', '=', tick).execute()
   }
 }

@@ -53,6 +53,15 @@ export async function createProject (db: Kysely<Database>, name: string): Promis
   return row?.id
 }
 
+/**
+ * The id of the project of this name, made if it is new: what a test build or a custom graph names. A name
+ * another process makes at the same moment is found by the second statement.
+ */
+export async function ensureProject (db: Kysely<Database>, name: string): Promise<number> {
+  return await createProject(db, name) ??
+    (await db.selectFrom('project').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id
+}
+
 /** Stores a token's hash for a project; undefined when there is no such project. */
 export async function addProjectToken (db: Kysely<Database>, projectId: number, hash: string, hint: string): Promise<number | undefined> {
   const { rows: [row] } = await sql<{ id: number }>`insert into ${sql.table('project_token')} (project_id, token_hash, hint)

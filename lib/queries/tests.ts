@@ -2,22 +2,25 @@ import { sql, type Kysely } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { TestResultsSubmission } from '../test-monitor/results.js'
 import { UNMATCHED_ROUTE } from '../options.js'
+import { DEFAULT_PROJECT } from '../protocol.js'
 import { overview } from './overview.js'
+import { ensureProject } from './projects.js'
 
 /**
  * Stores one batch of a build's test results, once: a batch already stored (a retried upload) is
  * left as it is. One statement, so it is atomic also through the dashboard's database handle,
- * which runs each statement on the writer's pool (no transaction spans two). Answers whether this
- * call stored the batch.
+ * which runs each statement on the writer's pool (no transaction spans two); the project it names
+ * (created if new) comes first, on its own. Answers whether this call stored the batch.
  */
 export async function storeTestResults (db: Kysely<Database>, submission: TestResultsSubmission): Promise<boolean> {
   const { tests } = submission
+  const projectId = await ensureProject(db, submission.project ?? DEFAULT_PROJECT)
   const hits = tests.flatMap((test, ordinal) => test.hits.map((hit) => ({ ordinal, ...hit })))
   const { rows } = await sql<{ stored: boolean }>`
     with build as (
-      insert into ${sql.table('test_build')} (build, commit_sha, branch)
-      values (${submission.build}, ${submission.commit}, ${submission.branch})
-      on conflict (build) do update set build = excluded.build
+      insert into ${sql.table('test_build')} (project_id, build, commit_sha, branch)
+      values (${projectId}, ${submission.build}, ${submission.commit}, ${submission.branch})
+      on conflict (project_id, build) do update set build = excluded.build
       returning id
     ), batch as (
       insert into ${sql.table('test_batch')} (build_id, batch, repeat)
@@ -48,6 +51,8 @@ export async function storeTestResults (db: Kysely<Database>, submission: TestRe
 /** One build in the Tests view. */
 export interface TestBuildSummary {
   build: string
+  /** The project whose tests these are: a build id is unique per project. */
+  project: string
   commit: string | null
   branch: string | null
   createdAt: Date
@@ -62,20 +67,22 @@ export interface TestBuildSummary {
   totalMs: number
 }
 
-/** The latest builds, newest first. */
-export async function testBuilds (db: Kysely<Database>, limit: number): Promise<TestBuildSummary[]> {
-  const { rows } = await sql<{ build: string, commit_sha: string | null, branch: string | null, created_at: Date, runs: string, tests: string, failed: string, endpoints: string, total_ms: number | null }>`
-    select b.build, b.commit_sha, b.branch, b.created_at,
+/** The latest builds (of one project, or of every one), newest first. */
+export async function testBuilds (db: Kysely<Database>, limit: number, projectId?: number): Promise<TestBuildSummary[]> {
+  const { rows } = await sql<{ build: string, project: string, commit_sha: string | null, branch: string | null, created_at: Date, runs: string, tests: string, failed: string, endpoints: string, total_ms: number | null }>`
+    select b.build, p.name as project, b.commit_sha, b.branch, b.created_at,
       (select count(*) from ${sql.table('test_batch')} tb where tb.build_id = b.id) as runs,
       (select count(distinct (r.file, r.name)) from ${sql.table('test_run')} r where r.build_id = b.id) as tests,
       (select count(distinct (r.file, r.name)) from ${sql.table('test_run')} r where r.build_id = b.id and r.outcome = 'fail') as failed,
       (select count(distinct (h.method, h.route)) from ${sql.table('test_run')} r join ${sql.table('test_hit')} h on h.test_run_id = r.id where r.build_id = b.id) as endpoints,
       (select sum(r.duration_ms) from ${sql.table('test_run')} r where r.build_id = b.id) as total_ms
-    from ${sql.table('test_build')} b
+    from ${sql.table('test_build')} b join ${sql.table('project')} p on p.id = b.project_id
+    ${projectId === undefined ? sql`` : sql`where b.project_id = ${projectId}`}
     order by b.created_at desc, b.id desc
     limit ${limit}`.execute(db)
   return rows.map((row) => ({
     build: row.build,
+    project: row.project,
     commit: row.commit_sha,
     branch: row.branch,
     createdAt: row.created_at,
@@ -104,12 +111,14 @@ export interface EndpointCoverage {
 }
 
 /**
- * A build's coverage (the latest one by default): every endpoint the app has served or a test
- * reached, covered or not, with its production traffic; uncovered busy endpoints first.
+ * A build's coverage (the latest one by default, of one project or of every one): every endpoint of
+ * the build's project that the app has served or a test reached, covered or not, with its production
+ * traffic; uncovered busy endpoints first.
  */
-export async function testCoverage (db: Kysely<Database>, build?: string): Promise<{ build: string | null, endpoints: EndpointCoverage[] }> {
-  const chosen = await db.selectFrom('test_build').select(['id', 'build'])
+export async function testCoverage (db: Kysely<Database>, build?: string, projectId?: number): Promise<{ build: string | null, endpoints: EndpointCoverage[] }> {
+  const chosen = await db.selectFrom('test_build').select(['id', 'build', 'project_id'])
     .$if(build !== undefined, (qb) => qb.where('build', '=', build!))
+    .$if(projectId !== undefined, (qb) => qb.where('project_id', '=', projectId!))
     .orderBy('created_at', 'desc').orderBy('id', 'desc')
     .executeTakeFirst()
   const hits = chosen === undefined
@@ -119,7 +128,8 @@ export async function testCoverage (db: Kysely<Database>, build?: string): Promi
         from ${sql.table('test_run')} r join ${sql.table('test_hit')} h on h.test_run_id = r.id
         where r.build_id = ${chosen.id}
         group by h.method, h.route`.execute(db)).rows
-  const production = await overview(db, 'UTC')
+  // the build's own project: another project's endpoints are not this suite's to reach
+  const production = await overview(db, 'UTC', '', chosen?.project_id ?? projectId)
   const byKey = new Map<string, EndpointCoverage>()
   for (const endpoint of production) {
     // requests that matched no route are not an endpoint a test could cover
@@ -155,9 +165,10 @@ export interface EndpointTest {
   builds: Array<{ build: string, requests: number, meanMs: number, testMs: number, outcome: string }>
 }
 
-/** The tests that reached `method route` in the latest `builds` builds, and their timings per build. */
-export async function endpointTests (db: Kysely<Database>, method: string, route: string, builds: number): Promise<{ builds: string[], tests: EndpointTest[] }> {
+/** The tests that reached `method route` in the latest `builds` builds (of one project, or of every one), and their timings per build. */
+export async function endpointTests (db: Kysely<Database>, method: string, route: string, builds: number, projectId?: number): Promise<{ builds: string[], tests: EndpointTest[] }> {
   const latest = await db.selectFrom('test_build').select(['id', 'build'])
+    .$if(projectId !== undefined, (qb) => qb.where('project_id', '=', projectId!))
     .orderBy('created_at', 'desc').orderBy('id', 'desc').limit(builds).execute()
   const ids = latest.map((row) => row.id)
   if (ids.length === 0) return { builds: [], tests: [] }

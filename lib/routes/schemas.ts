@@ -162,6 +162,7 @@ export const GRAPHS_REPLY = {
     type: 'object',
     properties: {
       name: { type: 'string' },
+      project: { type: 'string' },
       schedule: { type: 'string' },
       lastValue: { type: ['number', 'null'] },
       lastValueAt: dateOrNull,
@@ -178,7 +179,7 @@ export const GRAPHS_REPLY = {
         }
       }
     },
-    required: ['name', 'schedule', 'lastValue', 'lastValueAt', 'lastError', 'lastErrorAt', 'errors', 'points'],
+    required: ['name', 'project', 'schedule', 'lastValue', 'lastValueAt', 'lastError', 'lastErrorAt', 'errors', 'points'],
     additionalProperties: false
   }
 } as const
@@ -410,6 +411,7 @@ export const TEST_RESULTS_STORED_REPLY = object({ stored: boolean })
 export const TEST_BUILDS_REPLY = object({
   builds: array(object({
     build: string,
+    project: string,
     commit: nullableString,
     branch: nullableString,
     createdAt: dateTime,

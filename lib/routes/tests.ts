@@ -2,7 +2,7 @@ import { bearerToken } from '../auth/bearer.js'
 import { endpointTests, storeTestResults, testBuilds, testCoverage } from '../queries/tests.js'
 import { TEST_RESULT_LIMITS, type TestResultsSubmission } from '../test-monitor/results.js'
 import { NOT_MONITORED, type ApiRoutes } from './context.js'
-import { ENDPOINT_TESTS_REPLY, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, TEST_RESULTS_STORED_REPLY, replies } from './schemas.js'
+import { ENDPOINT_TESTS_REPLY, PROJECT_NAME_SCHEMA, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, TEST_RESULTS_STORED_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 const MAX_BUILDS = 200
 const DEFAULT_BUILDS = 30
@@ -12,6 +12,8 @@ const SUBMISSION_BODY_LIMIT = 32 * 1024 * 1024
 const text = { type: 'string', maxLength: TEST_RESULT_LIMITS.text } as const
 const nullableText = { type: ['string', 'null'], maxLength: TEST_RESULT_LIMITS.text } as const
 const finite = { type: 'number', minimum: 0, maximum: 1e12 } as const
+/** One project's builds only (its id, `GET /projects`); absent: every project's. */
+const project = TIME_RANGE_QUERY.properties.project
 
 const SUBMISSION = {
   type: 'object',
@@ -19,6 +21,7 @@ const SUBMISSION = {
   additionalProperties: false,
   properties: {
     build: { type: 'string', minLength: 1, maxLength: 200 },
+    project: PROJECT_NAME_SCHEMA,
     commit: nullableText,
     branch: nullableText,
     batch: { type: 'string', minLength: 1, maxLength: 200 },
@@ -75,29 +78,29 @@ export const testRoutes: ApiRoutes = (app, { db, guards, options }) => {
     })
   }
 
-  app.get<{ Querystring: { limit?: number } }>('/api/tests/builds', {
+  app.get<{ Querystring: { limit?: number, project?: number } }>('/api/tests/builds', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS } }, additionalProperties: false }, response: replies(TEST_BUILDS_REPLY) }
-  }, async (request) => ({ builds: await testBuilds(db, request.query.limit ?? DEFAULT_BUILDS) }))
+    schema: { querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS }, project }, additionalProperties: false }, response: replies(TEST_BUILDS_REPLY) }
+  }, async (request) => ({ builds: await testBuilds(db, request.query.limit ?? DEFAULT_BUILDS, request.query.project) }))
 
-  app.get<{ Querystring: { build?: string } }>('/api/tests/coverage', {
+  app.get<{ Querystring: { build?: string, project?: number } }>('/api/tests/coverage', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
-    schema: { querystring: { type: 'object', properties: { build: { type: 'string', minLength: 1, maxLength: 200 } }, additionalProperties: false }, response: replies(TEST_COVERAGE_REPLY) }
-  }, async (request) => await testCoverage(db, request.query.build))
+    schema: { querystring: { type: 'object', properties: { build: { type: 'string', minLength: 1, maxLength: 200 }, project }, additionalProperties: false }, response: replies(TEST_COVERAGE_REPLY) }
+  }, async (request) => await testCoverage(db, request.query.build, request.query.project))
 
-  app.get<{ Querystring: { method: string, route: string, limit?: number } }>('/api/tests/endpoint', {
+  app.get<{ Querystring: { method: string, route: string, limit?: number, project?: number } }>('/api/tests/endpoint', {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
     schema: {
       querystring: {
         type: 'object',
         required: ['method', 'route'],
-        properties: { method: { type: 'string', minLength: 1, maxLength: 32 }, route: text, limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS } },
+        properties: { method: { type: 'string', minLength: 1, maxLength: 32 }, route: text, limit: { type: 'integer', minimum: 1, maximum: MAX_BUILDS }, project },
         additionalProperties: false
       },
       response: replies(ENDPOINT_TESTS_REPLY)
     }
-  }, async (request) => await endpointTests(db, request.query.method, request.query.route, request.query.limit ?? 10))
+  }, async (request) => await endpointTests(db, request.query.method, request.query.route, request.query.limit ?? 10, request.query.project))
 }

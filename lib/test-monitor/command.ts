@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util'
 import { fileURLToPath } from 'node:url'
 import { openCliDatabase } from '../cli/database.js'
 import { DATABASE_ENV } from '../options.js'
+import { PROJECT_NAME } from '../protocol.js'
 import { storeTestResults } from '../queries/tests.js'
 import { RESULTS_DIR_ENV, type BuildInfo, type TestRecord, type TestResultsSubmission } from './results.js'
 
@@ -18,6 +19,7 @@ reached, and how fast, for the build.
   --build ID          the build (default: GITHUB_RUN_ID-GITHUB_RUN_ATTEMPT, CI_PIPELINE_ID, or local-<time>)
   --commit SHA        default: GITHUB_SHA, CI_COMMIT_SHA, or git rev-parse HEAD
   --branch NAME       default: GITHUB_HEAD_REF, GITHUB_REF_NAME, CI_COMMIT_REF_NAME, or the git branch
+  --project NAME      the app's project (its project option), created if new (default: default)
   --database URL      store into this PostgreSQL database
   --data-dir DIR      store into this PGlite data directory (the app must not be running on it)
   --table-prefix P    default fmd_
@@ -112,6 +114,7 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
       build: { type: 'string' },
       commit: { type: 'string' },
       branch: { type: 'string' },
+      project: { type: 'string' },
       database: { type: 'string' },
       'data-dir': { type: 'string' },
       'table-prefix': { type: 'string' },
@@ -124,6 +127,10 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat)
   if (command.length === 0 || !Number.isInteger(repeat) || repeat < 1 || repeat > 1000) {
     process.stderr.write(`${command.length === 0 ? 'the test command is missing after --' : '--repeat must be an integer from 1 to 1000'}\n\n${TEST_USAGE}\n`)
+    return 2
+  }
+  if (values.project !== undefined && !PROJECT_NAME.test(values.project)) {
+    process.stderr.write(`--project must be 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit\n\n${TEST_USAGE}\n`)
     return 2
   }
   const token = values.token ?? env.FASTIFY_MONITOR_TEST_RESULTS_TOKEN
@@ -140,7 +147,7 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
       const dir = join(root, `run-${run}`)
       const code = await runOnce(command, dir)
       if (code !== 0) exitCode = code
-      submissions.push({ ...info, batch: `run-${run}`, repeat: run, tests: gatherResults(dir) })
+      submissions.push({ ...info, ...(values.project === undefined ? {} : { project: values.project }), batch: `run-${run}`, repeat: run, tests: gatherResults(dir) })
     }
   } finally {
     rmSync(root, { recursive: true, force: true })
@@ -154,7 +161,7 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
       for (const submission of submissions) {
         const stored = await target.store(submission)
         const reached = new Set(submission.tests.flatMap((test) => test.hits.map((hit) => `${hit.method} ${hit.route}`)))
-        process.stdout.write(`build ${info.build} ${submission.batch}: ${submission.tests.length} tests, ${reached.size} endpoints${stored ? '' : ' (already stored)'}\n`)
+        process.stdout.write(`${values.project === undefined ? '' : `project ${values.project} `}build ${info.build} ${submission.batch}: ${submission.tests.length} tests, ${reached.size} endpoints${stored ? '' : ' (already stored)'}\n`)
       }
     } finally {
       await target.close()

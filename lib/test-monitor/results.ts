@@ -41,6 +41,11 @@ export interface BuildInfo {
  * batch twice stores it once, so a retried upload is harmless.
  */
 export interface TestResultsSubmission extends BuildInfo {
+  /**
+   * The project whose tests these are (`PROJECT_NAME` of protocol.ts), created if new; default `default`. The
+   * Tests view of a project shows its builds and compares them with its endpoints.
+   */
+  project?: string
   batch: string
   /** Which of the `--repeat` runs this is, from 1. */
   repeat: number

@@ -486,6 +486,38 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         await db.schema.dropTable('project_token').execute()
         await db.schema.dropTable('project').execute()
       }
+    },
+    // Issue #19. Test builds and custom graphs belong to a project too (what was there to `default`, id 1),
+    // so every view keeps to the picked one. A build's name and a graph's name are unique per project: one
+    // CI run may test two services under one build id, and two services may both graph "queue depth". A
+    // graph's ticks are claimed per project, so the two never take each other's ticks.
+    '0019_project_tests_and_graphs': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`alter table ${sql.table('test_build')} add column project_id integer not null default 1`.execute(db)
+        // 0012's `unique` on the column: PostgreSQL named it <table>_<column>_key
+        await sql`alter table ${sql.table('test_build')} drop constraint ${index('test_build_build_key')}`.execute(db)
+        await sql`alter table ${sql.table('test_build')} add constraint ${index('test_build_project_build')} unique (project_id, build)`.execute(db)
+        await sql`alter table ${sql.table('graph')} add column project_id integer not null default 1`.execute(db)
+        await sql`alter table ${sql.table('graph')} drop constraint ${index('graph_pkey')}`.execute(db)
+        await sql`alter table ${sql.table('graph')} add constraint ${index('graph_pkey')} primary key (project_id, name)`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} add column project_id integer not null default 1`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} drop constraint ${index('graph_run_pkey')}`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} add constraint ${index('graph_run_pkey')} primary key (project_id, graph, tick)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of ['graph_run', 'graph', 'test_build']) await sql`delete from ${sql.table(table)} where project_id <> 1`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} drop constraint ${index('graph_run_pkey')}`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} add constraint ${index('graph_run_pkey')} primary key (graph, tick)`.execute(db)
+        await sql`alter table ${sql.table('graph_run')} drop column project_id`.execute(db)
+        await sql`alter table ${sql.table('graph')} drop constraint ${index('graph_pkey')}`.execute(db)
+        await sql`alter table ${sql.table('graph')} add constraint ${index('graph_pkey')} primary key (name)`.execute(db)
+        await sql`alter table ${sql.table('graph')} drop column project_id`.execute(db)
+        await sql`alter table ${sql.table('test_build')} drop constraint ${index('test_build_project_build')}`.execute(db)
+        await sql`alter table ${sql.table('test_build')} add constraint ${index('test_build_build_key')} unique (build)`.execute(db)
+        await sql`alter table ${sql.table('test_build')} drop column project_id`.execute(db)
+      }
     }
   }
 }

@@ -26,10 +26,11 @@ export const dashboard = {
   report: async (baseline: string, candidate: string, project?: number) => await request<Report>(`/reports${query({ baseline, candidate, project })}`)
 }
 
+/** The test monitor; `project`: that project's builds only (absent: every project's). */
 export const tests = {
-  builds: async () => await request<{ builds: TestBuild[] }>('/tests/builds'),
-  coverage: async (build?: string) => await request<TestCoverage>(`/tests/coverage${query({ build })}`),
-  endpoint: async (method: string, route: string) => await request<EndpointTests>(`/tests/endpoint${query({ method, route })}`)
+  builds: async (project?: number) => await request<{ builds: TestBuild[] }>(`/tests/builds${query({ project })}`),
+  coverage: async (build?: string, project?: number) => await request<TestCoverage>(`/tests/coverage${query({ build, project })}`),
+  endpoint: async (method: string, route: string, project?: number) => await request<EndpointTests>(`/tests/endpoint${query({ method, route, project })}`)
 }
 
 export const admin = {
