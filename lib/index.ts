@@ -147,7 +147,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     : storage.ready.then(async () => { await provisionUsers(db, dashboard.users, log) }).catch((err: unknown) => {
       log.error({ err }, 'fastify-monitoring-dashboard: dashboard users not provisioned')
     })
-  customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken })
+  customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken, project: resolved.project ?? DEFAULT_PROJECT })
   const graphs = customGraphs
   const withoutDatabase = (what: string): Error => new StorageUnavailableError(`${what} needs the database, and this process sends its records to the collector at ${remote!.ingestUrl} (remote): use the collector's dashboard`)
   const api: MonitorApi = {

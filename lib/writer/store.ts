@@ -65,12 +65,6 @@ export async function registerInstance (db: Kysely<Database>, version: string, t
   return { versionId, instanceId }
 }
 
-/** The id of the project of this name, made if it is new. */
-export async function ensureProject (db: Kysely<Database>, name: string): Promise<number> {
-  await db.insertInto('project').values({ name }).onConflict((oc) => oc.column('name').doNothing()).execute()
-  return (await db.selectFrom('project').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id
-}
-
 /**
  * Creates the endpoints of a project the database does not know yet, at `defaultLevel`, and returns the
  * id and (possibly admin-changed) level of each, in the order given.
