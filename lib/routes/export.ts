@@ -17,7 +17,8 @@ const EXPORT_QUERY = {
     format: { type: 'string', enum: ['json', 'csv'], default: 'json' },
     afterTime: { type: 'string', format: 'date-time' },
     afterId: { type: 'string', pattern: '^[0-9]{1,19}$' },
-    offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000_000, default: 0 }
+    offset: { type: 'integer', minimum: 0, maximum: 1_000_000_000_000, default: 0 },
+    project: { type: 'integer', minimum: 1, maximum: 2_147_483_647 }
   },
   additionalProperties: false
 } as const
@@ -30,6 +31,8 @@ interface ExportQuery {
   afterTime?: string
   afterId?: string
   offset: number
+  /** A project's id (as elsewhere in the API): its rows only. */
+  project?: number
 }
 
 /** RFC 4180 field; a leading = + - @ is prefixed with ' so a spreadsheet does not run it as a formula. */
@@ -60,28 +63,29 @@ export function registerExportRoutes (app: FastifyInstance, db: Kysely<Database>
   // the schemas are the JSON replies'; a CSV reply is sent as a string, which Fastify sends as it is (no serialiser)
   app.get<{ Querystring: ExportQuery }>('/api/export/requests', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY, response: replies(EXPORT_REQUESTS_REPLY) } }, async (request, reply) => {
     const { from, to } = window(request.query)
-    const { afterTime, afterId, limit, format } = request.query
+    const { afterTime, afterId, limit, format, project } = request.query
     const after = afterTime !== undefined && afterId !== undefined ? { time: new Date(afterTime), id: afterId } : undefined
-    const rows = await exportRequests(db, from, to, limit, after)
+    const rows = await exportRequests(db, from, to, limit, after, project)
     const last = rows.at(-1)
     const next = rows.length === limit && last !== undefined ? { afterTime: last.timeRequested, afterId: last.id } : null
     if (format === 'csv') {
       if (next !== null) reply.header('x-next-page', new URLSearchParams(next).toString())
       return await reply.type('text/csv; charset=utf-8').send(toCsv(rows as unknown as Array<Record<string, unknown>>,
-        ['id', 'method', 'route', 'timeRequested', 'durationMs', 'statusCode', 'version', 'groupBy', 'ip']))
+        // project last: the columns before it are where they were before projects
+        ['id', 'method', 'route', 'timeRequested', 'durationMs', 'statusCode', 'version', 'groupBy', 'ip', 'project']))
     }
     return { rows, next }
   })
 
   app.get<{ Querystring: ExportQuery }>('/api/export/rollups', { config, onRequest: checkToken, schema: { querystring: EXPORT_QUERY, response: replies(EXPORT_ROLLUPS_REPLY) } }, async (request, reply) => {
     const { from, to } = window(request.query)
-    const { limit, offset, format } = request.query
-    const rows = await exportRollups(db, from, to, limit, offset)
+    const { limit, offset, format, project } = request.query
+    const rows = await exportRollups(db, from, to, limit, offset, project)
     const next = rows.length === limit ? { offset: offset + limit } : null
     if (format === 'csv') {
       if (next !== null) reply.header('x-next-page', `offset=${next.offset}`)
       return await reply.type('text/csv; charset=utf-8').send(toCsv(rows as unknown as Array<Record<string, unknown>>,
-        ['hour', 'method', 'route', 'version', 'statusCode', 'hits', 'durationSumMs']))
+        ['hour', 'method', 'route', 'version', 'statusCode', 'hits', 'durationSumMs', 'project']))
     }
     return { rows, next }
   })

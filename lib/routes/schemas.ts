@@ -451,6 +451,7 @@ export const ENDPOINT_TESTS_REPLY = object({
 export const EXPORT_REQUESTS_REPLY = object({
   rows: array(object({
     id: string,
+    project: string,
     method: string,
     route: string,
     timeRequested: dateTime,
@@ -465,6 +466,6 @@ export const EXPORT_REQUESTS_REPLY = object({
 
 /** `GET /api/export/rollups` as JSON (its CSV is text and has no schema). */
 export const EXPORT_ROLLUPS_REPLY = object({
-  rows: array(object({ hour: dateTime, method: string, route: string, version: string, statusCode: integer, hits: integer, durationSumMs: number })),
+  rows: array(object({ hour: dateTime, project: string, method: string, route: string, version: string, statusCode: integer, hits: integer, durationSumMs: number })),
   next: orNull(object({ offset: integer }))
 })
