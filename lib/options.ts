@@ -600,6 +600,8 @@ function resolveRemote (raw: Record<string, unknown>, env: NodeJS.ProcessEnv): C
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return new InvalidOptionError('remote', `must be an object { url, token }, got ${describe(value)}`)
   const given = value as Record<string, unknown>
   for (const key of Object.keys(given)) {
+    // the tracker this follows names a project id beside its token; here the token names its project
+    if (key === 'projectId' || key === 'project') return new InvalidOptionError(`remote.${key}`, 'is not needed: a project\'s token names its project (with the collector\'s ingest token, set the top-level `project` option)')
     if (!REMOTE_KEYS.has(key)) return new InvalidOptionError(`remote.${key}`, 'is not an option of the collector connection')
   }
   const url = given.url ?? env[REMOTE_URL_ENV]

@@ -270,7 +270,8 @@ t.test('remote options are checked at register, naming the option', async (t) =>
     ['another scheme', { remote: { url: 'ftp://collector/dashboard', token: TOKEN } }, /"remote\.url"/],
     ['credentials in the url', { remote: { url: 'http://user:secret@collector/dashboard', token: TOKEN } }, /"remote\.url".*\/\/\*\*\*@collector/],
     ['a short token', { remote: { url, token: 'short' } }, /"remote\.token" option must be a project's token from the collector's dashboard/],
-    ['an unknown key', { remote: { url, token: TOKEN, project: 'x' } as never }, /"remote\.project" option is not an option/],
+    ['an unknown key', { remote: { url, token: TOKEN, retries: 3 } as never }, /"remote\.retries" option is not an option/],
+    ['a project id beside the token', { remote: { url, token: TOKEN, projectId: 7 } as never }, /"remote\.projectId" option is not needed: a project's token names its project/],
     ['a bad timeout', { remote: { url, token: TOKEN, timeoutMs: 5 } }, /"remote\.timeoutMs" option must be an integer from 100/]
   ]
   for (const [name, options, message] of cases) {
