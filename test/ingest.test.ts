@@ -4,10 +4,12 @@
 // endpoints kept only as their last request, the rest in one transaction under the sender's batch id, so a
 // retried batch is stored once. Hostile bodies are refused with a clear answer and store nothing.
 import t from 'tap'
+import { readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { sql, type Kysely } from 'kysely'
 import type { Database } from '../lib/db/database.js'
 import { INGEST_TOKEN_ENV } from '../lib/options.js'
+import { INGEST_BATCH } from '../lib/routes/ingest.js'
 import { DIALECTS, backend, buildApp, readyApp } from './helpers.js'
 
 const TOKEN = 'ingest-token-0123456789'
@@ -210,4 +212,13 @@ t.test('postgres: two collectors on one database store a batch sent to both once
   })).json()))
   t.same(answers.map((a) => a.stored).sort(), [false, true], 'one stored it, the other found it stored')
   t.equal((await serviceRows(collectors[0]!.monitor.db)).length, 3, 'its requests once')
+})
+
+t.test('the README\'s JSON Schema of an ingest batch is the one the route validates with', async (t) => {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+  const block = /<summary>The ingest batch's JSON Schema[^\n]*\n\n```json\n([\s\S]*?)\n```/.exec(readme)
+  t.ok(block, 'the README has the schema')
+  const { $schema, ...documented } = JSON.parse(block![1]!) as Record<string, unknown>
+  t.equal($schema, 'https://json-schema.org/draft-07/schema')
+  t.same(documented, JSON.parse(JSON.stringify(INGEST_BATCH)), 'equal to INGEST_BATCH')
 })
