@@ -200,6 +200,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
         rollupRetentionDays: resolved.rollupRetentionDays,
         groupedProfile: async (endpointId, n, foldLibraries) => await storage.groupedProfile(endpointId, n, foldLibraries),
         ingest: async (batch) => await storage.ingest(batch),
+        onIngest: (project, outcome, rows) => metrics?.onIngest(project, outcome, rows),
         adminOnlyRequestValues: resolved.outliers.adminOnlyRequestValues,
         redaction: resolved.outliers.redaction,
         sessionKeyFile: database.kind === 'pglite' && !database.dataDir.startsWith('memory://') ? `${database.dataDir}.session-key` : undefined,

@@ -45,7 +45,7 @@ async function serviceRows (db: Kysely<Database>): Promise<Array<{ route: string
 
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: batches from another process are stored once, as its own requests would be`, async (t) => {
-    const { app, db } = await readyApp(t, dialect, { dashboard: { ingestToken: TOKEN } })
+    const { app, db } = await readyApp(t, dialect, { dashboard: { ingestToken: TOKEN }, metrics: {} })
     const post = async (body: unknown, headers: Record<string, string> = {}): Promise<{ statusCode: number, json: () => any }> =>
       await app.inject({ method: 'POST', url: '/dashboard/api/ingest', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', ...headers }, payload: typeof body === 'string' || Buffer.isBuffer(body) ? body : JSON.stringify(body) })
     const now = Date.now()
@@ -123,6 +123,13 @@ for (const dialect of DIALECTS) {
     t.equal((await serviceRows(db)).length, 4, 'nothing refused was stored')
     const { rows: [batches] } = await sql<{ n: string }>`select count(*) as n from ${sql.table('batch')} where id like 'x%'`.execute(db)
     t.equal(Number(batches!.n), 0, 'and no batch id claimed')
+
+    // /metrics counts every answer: by project (none known for a refused one) and outcome
+    const metrics = (await app.inject('/metrics')).body
+    t.match(metrics, /fastify_monitor_ingest_batches_total\{project="default",outcome="stored"\} 4\n/, 'four batches stored (the poll too)')
+    t.match(metrics, /fastify_monitor_ingest_batches_total\{project="default",outcome="duplicate"\} 1\n/, 'the retry')
+    t.match(metrics, new RegExp(`fastify_monitor_ingest_batches_total\\{project="",outcome="refused"\\} ${refused.length}\\n`), 'every refusal, the 401s, 413 and 415 included')
+    t.match(metrics, /fastify_monitor_ingest_rows_total\{project="default"\} 5\n/, 'the requests of the stored batches, the retry not counted again')
   })
 }
 

@@ -9,6 +9,7 @@ import { OPENMETRICS_CONTENT_TYPE, renderOpenMetrics, wantsOpenMetrics } from '.
 import { registerPluginHealth } from './plugin-health.js'
 import { servedRegistries } from './process-metrics.js'
 import { registerGraphMetrics } from './custom-graphs.js'
+import { registerIngestMetrics, type IngestOutcome } from './ingest.js'
 import type { GraphStatus } from '../graphs/custom-graphs.js'
 
 /** What the request path and the storage client feed into the exporter. */
@@ -18,6 +19,8 @@ export interface Metrics {
   onBatchWritten: (durationMs: number) => void
   /** An outlier was found on a route (level ≥ 2), stored or beyond the hourly cap. */
   onOutlier: (method: string, route: string) => void
+  /** A collector's ingest route answered a batch (see ingest.ts). */
+  onIngest: (project: string, outcome: IngestOutcome, rows: number) => void
 }
 
 function sameToken (given: string, expected: string): boolean {
@@ -63,5 +66,6 @@ export function setupMetrics (fastify: FastifyInstance, options: ResolvedMetrics
   })
   // method and route (the URL template) name an endpoint, bounded like http_request_duration_seconds' own labels
   const outliers = new Counter({ name: 'fastify_monitor_outliers_total', help: 'Requests slower than their endpoint\'s outlier threshold (endpoints at level 2 or 3).', labelNames: ['method', 'route'], registers: [registry] })
-  return { registry, httpDuration, onBatchWritten, onOutlier: (method, route) => { outliers.inc({ method, route }) } }
+  const onIngest = registerIngestMetrics(registry)
+  return { registry, httpDuration, onBatchWritten, onOutlier: (method, route) => { outliers.inc({ method, route }) }, onIngest }
 }

@@ -9,6 +9,7 @@ import type { GroupedProfile } from '../queries/profiles.js'
 import type { IngestBatch, IngestResult, StoreKind } from '../protocol.js'
 import { DAY_MS } from '../time.js'
 import type { RedactionRules } from '../collection/redact.js'
+import type { IngestOutcome } from '../metrics/ingest.js'
 
 const DEFAULT_RANGE_DAYS = 7
 const MAX_RANGE_DAYS = 1_000
@@ -26,6 +27,8 @@ export interface DashboardContext {
   sessionKeyFile: string | undefined
   /** Stores a batch another process sent to the ingest route, on the writer's thread. */
   ingest: (batch: IngestBatch) => Promise<IngestResult>
+  /** How each ingest request ended, for `/metrics` (the project granted or named; '' when none is known). */
+  onIngest: (project: string, outcome: IngestOutcome, rows: number) => void
   /** Level 3: an endpoint's grouped profile, merged off the request thread. */
   groupedProfile: (endpointId: number, n: number, foldLibraries: boolean) => Promise<GroupedProfile>
   /** Outliers' request values (headers, query, params, body, IP) are sent to admins only. */

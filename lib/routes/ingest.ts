@@ -235,7 +235,7 @@ const MAX_TOKEN_LENGTH = 128
  * go to that project; and the collector's own `dashboard.ingestToken`, whose batches name any project
  * (created if new). Checked before the body is read, so a request without one costs no inflating.
  */
-export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, projectTokens, redaction }) => {
+export const ingestRoutes: ApiRoutes = (app, { options, ingest, onIngest, retentionDays, projectTokens, redaction }) => {
   const isCollectorToken = options.ingestToken === undefined ? () => false : bearerMatcher(options.ingestToken)
   /** The project each authorised request's token grants; null for the collector's token (any project). */
   const granted = new WeakMap<FastifyRequest, string | null>()
@@ -254,10 +254,21 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, p
     granted.set(request, project)
   }
 
+  /** The project of each request once known, and the rows its batch stored. */
+  const stored = new WeakMap<FastifyRequest, { project: string, rows: number }>()
   app.post<{ Body: IngestBatch }>('/api/ingest', {
     config: NOT_MONITORED,
     bodyLimit: INGEST_BODY_LIMIT,
     onRequest: authorize,
+    // every answer counted, the refused ones (401, 400 from the schema, 413) included
+    onResponse: async (request, reply) => {
+      const status = reply.statusCode
+      const known = stored.get(request)
+      // a refused batch's own `project` is not trusted as a label: the token's project, or none
+      const project = known?.project ?? granted.get(request) ?? ''
+      const outcome = status >= 500 ? 'failed' : status >= 400 ? 'refused' : known === undefined || known.rows < 0 ? 'duplicate' : 'stored'
+      onIngest(project, outcome, Math.max(known?.rows ?? 0, 0))
+    },
     preParsing: async (request, _reply, payload) => {
       const encoding = request.headers['content-encoding']
       if (encoding === undefined || encoding === 'identity') return payload
@@ -272,6 +283,10 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, retentionDays, p
       return await reply.code(403).send({ error: `the token belongs to project ${tokenProject}; the batch names project ${batch.project}` })
     }
     checkBatch(batch, retentionDays, Date.now())
-    return await ingest({ ...redacted(batch, redaction), project: tokenProject ?? batch.project ?? DEFAULT_PROJECT })
+    const project = tokenProject ?? batch.project ?? DEFAULT_PROJECT
+    const result = await ingest({ ...redacted(batch, redaction), project })
+    // -1: a batch stored before (a retry)
+    stored.set(request, { project, rows: result.stored ? batch.requests.endpoint.length : -1 })
+    return result
   })
 }
