@@ -96,6 +96,9 @@ for (const dialect of DIALECTS) {
     const { rows: polled } = await sql<{ route: string, last: Date | null }>`select route, last_requested as last from ${sql.table('endpoint')}
       where route in (${SERVICE_ROUTE}, '/svc/never-requested') order by route`.execute(db)
     t.same(polled.map((e) => [e.route, e.last === null ? null : new Date(e.last).getTime()]), [['/svc/items/:id', now - 5], ['/svc/never-requested', null]], 'registers the new endpoint, moves the seen one')
+    const ids = (await db.selectFrom('endpoint').select(['id', 'route']).orderBy('id').execute())
+    t.equal(ids.at(-1)!.route, '/svc/never-requested')
+    t.equal(ids.at(-1)!.id, ids.at(-2)!.id + 1, 'the known endpoints registered again took no id from the sequence: the new one has the next')
     t.equal((await serviceRows(db)).length, 4, 'and stores no request')
 
     // refused, and nothing stored

@@ -74,8 +74,11 @@ Promise<Array<{ id: number, level: number }>> {
   if (endpoints.length === 0) return []
   const methods = endpoints.map((e) => e.method)
   const routes = endpoints.map((e) => e.route)
+  // only the new ones reach the insert: `on conflict do nothing` alone would take an id from the sequence
+  // for every known endpoint, on every call (a collector calls it for its senders' endpoints all day)
   await sql`insert into ${sql.table('endpoint')} (project_id, method, route, monitor_level)
     select ${projectId}::integer, m, r, ${defaultLevel} from unnest(${methods}::text[], ${routes}::text[]) as u(m, r)
+    where not exists (select 1 from ${sql.table('endpoint')} e where e.project_id = ${projectId}::integer and e.method = u.m and e.route = u.r)
     on conflict (project_id, method, route) do nothing`.execute(db)
   const rows = await sql<{ id: number, method: string, route: string, monitor_level: number }>`
     select e.id, e.method, e.route, e.monitor_level from ${sql.table('endpoint')} e
