@@ -149,7 +149,7 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     })
   customGraphs = new CustomGraphs({ db, log, ready: storage.ready, instanceToken: storage.instanceToken, project: resolved.project ?? DEFAULT_PROJECT })
   const graphs = customGraphs
-  const withoutDatabase = (what: string): Error => new StorageUnavailableError(`${what} needs the database, and this process sends its records to the collector at ${remote!.ingestUrl} (remote): use the collector's dashboard`)
+  const withoutDatabase = (what: string): Error => new StorageUnavailableError(`${what} needs the database, and this process sends its records to the collector at ${remote!.ingestUrl} (remote): use the collector's dashboard and API, and add custom graphs in a process that has the database (its \`database\` and \`project\` options)`)
   const api: MonitorApi = {
     enabled: true,
     version: resolved.appVersion,

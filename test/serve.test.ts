@@ -44,6 +44,7 @@ t.test('serve: the collector stores what a service sends, serves the dashboard a
   t.teardown(() => { if (child.exitCode === null) child.kill('SIGKILL') })
   const [, base] = await printed(output, /dashboard (http:\/\/\S+)\/dashboard\n/)
   t.match(output(), `ingest    ${base}/dashboard/api/ingest`, 'prints the ingest URL')
+  t.notMatch(output(), /FSTDEP|DeprecationWarning/, 'no deprecation warning from the Fastify it runs on')
 
   const now = Date.now()
   const sent = await fetch(`${base}/dashboard/api/ingest`, {
@@ -89,4 +90,13 @@ t.test('serve: a bad option exits 2 with the usage', async (t) => {
   t.equal(code, 2)
   t.match(output(), /--port must be a port number, got "eighty"/)
   t.match(output(), /usage:\n {2}fastify-monitoring-dashboard serve/)
+})
+
+t.test('serve --help: its usage, with the environment it reads, and exit 0', async (t) => {
+  const { child, output } = start(['--help'])
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0)
+  t.match(output(), /usage:\n {2}fastify-monitoring-dashboard serve/)
+  t.match(output(), /FASTIFY_MONITOR_EXPORT_TOKEN[\s\S]*FASTIFY_MONITOR_TEST_RESULTS_TOKEN/, 'names the export and test-result tokens it honours')
+  t.notMatch(output(), /Unknown option/)
 })

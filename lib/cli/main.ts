@@ -209,6 +209,10 @@ async function load (args: string[]): Promise<number> {
 export async function main (argv: string[]): Promise<number> {
   const [command, ...args] = argv
   try {
+    if ((command === 'report' || command === 'load' || command === 'serve') && (args.includes('--help') || args.includes('-h'))) {
+      process.stdout.write(`${command === 'serve' ? SERVE_USAGE : REPORT_USAGE}\n`)
+      return EXIT.ok
+    }
     if (command === 'report') return await report(args)
     if (command === 'load') return await load(args)
     if (command === 'serve') return await serve(args)

@@ -4,9 +4,9 @@
  * or send to over HTTP (the ingest route). The dashboard then lives off the services' ports.
  */
 import { parseArgs } from 'node:util'
-import Fastify from 'fastify'
+import Fastify, * as fastifyExports from 'fastify'
 import monitor from '../index.js'
-import { DATABASE_ENV, INGEST_TOKEN_ENV, POSTGRES_URL } from '../options.js'
+import { DATABASE_ENV, EXPORT_TOKEN_ENV, INGEST_TOKEN_ENV, POSTGRES_URL, SESSION_SECRET_ENV, TEST_RESULTS_TOKEN_ENV } from '../options.js'
 import { EXIT, UsageError } from './exit.js'
 
 /** Where `--admin`'s password comes from: never the command line, which `ps` shows to everyone. */
@@ -18,8 +18,9 @@ export const SERVE_USAGE = `usage:
       --database       default $${DATABASE_ENV}, else ./.fastify-monitor
       --admin          an admin account, its password from $${ADMIN_PASSWORD_ENV} (at least 8 characters)
       the ingest route is on when $${INGEST_TOKEN_ENV} is set; the session key comes from
-      $FASTIFY_MONITOR_SESSION_SECRET (set it when several collectors serve one database)
-      stops on SIGINT or SIGTERM after writing what it holds`
+      $${SESSION_SECRET_ENV} (set it when several collectors serve one database); the export API is on
+      with $${EXPORT_TOKEN_ENV}, test-result uploads with $${TEST_RESULTS_TOKEN_ENV}
+      stops on SIGINT or SIGTERM after writing what it holds (send it to this process: npx does not pass it on)`
 
 /**
  * Starts the collector; resolves with exit code 0 once a signal has closed it. A bad option throws
@@ -41,7 +42,7 @@ export async function serve (args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new UsageError(`--port must be a port number, got "${values.port}"`)
   const database = values.database ?? process.env[DATABASE_ENV]
   // services post to it several times a second: a log line per request would drown the rest
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, disableRequestLogging: true })
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' }, ...withoutRequestLogs() })
   await app.register(monitor, {
     ...(database !== undefined && POSTGRES_URL.test(database) ? { database } : { dataDir: database }),
     tablePrefix: values['table-prefix'],
@@ -60,4 +61,13 @@ export async function serve (args: string[]): Promise<number> {
   app.log.info(`${signal}: closing`)
   await app.close()
   return EXIT.ok
+}
+
+/**
+ * Fastify's option that turns request logs off: `logController` since 5.12 (the top-level
+ * `disableRequestLogging` then warns FSTDEP023 at every start), the old option before (the peer range is ^5.0).
+ */
+function withoutRequestLogs (): { logController: fastifyExports.LogController } | { disableRequestLogging: true } {
+  const { LogController } = fastifyExports as { LogController?: typeof fastifyExports.LogController }
+  return LogController === undefined ? { disableRequestLogging: true } : { logController: new LogController({ disableRequestLogging: true }) }
 }

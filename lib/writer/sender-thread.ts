@@ -174,11 +174,7 @@ export class SenderThread implements ThreadHandler {
     this.#pollRetryMs = POLL_RETRY_BASE_MS
     for (const id of this.#pendingEndpointReplies) this.#send({ type: 'reply', id })
     this.#pendingEndpointReplies = []
-    if (this.#ready && !this.#writer.stats.databaseUp) {
-      this.#writer.stats.databaseUp = true
-      this.#send({ type: 'stats', stats: { ...this.#writer.stats } })
-      this.#send({ type: 'log', level: 'info', msg: 'fastify-monitoring-dashboard: the collector answers again' })
-    }
+    if (this.#ready) this.#writer.markUp()
     this.#markReady()
     this.#writer.kick()
     return true

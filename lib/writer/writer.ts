@@ -211,10 +211,7 @@ export class Writer {
       if (time > (this.#lastSeen.get(id) ?? 0)) this.#lastSeen.set(id, time)
     }
     this.#unit = undefined
-    if (!this.stats.databaseUp) {
-      this.stats.databaseUp = true
-      this.#sink.log('info', `fastify-monitoring-dashboard: ${this.#sink.target} reachable; ${this.buffered} records still buffered`)
-    }
+    this.markUp()
     this.#retryDelayMs = RETRY_BASE_DELAY_MS
     this.#publish()
     return true
@@ -344,6 +341,14 @@ export class Writer {
     }
     // rows of a unit being written cannot be taken back: the excess waits for that write to end
     this.stats.dropped += before - this.buffered
+    this.#publish()
+  }
+
+  /** The target answers after an outage (a write, or a sender's poll, went through): said once, with what still waits. */
+  markUp (): void {
+    if (this.stats.databaseUp) return
+    this.stats.databaseUp = true
+    this.#sink.log('info', `fastify-monitoring-dashboard: ${this.#sink.target} answers again; ${this.buffered} records still buffered`)
     this.#publish()
   }
 
