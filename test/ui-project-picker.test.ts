@@ -63,6 +63,8 @@ t.test('pglite: the project picker keeps the views to one project', async (t) =>
   await page.waitForSelector('[data-testid=overview-table] tbody tr')
   const routes = async (): Promise<string[]> => (await page.$$eval('[data-testid=overview-table] tbody tr td:first-child a', (links) => links.map((a) => a.textContent!.replace(/\s+/g, ' ').trim()))).sort()
   t.ok((await routes()).includes('GET /invoices/:id') && (await routes()).includes('GET /users/:id'), 'all projects at first')
+  const owners = await page.$$eval('[data-testid=overview-table] tbody tr', (rows) => rows.map((row) => [row.querySelector('td a')!.textContent!.replace(/\s+/g, ' ').trim(), row.querySelector('[data-testid=row-project]')?.textContent]))
+  t.same(owners.filter(([route]) => route === 'GET /invoices/:id' || route === 'GET /users/:id').sort(), [['GET /invoices/:id', 'billing'], ['GET /users/:id', 'default']], 'each row names its project')
   const options = await page.$$eval('[data-testid=project] option', (opts) => opts.map((o) => o.textContent))
   t.same(options, ['All projects', 'billing', 'default'], 'the picker lists the projects')
 
@@ -70,6 +72,7 @@ t.test('pglite: the project picker keeps the views to one project', async (t) =>
   await page.waitForFunction(() => location.hash.includes('project='))
   await page.waitForFunction(() => !document.querySelector('[data-testid=overview-table]')?.textContent?.includes('/users/:id'))
   t.same(await routes(), ['GET /invoices/:id'], 'the overview keeps to billing')
+  t.equal(await page.getByTestId('row-project').count(), 0, 'one project shown: no project on its rows')
 
   // the choice goes along to the hourly load, whose total is billing's five requests
   await page.click('nav a:has-text("Hourly load")')

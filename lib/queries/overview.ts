@@ -18,6 +18,8 @@ export interface WindowCounts {
 /** One row of the overview table. */
 export interface EndpointOverview {
   id: number
+  /** Its project's name: a collector's services may serve the same route. */
+  project: string
   method: string
   route: string
   level: number
@@ -59,12 +61,13 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
     return new Map([...byEndpoint].map(([id, distribution]) => [`${name}:${id}`, distribution]))
   }
   const [{ rows: endpoints }, ...perWindow] = await Promise.all([
-    sql<{ id: number, method: string, route: string, monitor_level: number, last_requested: Date | null, counts: Array<{ w: Window, hits: number, c4: number, c5: number }> | null }>`
+    sql<{ id: number, project: string, method: string, route: string, monitor_level: number, last_requested: Date | null, counts: Array<{ w: Window, hits: number, c4: number, c5: number }> | null }>`
       with counts as (select endpoint_id, w, sum(hits) as hits, sum(client_errors) as c4, sum(server_errors) as c5
         from (${rows(sql`endpoint_id, hits, client_errors, server_errors`)}) as r group by 1, 2)
-      select e.id, e.method, e.route, e.monitor_level, e.last_requested,
+      select e.id, p.name as project, e.method, e.route, e.monitor_level, e.last_requested,
         (select json_agg(json_build_object('w', c.w, 'hits', c.hits, 'c4', c.c4, 'c5', c.c5)) from counts c where c.endpoint_id = e.id) as counts
-      from ${sql.table('endpoint')} e where e.route like ${like} ${inProject(projectId, sql.ref('e.id'))} order by e.route, e.method`.execute(db),
+      from ${sql.table('endpoint')} e join ${sql.table('project')} p on p.id = e.project_id
+      where e.route like ${like} ${inProject(projectId, sql.ref('e.id'))} order by e.route, e.method, p.name`.execute(db),
     ...starts.map(async ([name, start]) => await sketchesOf(name, start))
   ])
   const medians = new Map(perWindow.flatMap((windowMedians) => [...windowMedians]))
@@ -79,6 +82,7 @@ export async function overview (db: Kysely<Database>, tz: string, routePrefix = 
   }
   return endpoints.map((row) => ({
     id: row.id,
+    project: row.project,
     method: row.method,
     route: row.route,
     level: row.monitor_level,

@@ -194,6 +194,7 @@ export const GRAPHS_REPLY = {
 /** `GET /api/overview`: every endpoint with its counts today, this week and all time. */
 export const OVERVIEW_REPLY = array(object({
   id: integer,
+  project: string,
   method: string,
   route: string,
   level: integer,
