@@ -183,3 +183,34 @@ t.test('below level 2 no probe runs and nothing is kept', async (t) => {
   await app.monitor.setMonitorLevel('GET', '/x', 1)
   await t.rejects(async () => { const bad = Fastify(); await bad.register(monitor, { dataDir: 'memory://', outliers: { constant: 0.5 } }); await bad.ready() }, /"outliers.constant" option/)
 })
+
+t.test('stackSampling after-outlier: later outliers keep their handler\'s samples, even when V8 inlined the handler into the plugin\'s wrapper before the sampler started', async (t) => {
+  const app = Fastify()
+  await app.register(monitor, { dataDir: 'memory://', metrics: false, dashboard: false })
+  // the loop in the handler itself, as the trial had it: a called function would keep a frame of its own
+  app.get('/invoices/:id', async (request) => {
+    if ((request.query as { slow?: string }).slow !== undefined) { const end = Date.now() + 150; while (Date.now() < end); }
+    return { total: 42 }
+  })
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.monitor.ready
+  await app.monitor.setMonitorLevel('GET', '/invoices/:id', 2)
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  // over HTTP, as a new user's trial found it: the first slow request's query differs in shape from the later
+  // ones', and every later outlier had 0 samples (V8 had inlined the handler into code the sampler could not see into)
+  for (let round = 0; round < 4; round++) {
+    for (let i = 0; i < (round === 0 ? 60 : 10); i++) await (await fetch(`${base}/invoices/${i}`)).text()
+    await (await fetch(round === 0 ? `${base}/invoices/99?slow=1&q=ok` : `${base}/invoices/1?slow=1`)).text()
+    await new Promise((resolve) => setTimeout(resolve, 300))
+  }
+  const db = app.monitor.db
+  const slow = async (): Promise<Array<{ stacks: any }>> => await db.selectFrom('outlier').select('stacks').where('duration_ms', '>=', 140).orderBy('time_requested').execute()
+  t.ok(await until(async () => { await app.monitor.flush(); return (await slow()).length === 4 }, 20_000), 'the four slow requests are outliers')
+  const [first, ...later] = await slow()
+  t.equal(first!.stacks, null, 'the first started the sampler: no stacks of its own')
+  for (const [i, { stacks }] of later.entries()) {
+    t.ok(stacks.samples > 0 && stacks.busyPercent > 0, `outlier ${i + 2}: samples attributed (${String(stacks.samples)})`)
+    t.match(stacks.hot[0]?.frame.url, /test\/outliers\.test\.ts$/, `outlier ${i + 2}: its hottest frame is the app's own code`)
+  }
+})

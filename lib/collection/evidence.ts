@@ -128,7 +128,9 @@ export function redactSentEvidence (request: RequestEvidence, rules: RedactionRu
  */
 export const kHandlerStartMs = Symbol('fastify-monitoring-dashboard.handlerStartMs')
 export const kHandlerEndMs = Symbol('fastify-monitoring-dashboard.handlerEndMs')
-type TimedReply = FastifyReply & { [kHandlerStartMs]: number, [kHandlerEndMs]: number }
+/** When the handler's synchronous call returned (an async handler's promise may settle later, at kHandlerEndMs). */
+export const kHandlerReturnMs = Symbol('fastify-monitoring-dashboard.handlerReturnMs')
+export type TimedReply = FastifyReply & { [kHandlerStartMs]: number, [kHandlerEndMs]: number, [kHandlerReturnMs]: number }
 
 const LAG_INTERVAL_MS = 10
 /** 3 s of lag samples at 10 ms: enough for a request's evidence to be read after it ended. */

@@ -3,7 +3,7 @@ import type { ResolvedOutliers } from '../options.js'
 import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../protocol.js'
 import { StackSampler, nowUs, type CodeKey, type RequestCode } from '../profiling/sampler.js'
 import type { EndpointState, RouteFunction } from './endpoints.js'
-import { EvidenceProbe, requestEvidence } from './evidence.js'
+import { EvidenceProbe, kHandlerReturnMs, kHandlerStartMs, requestEvidence, type TimedReply } from './evidence.js'
 import { OutlierCap, OutlierDetector } from './outliers.js'
 
 /** Recent requests remembered per endpoint, to tell whether others of the same endpoint overlapped one. */
@@ -124,7 +124,7 @@ export class OutlierRecorder {
     try {
       const endMs = performance.now()
       this.#recent.add(endpoint.index, endMs - durationMs, endMs)
-      if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, request, durationMs, nowMs, endMs)
+      if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, request, reply, durationMs, nowMs, endMs)
       const thresholdMs = this.#detector.threshold(endpoint.index)
       if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
       // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
@@ -155,7 +155,7 @@ export class OutlierRecorder {
       const endUs = nowUs()
       const process = record.process as { eventLoopDelayMaxMs: number, cpuPercent: number | null }
       const stacks = sampled
-        ? this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, this.#codeOf(endpoint, request), endMs, durationMs))
+        ? this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, request, reply, endMs, durationMs, endUs))
         : Promise.resolve(null)
       stacks.then((stacks) => {
         record.stacks = stacks
@@ -189,18 +189,31 @@ export class OutlierRecorder {
    * What tells the request's samples apart; the overlap with other requests of its endpoint is read once
    * the samples arrive, when those that ran at the same time have ended too.
    */
-  #requestCode (endpoint: EndpointState, keys: ReadonlySet<CodeKey>, endMs: number, durationMs: number): RequestCode {
+  #requestCode (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, endMs: number, durationMs: number, endUs: number): RequestCode {
     const recent = this.#recent
+    const keys = this.#codeOf(endpoint, request)
+    const startMs = (reply as TimedReply)[kHandlerStartMs]
+    const returnMs = (reply as TimedReply)[kHandlerReturnMs]
+    const handler = endpoint.handler ?? request.routeOptions.handler
+    const startUs = endUs - durationMs * 1000
     return {
       keys,
-      get concurrent () { return recent.overlapping(endpoint.index, endMs - durationMs, endMs) }
+      get concurrent () { return recent.overlapping(endpoint.index, endMs - durationMs, endMs) },
+      ...(Number.isNaN(startMs) || Number.isNaN(returnMs) ? {} : {
+        handlerCall: {
+          startUs: startUs + startMs * 1000,
+          endUs: startUs + returnMs * 1000,
+          key: typeof handler === 'function' ? this.#sampler.locate(handler as RouteFunction) : undefined,
+          name: typeof handler === 'function' ? handler.name : ''
+        }
+      })
     }
   }
 
   /** Level 3: the request's call tree, from the sampler's next rotation. */
-  #profile (endpoint: EndpointState, request: FastifyRequest, durationMs: number, nowMs: number, endMs: number): void {
+  #profile (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number, endMs: number): void {
     const endUs = nowUs()
-    const code = this.#requestCode(endpoint, this.#codeOf(endpoint, request), endMs, durationMs)
+    const code = this.#requestCode(endpoint, request, reply, endMs, durationMs, endUs)
     this.#sampler.treeOf(endUs - durationMs * 1000, endUs, code).then((tree) => {
       if (tree !== undefined && tree.samples > 0) this.#profiles.push({ endpointIndex: endpoint.index, timeMs: nowMs - durationMs, durationMs, tree })
     }, () => {})

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, 
 import { resolveGroupBy, type GroupBy } from '../group-by.js'
 import type { HttpDurationHistogram } from '../metrics/http-duration.js'
 import type { Collector } from './collector.js'
-import { kHandlerEndMs, kHandlerStartMs } from './evidence.js'
+import { kHandlerEndMs, kHandlerReturnMs, kHandlerStartMs } from './evidence.js'
 import type { OutlierRecorder } from './outlier-recorder.js'
 import { kEndpoints, type EndpointRegistry, type EndpointState, type RouteEndpoints, type RouteFunction } from './endpoints.js'
 
@@ -25,6 +25,7 @@ type MonitoredReply = FastifyReply & {
   [kEndpoint]: EndpointState | false | null
   [kHandlerStartMs]: number
   [kHandlerEndMs]: number
+  [kHandlerReturnMs]: number
 }
 /** The user's handler behind our wrapper, so a route copied by Fastify (HEAD for GET) is wrapped once, not twice. */
 const kWrapped = Symbol('fastify-monitoring-dashboard.wrapped')
@@ -73,7 +74,7 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
   type Raw = IncomingMessage & { [kReply]?: MonitoredReply }
   type TrackedSocket = Socket & { [kInFlight]?: MonitoredReply | null }
 
-  for (const key of [kStartMs, kHandlerStartMs, kHandlerEndMs]) fastify.decorateReply(key as unknown as string, Number.NaN)
+  for (const key of [kStartMs, kHandlerStartMs, kHandlerEndMs, kHandlerReturnMs]) fastify.decorateReply(key as unknown as string, Number.NaN)
   fastify.decorateReply(kEndpoint as unknown as string, null)
 
   /** The endpoint of a request that did not reach a wrapped handler: 404s, requests answered by hooks or validation, routes registered before the plugin. */
@@ -200,6 +201,9 @@ function timedCall (self: FastifyInstance, handler: Handler, request: FastifyReq
   } catch (err) {
     end()
     throw err
+  } finally {
+    // the thread ran only this handler until here: its stack samples are this request's (sampler.ts)
+    reply[kHandlerReturnMs] = performance.now() - reply[kStartMs]
   }
   if (result !== null && typeof result === 'object' && typeof (result as { then?: unknown }).then === 'function') {
     (result as PromiseLike<unknown>).then(end, end)

@@ -106,6 +106,13 @@ export function isPluginFrame (url: string): boolean {
 export interface RequestCode {
   keys: ReadonlySet<CodeKey>
   concurrent: number
+  /**
+   * When the handler's synchronous call ran (µs, {@link nowUs}), and the handler's code key and name. The
+   * thread ran nothing else then, so every sample in it is the request's, whatever frame it names: code V8
+   * optimised before this sampler started lists no frame of what it inlined, and a handler inlined into the
+   * plugin's wrapper shows as the wrapper (then as the handler, `(inlined)`, in the hot list).
+   */
+  handlerCall?: { startUs: number, endUs: number, key: CodeKey | undefined, name: string }
 }
 
 /**
@@ -313,7 +320,7 @@ export class StackSampler {
  * passes through one of the request's code keys (memoised per node for one window). V8 records a
  * garbage collection without a stack: it goes with the sample before it, whose allocations caused it.
  */
-function attributor ({ keys, parents, byId }: IndexedProfile, code: ReadonlySet<CodeKey>): (id: number) => boolean {
+function attributor ({ keys, parents, byId }: IndexedProfile, { keys: code, handlerCall }: RequestCode): (id: number, time: number) => boolean {
   const memo = new Map<number, boolean>()
   const through = (id: number): boolean => {
     let known = memo.get(id)
@@ -324,7 +331,8 @@ function attributor ({ keys, parents, byId }: IndexedProfile, code: ReadonlySet<
     return known
   }
   let previous = false
-  return (id) => {
+  return (id, time) => {
+    if (handlerCall !== undefined && time >= handlerCall.startUs && time <= handlerCall.endUs) return (previous = true)
     if (byId.get(id)?.callFrame.functionName === GC) return previous
     previous = through(id)
     return previous
@@ -332,6 +340,20 @@ function attributor ({ keys, parents, byId }: IndexedProfile, code: ReadonlySet<
 }
 
 const GC = '(garbage collector)'
+
+/** The owner of samples that ran a handler inlined into the plugin's wrapper (no profile node id is negative). */
+const INLINED_HANDLER = -1
+
+/**
+ * The handler's frame for samples that ran it inlined: its name, and its place from its code key (the URL of
+ * its script from any node of the profile in that script). Without a key: the name only.
+ */
+function inlinedHandlerFrame ({ profile }: IndexedProfile, call: NonNullable<RequestCode['handlerCall']>, frameOf: FrameOf): Frame {
+  const [scriptId, line] = call.key?.split(':') ?? []
+  const inScript = profile.nodes.find((node) => node.callFrame.scriptId === scriptId && node.callFrame.url !== '')
+  const placed = inScript === undefined ? undefined : frameOf({ ...inScript, callFrame: { ...inScript.callFrame, lineNumber: Number(line) } })
+  return { functionName: `${call.name === '' ? '(anonymous)' : call.name} (inlined)`, url: placed?.url ?? '', line: placed?.line ?? 0 }
+}
 
 type FrameOf = (node: ProfileNode) => Frame
 
@@ -343,10 +365,10 @@ function hidden (node: ProfileNode): boolean {
 /** The call tree of a request's samples in a window: only the nodes on one of its sampled stacks. */
 function treeOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frameOf: FrameOf): CallTree {
   const { profile, byId, parents } = indexed
-  const own = attributor(indexed, code.keys)
+  const own = attributor(indexed, code)
   const self = new Map<number, number>()
   const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
-    if (!own(id)) return false
+    if (!own(id, time)) return false
     self.set(id, (self.get(id) ?? 0) + sampleWeight(profile, i, time, endUs, intervalUs))
     return true
   })
@@ -424,9 +446,10 @@ function emptyEvidence (intervalUs: number, code: RequestCode): StackEvidence {
 /** Counts a request's samples per frame of app code and describes the hottest with their stacks. */
 function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frameOf: FrameOf): StackEvidence {
   const { profile, byId, parents } = indexed
-  const own = attributor(indexed, code.keys)
+  const own = attributor(indexed, code)
   // a sample is charged to the innermost frame of JavaScript with a source (a native such as
-  // performance.now() or a node: internal says less than the app code that called it), never the plugin's
+  // performance.now() or a node: internal says less than the app code that called it), never the plugin's:
+  // one whose innermost such frame is the plugin's wrapper ran the handler inlined into it (INLINED_HANDLER)
   const ownerCache = new Map<number, number>()
   const ownerOf = (leaf: number): number => {
     let owner = ownerCache.get(leaf)
@@ -434,33 +457,42 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
     owner = leaf
     for (let at: number | undefined = leaf; at !== undefined; at = parents.get(at)) {
       const url = byId.get(at)?.callFrame.url ?? ''
-      if (url !== '' && !url.startsWith('node:') && !isPluginFrame(url)) { owner = at; break }
+      if (url === '' || url.startsWith('node:')) continue
+      if (!isPluginFrame(url)) { owner = at; break }
+      if (code.handlerCall !== undefined) { owner = INLINED_HANDLER; break }
     }
     ownerCache.set(leaf, owner)
     return owner
   }
+  const leafOf = new Map<number, number>()
   const counts = new Map<number, number>()
   let busyUs = 0
   let otherUs = 0
   const samples = forEachSample(indexed, startUs, endUs, (id, i, time) => {
     const weight = sampleWeight(profile, i, time, endUs, intervalUs)
-    if (!own(id)) {
+    if (!own(id, time)) {
       otherUs += weight
       return false
     }
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
+    if (owner === INLINED_HANDLER && !leafOf.has(owner)) leafOf.set(owner, id)
     busyUs += weight
     return true
   })
-  const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
+  const stackOf = (id: number): Frame[] => {
     const stack: Frame[] = []
     for (let at: number | undefined = id; at !== undefined && stack.length < STACK_DEPTH; at = parents.get(at)) {
       const node = byId.get(at)
       if (node === undefined || node.callFrame.functionName === '(root)') break
       if (!isPluginFrame(node.callFrame.url)) stack.unshift(frameOf(node))
     }
-    return { frame: frameOf(byId.get(id)!), samples: n, stack }
+    return stack
+  }
+  const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
+    if (id !== INLINED_HANDLER) return { frame: frameOf(byId.get(id)!), samples: n, stack: stackOf(id) }
+    const frame = inlinedHandlerFrame(indexed, code.handlerCall!, frameOf)
+    return { frame, samples: n, stack: [...stackOf(leafOf.get(id)!), frame] }
   })
   const windowUs = Math.max(intervalUs, endUs - startUs)
   return {
