@@ -145,7 +145,8 @@ export class OutlierRecorder {
         endpointIndex: endpoint.index,
         timeMs,
         durationMs,
-        thresholdMs,
+        // what the request had to exceed: the mean's multiple, or minDurationMs when that is more
+        thresholdMs: Math.max(thresholdMs, this.#options.minDurationMs),
         statusCode,
         request: requestEvidence(request, this.#options.redaction, this.#options.bodyLimitBytes),
         phases: this.#probe.phases(reply, durationMs),
