@@ -316,9 +316,10 @@ export class StackSampler {
 
 
 /**
- * Which samples of a profile are the request's, called in sample order: a sample is when its stack
- * passes through one of the request's code keys (memoised per node for one window). V8 records a
- * garbage collection without a stack: it goes with the sample before it, whose allocations caused it.
+ * Which samples of a profile are the request's, called in sample order: a sample is when it was taken
+ * while the handler's synchronous call ran, or when its stack passes through one of the request's code
+ * keys (memoised per node for one window). V8 records a garbage collection without a stack: it goes with
+ * the sample before it, whose allocations caused it.
  */
 function attributor ({ keys, parents, byId }: IndexedProfile, { keys: code, handlerCall }: RequestCode): (id: number, time: number) => boolean {
   const memo = new Map<number, boolean>()
@@ -464,7 +465,8 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
     ownerCache.set(leaf, owner)
     return owner
   }
-  const leafOf = new Map<number, number>()
+  /** A sample that ran the handler inlined: its stack stands for theirs. */
+  let inlinedLeaf: number | undefined
   const counts = new Map<number, number>()
   let busyUs = 0
   let otherUs = 0
@@ -476,7 +478,7 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
     }
     const owner = ownerOf(id)
     counts.set(owner, (counts.get(owner) ?? 0) + 1)
-    if (owner === INLINED_HANDLER && !leafOf.has(owner)) leafOf.set(owner, id)
+    if (owner === INLINED_HANDLER) inlinedLeaf ??= id
     busyUs += weight
     return true
   })
@@ -492,7 +494,7 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
   const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
     if (id !== INLINED_HANDLER) return { frame: frameOf(byId.get(id)!), samples: n, stack: stackOf(id) }
     const frame = inlinedHandlerFrame(indexed, code.handlerCall!, frameOf)
-    return { frame, samples: n, stack: [...stackOf(leafOf.get(id)!), frame] }
+    return { frame, samples: n, stack: [...stackOf(inlinedLeaf!), frame] }
   })
   const windowUs = Math.max(intervalUs, endUs - startUs)
   return {
