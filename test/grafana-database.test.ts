@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import pg from 'pg'
-import { DIALECTS, POSTGRES_URL, backend, buildApp, freePort, until, withPostgres } from './helpers.js'
+import { DIALECTS, POSTGRES_URL, backend, buildApp, freePort, ingestBatch, until, withPostgres } from './helpers.js'
 import { startPrometheus, type InstantSample } from './prometheus-server.js'
 
 // Real parts: Debian's prometheus-postgres-exporter (0.11; .ci/run installs it) against the local PostgreSQL,
@@ -11,6 +11,7 @@ import { startPrometheus, type InstantSample } from './prometheus-server.js'
 const root = new URL('..', import.meta.url).pathname
 const QUERIES = join(root, 'postgres-exporter/queries.yaml')
 
+const INGEST_TOKEN = 'ingest-token-0123456789'
 interface Target { refId: string, expr: string, instant?: boolean }
 interface Panel { id: number, type: string, title: string, targets: Target[] }
 interface Variable { name: string, type: string, query: { query: string } | string }
@@ -34,8 +35,8 @@ t.test('every PromQL of the Database board returns data from the real postgres-e
   { skip: !DIALECTS.includes('postgres') && 'needs the PostgreSQL backend' }, async (t) => {
     const store = await backend('postgres')
     t.teardown(store.cleanup)
-    // the board reads only /metrics: no built-in dashboard needed
-    const app = await buildApp({ ...store.options, dashboard: false })
+    // the board reads only /metrics; the ingest route (the collector's panel) comes with the built-in dashboard
+    const app = await buildApp({ ...store.options, dashboard: { ingestToken: INGEST_TOKEN } })
     t.teardown(() => app.close())
     await app.listen({ port: 0, host: '127.0.0.1' })
     await app.monitor.ready
@@ -72,6 +73,14 @@ t.test('every PromQL of the Database board returns data from the real postgres-e
     const traffic = (async () => {
       for (let i = 0; sending; i++) {
         await (await fetch(`http://${appTarget}/users/${i}`)).arrayBuffer()
+        // and a sender's batch now and then, for the collector's panel
+        if (i % 10 === 0) {
+          await (await fetch(`http://${appTarget}/dashboard/api/ingest`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${INGEST_TOKEN}`, 'content-type': 'application/json' },
+            body: JSON.stringify(ingestBatch(`board-${i}`, '/svc/board'))
+          })).arrayBuffer()
+        }
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
     })()
