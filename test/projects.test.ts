@@ -226,6 +226,9 @@ for (const dialect of DIALECTS) {
       endpoints: [['GET /fail', 'untested'], ['GET /slow', 'untested'], ['GET /users/:id', 'untested'], ['POST /users', 'untested']]
     }, 'another project\'s build is not found in this one')
     t.same(await coverage(''), { build: 'ci-8', endpoints: [['GET /search', 'covered']] }, 'without a project: the latest build, against its own project\'s endpoints')
+    const ambiguous = await get('/tests/coverage?build=ci-7')
+    t.same([ambiguous.status, ambiguous.body.error], [400, 'build ci-7 exists in projects billing, default: give project=<id>'], 'a build id two projects have needs its project')
+    t.same((await coverage('?build=ci-8')).build, 'ci-8', 'one that only one project has needs none')
 
     // the tests reaching an endpoint
     const reaching = async (project?: number): Promise<string[][]> => ((await get(`/tests/endpoint?method=GET&route=${encodeURIComponent('/users/:id')}${project === undefined ? '' : `&project=${project}`}`)).body.tests as EndpointTest[])

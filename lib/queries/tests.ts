@@ -110,6 +110,13 @@ export interface EndpointCoverage {
   productionHits: number
 }
 
+/** The projects that have a build of this id (a build id is unique per project only), by name. */
+export async function projectsOfBuild (db: Kysely<Database>, build: string): Promise<string[]> {
+  const rows = await db.selectFrom('test_build').innerJoin('project', 'project.id', 'test_build.project_id')
+    .select('project.name').where('test_build.build', '=', build).orderBy('project.name').execute()
+  return rows.map((row) => row.name)
+}
+
 /**
  * A build's coverage (the latest one by default, of one project or of every one): every endpoint of
  * the build's project that the app has served or a test reached, covered or not, with its production

@@ -1,7 +1,7 @@
 import { bearerToken } from '../auth/bearer.js'
-import { endpointTests, storeTestResults, testBuilds, testCoverage } from '../queries/tests.js'
+import { endpointTests, projectsOfBuild, storeTestResults, testBuilds, testCoverage } from '../queries/tests.js'
 import { TEST_RESULT_LIMITS, type TestResultsSubmission } from '../test-monitor/results.js'
-import { NOT_MONITORED, type ApiRoutes } from './context.js'
+import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { ENDPOINT_TESTS_REPLY, PROJECT_NAME_SCHEMA, TEST_BUILDS_REPLY, TEST_COVERAGE_REPLY, TEST_RESULTS_STORED_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
 
 const MAX_BUILDS = 200
@@ -88,7 +88,15 @@ export const testRoutes: ApiRoutes = (app, { db, guards, options }) => {
     config: NOT_MONITORED,
     preHandler: guards.authenticate,
     schema: { querystring: { type: 'object', properties: { build: { type: 'string', minLength: 1, maxLength: 200 }, project }, additionalProperties: false }, response: replies(TEST_COVERAGE_REPLY) }
-  }, async (request) => await testCoverage(db, request.query.build, request.query.project))
+  }, async (request) => {
+    const { build, project: projectId } = request.query
+    if (build !== undefined && projectId === undefined) {
+      // one CI run may test several services under one build id: which one is meant must be said
+      const owners = await projectsOfBuild(db, build)
+      if (owners.length > 1) throw new BadRequest(`build ${build} exists in projects ${owners.join(', ')}: give project=<id>`)
+    }
+    return await testCoverage(db, build, projectId)
+  })
 
   app.get<{ Querystring: { method: string, route: string, limit?: number, project?: number } }>('/api/tests/endpoint', {
     config: NOT_MONITORED,
