@@ -254,8 +254,8 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, onIngest, retent
     granted.set(request, project)
   }
 
-  /** The project of each request once known, and the rows its batch stored. */
-  const stored = new WeakMap<FastifyRequest, { project: string, rows: number }>()
+  /** Each stored (or replayed) batch's project, outcome and the rows it stored, for onResponse. */
+  const answered = new WeakMap<FastifyRequest, { project: string, outcome: 'stored' | 'duplicate', rows: number }>()
   app.post<{ Body: IngestBatch }>('/api/ingest', {
     config: NOT_MONITORED,
     bodyLimit: INGEST_BODY_LIMIT,
@@ -263,11 +263,10 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, onIngest, retent
     // every answer counted, the refused ones (401, 400 from the schema, 413) included
     onResponse: async (request, reply) => {
       const status = reply.statusCode
-      const known = stored.get(request)
+      const known = answered.get(request)
+      if (status < 400 && known !== undefined) return onIngest(known.project, known.outcome, known.rows)
       // a refused batch's own `project` is not trusted as a label: the token's project, or none
-      const project = known?.project ?? granted.get(request) ?? ''
-      const outcome = status >= 500 ? 'failed' : status >= 400 ? 'refused' : known === undefined || known.rows < 0 ? 'duplicate' : 'stored'
-      onIngest(project, outcome, Math.max(known?.rows ?? 0, 0))
+      onIngest(granted.get(request) ?? '', status >= 500 ? 'failed' : 'refused', 0)
     },
     preParsing: async (request, _reply, payload) => {
       const encoding = request.headers['content-encoding']
@@ -285,8 +284,7 @@ export const ingestRoutes: ApiRoutes = (app, { options, ingest, onIngest, retent
     checkBatch(batch, retentionDays, Date.now())
     const project = tokenProject ?? batch.project ?? DEFAULT_PROJECT
     const result = await ingest({ ...redacted(batch, redaction), project })
-    // -1: a batch stored before (a retry)
-    stored.set(request, { project, rows: result.stored ? batch.requests.endpoint.length : -1 })
+    answered.set(request, result.stored ? { project, outcome: 'stored', rows: batch.requests.endpoint.length } : { project, outcome: 'duplicate', rows: 0 })
     return result
   })
 }

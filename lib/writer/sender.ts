@@ -68,6 +68,35 @@ export interface OutgoingBatch {
 /** Rows of a unit whose endpoint ids are the main thread's endpoint indexes (a sender has no database). */
 export type IndexedUnit = Pick<WriteUnit, 'id' | 'endpointId' | 'timeMs' | 'durationMs' | 'statusCode' | 'seq' | 'group' | 'ip'>
 
+/** The endpoints a batch names, each once, in the order first met: its requests and diagnostics refer to them by position. */
+class BatchEndpoints {
+  readonly endpoints: IngestBatch['endpoints'] = []
+  /** The main thread's index of each, in the same order (the answer's levels come in it). */
+  readonly indexes: number[] = []
+  readonly #positions = new Map<number, number>()
+  readonly #keys: ReadonlyArray<EndpointKey | undefined>
+  readonly #max: number
+
+  constructor (keys: ReadonlyArray<EndpointKey | undefined>, max: number) {
+    this.#keys = keys
+    this.#max = max
+  }
+
+  /** The endpoint's position in the batch, added if new; undefined when it is new and the batch names `max` already. */
+  position (index: number): number | undefined {
+    let at = this.#positions.get(index)
+    if (at === undefined) {
+      if (this.endpoints.length === this.#max) return undefined
+      at = this.endpoints.length
+      this.#positions.set(index, at)
+      const key = this.#keys[index]!
+      this.endpoints.push({ method: key.method, route: key.route })
+      this.indexes.push(index)
+    }
+    return at
+  }
+}
+
 export class IngestSender {
   readonly #remote: ResolvedRemote
   readonly #version: string
@@ -89,26 +118,16 @@ export class IngestSender {
     const batches: OutgoingBatch[] = []
     let start = 0
     while (start < unit.endpointId.length) {
-      const positions = new Map<number, number>()
-      const endpoints: IngestBatch['endpoints'] = []
-      const indexes: number[] = []
+      const named = new BatchEndpoints(keys, MAX_INGEST_ENDPOINTS)
       const endpoint: number[] = []
       let end = start
       for (; end < unit.endpointId.length; end++) {
-        const index = unit.endpointId[end]!
-        let position = positions.get(index)
-        if (position === undefined) {
-          if (endpoints.length === MAX_INGEST_ENDPOINTS) break
-          position = endpoints.length
-          positions.set(index, position)
-          const key = keys[index]!
-          endpoints.push({ method: key.method, route: key.route })
-          indexes.push(index)
-        }
+        const position = named.position(unit.endpointId[end]!)
+        if (position === undefined) break
         endpoint.push(position)
       }
       const whole = start === 0 && end === unit.endpointId.length
-      batches.push(this.#batch(whole ? unit.id : `${unit.id}/${batches.length + 1}`, endpoints, indexes, {
+      batches.push(this.#batch(whole ? unit.id : `${unit.id}/${batches.length + 1}`, named.endpoints, named.indexes, {
         endpoint,
         time: unit.timeMs.slice(start, end),
         durationMs: unit.durationMs.slice(start, end),
@@ -143,27 +162,16 @@ export class IngestSender {
    * the caller keeps the batch to send it again, under the same id, until the collector answers.
    */
   diagnostics (part: DiagnosticsPart, keys: ReadonlyArray<EndpointKey | undefined>, keepPerHour: number): OutgoingBatch {
-    const positions = new Map<number, number>()
-    const endpoints: IngestBatch['endpoints'] = []
-    const indexes: number[] = []
-    const position = (index: number): number => {
-      let at = positions.get(index)
-      if (at === undefined) {
-        at = endpoints.length
-        positions.set(index, at)
-        const key = keys[index]!
-        endpoints.push({ method: key.method, route: key.route })
-        indexes.push(index)
-      }
-      return at
-    }
+    // not cut at MAX_INGEST_ENDPOINTS (a part naming more is refused by the collector, and counted)
+    const named = new BatchEndpoints(keys, Infinity)
+    const position = (index: number): number => named.position(index)!
     const diagnostics: IngestDiagnostics = {
       keepPerHour,
       outliers: part.outliers.map(({ endpointIndex, timeMs, ...o }) => ({ ...o, endpoint: position(endpointIndex), time: timeMs })),
       overflow: part.overflow.map(([index, hourMs, count]) => ({ endpoint: position(index), hour: hourMs, count })),
       profiles: part.profiles.map(({ endpointIndex, timeMs, ...p }) => ({ ...p, endpoint: position(endpointIndex), time: timeMs }))
     }
-    const batch = this.#batch(randomUUID(), endpoints, indexes, { endpoint: [], time: [], durationMs: [], statusCode: [] })
+    const batch = this.#batch(randomUUID(), named.endpoints, named.indexes, { endpoint: [], time: [], durationMs: [], statusCode: [] })
     batch.body.diagnostics = diagnostics
     return batch
   }
