@@ -134,6 +134,8 @@ export interface CallTree {
 }
 
 const MAX_PENDING = 1_000
+/** Scripts whose URL is remembered (a process loads hundreds; code built by `eval` may make more). */
+const MAX_SCRIPTS = 10_000
 let profileSequence = 0
 const HOT_FRAMES = 10
 const STACK_DEPTH = 30
@@ -175,6 +177,12 @@ export class StackSampler {
   #current = ''
   /** Windows waiting for an ended profile, by its title, until the session reports it (synchronously). */
   readonly #ending = new Map<string, Pending[]>()
+  /**
+   * The URL of every script seen in a profile since the sampler started, by script id: a handler inlined
+   * into the plugin's wrapper has no node of its own, and the profile its samples are in may have none of
+   * its script either (V8 gives a function's script id, not its URL, without the debugger).
+   */
+  readonly #scriptUrls = new Map<string, string>()
 
   /** `appRoot`: stack paths under it are shown relative to it (default `process.cwd()`). */
   constructor (intervalUs: number, rotateMs: number, appRoot = process.cwd()) {
@@ -230,6 +238,25 @@ export class StackSampler {
     }
   }
 
+  #learnScripts (profile: Profile): void {
+    for (const { callFrame: { scriptId, url } } of profile.nodes) {
+      if (url === '' || this.#scriptUrls.has(scriptId)) continue
+      if (this.#scriptUrls.size >= MAX_SCRIPTS) return
+      this.#scriptUrls.set(scriptId, url)
+    }
+  }
+
+  /** How a sampled frame and an inlined handler are shown, for the functions below. */
+  readonly #frames: Frames = {
+    of: (node) => this.#frame(node),
+    inScript: (scriptId, functionName, line) => {
+      const url = this.#scriptUrls.get(scriptId)
+      return url === undefined
+        ? { functionName, url: '', line: 0 }
+        : this.#frame({ id: 0, callFrame: { functionName, scriptId, url, lineNumber: line, columnNumber: 0 } })
+    }
+  }
+
   get running (): boolean { return this.#session !== undefined }
 
   start (): void {
@@ -242,6 +269,7 @@ export class StackSampler {
     session.on('Profiler.consoleProfileFinished', ({ params }: { params: { title?: string, profile: Profile } }) => {
       const waiting = params.title === undefined ? undefined : this.#ending.get(params.title)
       if (waiting === undefined) return
+      this.#learnScripts(params.profile)
       this.#ending.delete(params.title!)
       const profile = waiting.length > 0 ? indexProfile(params.profile) : undefined
       for (const p of waiting) p.resolve(profile)
@@ -272,7 +300,7 @@ export class StackSampler {
     const profile = await this.#profileOf(startUs, endUs)
     return profile === undefined
       ? { ...emptyEvidence(this.#intervalUs, code), attribution: 'none' }
-      : evidenceOf(profile, startUs, endUs, this.#intervalUs, code, (node) => this.#frame(node))
+      : evidenceOf(profile, startUs, endUs, this.#intervalUs, code, this.#frames)
   }
 
   /**
@@ -282,7 +310,7 @@ export class StackSampler {
   async treeOf (startUs: number, endUs: number, code: RequestCode): Promise<CallTree | undefined> {
     if (code.keys.size === 0) return undefined
     const profile = await this.#profileOf(startUs, endUs)
-    return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs, code, (node) => this.#frame(node))
+    return profile === undefined ? undefined : treeOf(profile, startUs, endUs, this.#intervalUs, code, this.#frames.of)
   }
 
   async #profileOf (startUs: number, endUs: number): Promise<IndexedProfile | undefined> {
@@ -345,18 +373,18 @@ const GC = '(garbage collector)'
 /** The owner of samples that ran a handler inlined into the plugin's wrapper (no profile node id is negative). */
 const INLINED_HANDLER = -1
 
-/**
- * The handler's frame for samples that ran it inlined: its name, and its place from its code key (the URL of
- * its script from any node of the profile in that script). Without a key: the name only.
- */
-function inlinedHandlerFrame ({ profile }: IndexedProfile, call: NonNullable<RequestCode['handlerCall']>, frameOf: FrameOf): Frame {
-  const [scriptId, line] = call.key?.split(':') ?? []
-  const inScript = profile.nodes.find((node) => node.callFrame.scriptId === scriptId && node.callFrame.url !== '')
-  const placed = inScript === undefined ? undefined : frameOf({ ...inScript, callFrame: { ...inScript.callFrame, lineNumber: Number(line) } })
-  return { functionName: `${call.name === '' ? '(anonymous)' : call.name} (inlined)`, url: placed?.url ?? '', line: placed?.line ?? 0 }
+/** The handler's frame for samples that ran it inlined: its name, and its place from its code key when known. */
+function inlinedHandlerFrame (call: NonNullable<RequestCode['handlerCall']>, frames: Frames): Frame {
+  const [scriptId = '', line = '0'] = call.key?.split(':') ?? []
+  return frames.inScript(scriptId, `${call.name === '' ? '(anonymous)' : call.name} (inlined)`, Number(line))
 }
 
 type FrameOf = (node: ProfileNode) => Frame
+interface Frames {
+  of: FrameOf
+  /** A frame in a script by its id, for code with no node of its own. */
+  inScript: (scriptId: string, functionName: string, line: number) => Frame
+}
 
 /** Nodes left out of trees and stacks: V8's bookkeeping (garbage collection stays) and the plugin's own frames. */
 function hidden (node: ProfileNode): boolean {
@@ -445,8 +473,9 @@ function emptyEvidence (intervalUs: number, code: RequestCode): StackEvidence {
 }
 
 /** Counts a request's samples per frame of app code and describes the hottest with their stacks. */
-function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frameOf: FrameOf): StackEvidence {
+function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, intervalUs: number, code: RequestCode, frames: Frames): StackEvidence {
   const { profile, byId, parents } = indexed
+  const frameOf = frames.of
   const own = attributor(indexed, code)
   // a sample is charged to the innermost frame of JavaScript with a source (a native such as
   // performance.now() or a node: internal says less than the app code that called it), never the plugin's:
@@ -493,7 +522,7 @@ function evidenceOf (indexed: IndexedProfile, startUs: number, endUs: number, in
   }
   const hot = [...counts].sort((a, b) => b[1] - a[1]).slice(0, HOT_FRAMES).map(([id, n]) => {
     if (id !== INLINED_HANDLER) return { frame: frameOf(byId.get(id)!), samples: n, stack: stackOf(id) }
-    const frame = inlinedHandlerFrame(indexed, code.handlerCall!, frameOf)
+    const frame = inlinedHandlerFrame(code.handlerCall!, frames)
     return { frame, samples: n, stack: [...stackOf(inlinedLeaf!), frame] }
   })
   const windowUs = Math.max(intervalUs, endUs - startUs)
