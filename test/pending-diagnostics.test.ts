@@ -42,3 +42,19 @@ t.test('bounded: past 1,000 outliers the oldest become counts, past 2,000 call t
   const all = pending.take(() => true)
   t.same([all.outliers.length, all.outliers[0]!.timeMs, all.overflow, all.profiles.length], [1_000, 5, [[0, 0, 5]], 2_000])
 })
+
+t.test('a part names at most maxEndpoints endpoints: the rest wait for the next part', async (t) => {
+  const pending = new PendingDiagnostics()
+  // endpoints 0, 1, 2 in outliers; 3 only in a call tree; 4 only in an overflow count
+  pending.add({ type: 'outliers', outliers: [outlier(0, HOUR), outlier(1, HOUR), outlier(0, 2 * HOUR), outlier(2, HOUR)], overflow: [[4, HOUR, 3], [1, HOUR, 2]], profiles: [profile(3), profile(1)], keepPerHour: 100 })
+  const named = (part: ReturnType<PendingDiagnostics['take']>): number[] =>
+    [...new Set([...part.outliers.map((o) => o.endpointIndex), ...part.profiles.map((p) => p.endpointIndex), ...part.overflow.map(([index]) => index)])].sort()
+  const first = pending.take(() => true, { maxEndpoints: 2 })
+  t.same(named(first), [0, 1], 'the first two endpoints met')
+  t.same([first.outliers.length, first.profiles.length, first.overflow], [3, 1, [[1, HOUR, 2]]], 'with everything of theirs')
+  const second = pending.take(() => true, { maxEndpoints: 2 })
+  t.same(named(second), [2, 3])
+  const third = pending.take(() => true, { maxEndpoints: 2 })
+  t.same([named(third), third.overflow], [[4], [[4, HOUR, 3]]])
+  t.ok(pending.empty, 'nothing lost on the way')
+})

@@ -38,10 +38,14 @@ export class PendingDiagnostics {
 
   /**
    * Takes out what endpoints `known` accepts (the others wait for their endpoint's registration), at most
-   * `maxItems` of each kind and, with `sizeOf`, items up to `maxBytes` in all (the first always).
+   * `maxItems` of each kind, of at most `maxEndpoints` endpoints and, with `sizeOf`, items up to `maxBytes`
+   * in all (the first always).
    */
-  take (known: (endpointIndex: number) => boolean, { maxItems = Infinity, maxBytes = Infinity, sizeOf }: { maxItems?: number, maxBytes?: number, sizeOf?: (item: unknown) => number } = {}): DiagnosticsPart {
+  take (known: (endpointIndex: number) => boolean, { maxItems = Infinity, maxEndpoints = Infinity, maxBytes = Infinity, sizeOf }: { maxItems?: number, maxEndpoints?: number, maxBytes?: number, sizeOf?: (item: unknown) => number } = {}): DiagnosticsPart {
     let bytes = 0
+    const endpoints = new Set<number>()
+    /** The part may name the item's endpoint: it does already, or there is room for one more. */
+    const room = (index: number): boolean => endpoints.has(index) || (endpoints.size < maxEndpoints && known(index))
     const fits = (item: unknown, taken: number): boolean => {
       if (taken >= maxItems) return false
       if (sizeOf === undefined) return true
@@ -54,8 +58,12 @@ export class PendingDiagnostics {
       const taken: T[] = []
       const left: T[] = []
       for (const item of items) {
-        if (known(item.endpointIndex) && fits(item, taken.length)) taken.push(item)
-        else left.push(item)
+        if (room(item.endpointIndex) && fits(item, taken.length)) {
+          endpoints.add(item.endpointIndex)
+          taken.push(item)
+        } else {
+          left.push(item)
+        }
       }
       return [taken, left]
     }
@@ -64,7 +72,12 @@ export class PendingDiagnostics {
     this.#outliers = outliersLeft
     this.#profiles = profilesLeft
     let overflowTaken = 0
-    const overflow = this.#overflow.take((index) => known(index) && overflowTaken++ < maxItems)
+    const overflow = this.#overflow.take((index) => {
+      if (overflowTaken === maxItems || !room(index)) return false
+      endpoints.add(index)
+      overflowTaken++
+      return true
+    })
     return { outliers, overflow, profiles }
   }
 

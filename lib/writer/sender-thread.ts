@@ -13,7 +13,7 @@
  * thread.start()
  * ```
  */
-import { INGEST_BODY_LIMIT, MAX_INGEST_DIAGNOSTICS, summarizeError, type EndpointKey, type FromWorker, type IngestResult, type ToWorker, type WorkerInit } from '../protocol.js'
+import { INGEST_BODY_LIMIT, MAX_INGEST_DIAGNOSTICS, MAX_INGEST_ENDPOINTS, summarizeError, type EndpointKey, type FromWorker, type IngestResult, type ToWorker, type WorkerInit } from '../protocol.js'
 import type { ResolvedRemote } from '../options.js'
 import { PendingDiagnostics, type DiagnosticsPart } from './diagnostics.js'
 import { CollectorError, IngestSender, type OutgoingBatch } from './sender.js'
@@ -119,7 +119,7 @@ export class SenderThread implements ThreadHandler {
         if (this.#diagnosticsInFlight === undefined) {
           if (this.#diagnostics.empty) return
           const part = this.#diagnostics.take((index) => this.#keys[index] !== undefined,
-            { maxItems: MAX_INGEST_DIAGNOSTICS, maxBytes: INGEST_BODY_LIMIT / 2, sizeOf: (item) => JSON.stringify(item).length })
+            { maxItems: MAX_INGEST_DIAGNOSTICS, maxEndpoints: MAX_INGEST_ENDPOINTS, maxBytes: INGEST_BODY_LIMIT / 2, sizeOf: (item) => JSON.stringify(item).length })
           if (part.outliers.length === 0 && part.overflow.length === 0 && part.profiles.length === 0) return
           this.#diagnosticsInFlight = { part, batch: this.#sender.diagnostics(part, this.#keys, this.#diagnostics.keepPerHour) }
         }

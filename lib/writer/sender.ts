@@ -162,8 +162,8 @@ export class IngestSender {
    * the caller keeps the batch to send it again, under the same id, until the collector answers.
    */
   diagnostics (part: DiagnosticsPart, keys: ReadonlyArray<EndpointKey | undefined>, keepPerHour: number): OutgoingBatch {
-    // not cut at MAX_INGEST_ENDPOINTS (a part naming more is refused by the collector, and counted)
-    const named = new BatchEndpoints(keys, Infinity)
+    // PendingDiagnostics.take cut the part at MAX_INGEST_ENDPOINTS endpoints: each has a position
+    const named = new BatchEndpoints(keys, MAX_INGEST_ENDPOINTS)
     const position = (index: number): number => named.position(index)!
     const diagnostics: IngestDiagnostics = {
       keepPerHour,
