@@ -663,6 +663,13 @@ export function resolveOptions (opts: MonitorOptions, env: NodeJS.ProcessEnv = p
   for (const key of Object.keys(raw)) {
     if (!KNOWN_OPTIONS.has(key)) return new InvalidOptionError(key, 'is not an option of fastify-monitoring-dashboard')
   }
+  // from different places (the environment's URL and the code's dataDir) the URL wins, as documented; in one they contradict
+  const layers: Array<[Record<string, unknown>, string]> = [[opts as Record<string, unknown>, 'the options'], [fromFile, 'the config file']]
+  for (const [given, where] of layers) {
+    if (given.database !== undefined && given.dataDir !== undefined) {
+      return new InvalidOptionError('dataDir', `cannot be combined with database in ${where}: PGlite's directory or a PostgreSQL URL, not both`)
+    }
+  }
   if (raw.enabled !== undefined && typeof raw.enabled !== 'boolean') {
     return new InvalidOptionError('enabled', `must be a boolean, got ${describe(raw.enabled)}`)
   }

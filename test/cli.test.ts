@@ -1,9 +1,11 @@
 import t, { type Test } from 'tap'
 import { execFile } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
+import { Kysely, PostgresDialect, sql } from 'kysely'
+import pg from 'pg'
 import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests } from '../lib/db/seed.js'
 import { compilePlugin } from './compiled.js'
@@ -103,7 +105,39 @@ async function optionMatrix (t: Test, common: string[], start: number): Promise<
   t.match(prefix.stderr, /"tablePrefix" option must match/)
   t.match((await cli(['--help'])).stderr, /report  compare two versions/, 'the report and test commands share one usage')
   exits(t, await cli(['report', '--database', 'postgres://postgres@127.0.0.1:1/none', '--baseline', 'today', '--candidate', 'yesterday']), 3, 'an unreachable database is a failure, not a verdict')
+
+  // a gate that compared nothing does not pass (a new user's trial: all of these exited 0)
+  const empty = await cli(['report', ...common, '--baseline', range(-48, -24), '--candidate', range(-24, -12)])
+  exits(t, empty, 2, 'two windows without requests: nothing to compare')
+  t.match(empty.stderr, /nothing to compare: no endpoint has requests on either side/)
+  t.match(empty.stdout, /0 regressions, 0 improvements, 0 unchanged, 0 with too few requests/, 'the (empty) report is still printed')
+  exits(t, await cli(['report', ...common, '--baseline', range(-48, -24), '--candidate', range(-24, -12), '--fail-on', 'never']), 0, '--fail-on never accepts it')
+  const oneSided = await cli(['report', ...common, '--baseline', range(0, 6), '--candidate', range(-24, -12)])
+  exits(t, oneSided, 2, 'requests on one side only')
+  t.match(oneSided.stderr, /nothing to compare: none of the \d+ endpoints has 20 requests on both sides/)
+  const otherPrefix = await cli(['report', '--database', POSTGRES_URL, '--table-prefix', 'nothing_here_', '--baseline', 'yesterday', '--candidate', 'today'])
+  exits(t, otherPrefix, 2, 'a prefix with no tables is a usage error')
+  t.match(otherPrefix.stderr, /holds no monitoring tables \(table prefix nothing_here_\)/)
+  const { rows } = await sql<{ made: string | null }>`select to_regclass('nothing_here_migration')::text as made`.execute(probe)
+  t.equal(rows[0]!.made, null, 'and nothing was created under it')
+  const alpha = await cli(['report', ...common, '--baseline', 'version:v1', '--candidate', 'version:v2', '--alpha', '2'])
+  exits(t, alpha, 2, 'an alpha the API would refuse')
+  t.match(alpha.stderr, /--alpha must be above 0 and at most 0.5, got "2"/)
 }
+
+/** Reads the shared server as the tests' own connection (the CLI's runs are child processes). */
+const probe = new Kysely<unknown>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: POSTGRES_URL, max: 1 }) }) })
+t.teardown(async () => { await probe.destroy() })
+
+t.test('report and load leave a PGlite directory that does not exist alone', async (t) => {
+  const dir = join(tmpDir(), 'never-made')
+  for (const args of [['report', '--baseline', 'yesterday', '--candidate', 'today'], ['load', '--url', 'http://127.0.0.1:9/']]) {
+    const result = await cli([...args, '--database', dir])
+    exits(t, result, 2, `${args[0]!}: a directory without the app's data is a usage error`)
+    t.match(result.stderr, /the PGlite directory .*never-made holds no monitoring tables/)
+  }
+  t.notOk(existsSync(dir), 'no directory was made')
+})
 
 // the page is the same whichever database the report read
 if (DIALECTS.includes('postgres')) {
@@ -147,10 +181,13 @@ if (DIALECTS.includes('postgres')) {
 
     const baseline = await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'baseline'])
     t.equal(baseline.code, 0, baseline.stderr)
+    t.match(baseline.stderr, /compare with a later run: .* --baseline run:baseline --candidate run:<its tag>/, 'the first run is offered as the baseline')
     const figures = JSON.parse(baseline.stdout) as { tag: string, requests: number, latencyMs: { p50: number } }
     t.ok(figures.requests > 100, `${figures.requests} requests driven`)
     delayMs = 12
-    exits(t, await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'candidate']), 0)
+    const candidate = await cli(['load', ...common, '--url', url, '--duration', '3s', '--connections', '4', '--tag', 'candidate'])
+    exits(t, candidate, 0)
+    t.match(candidate.stderr, /compare with the run before: .* --baseline run:baseline --candidate run:candidate/)
     await app.monitor.flush()
     const runs = await app.monitor.db.selectFrom('load_run').select(['tag', 'started_at', 'ended_at']).orderBy('started_at').execute()
     t.same(runs.map((r) => r.tag), ['baseline', 'candidate'])
@@ -164,6 +201,12 @@ if (DIALECTS.includes('postgres')) {
     t.match(page, /baseline<br><small>baseline · http:\/\/127\.0\.0\.1/)
     exits(t, await cli(['report', ...common, '--baseline', 'run:baseline', '--candidate', 'run:nope']), 2, 'an unknown run tag')
     exits(t, await cli(['load', ...common, '--url', 'ftp://x']), 2)
+    t.match((await cli(['load', ...common])).stderr, /--url is required/)
+    // a run that reached nothing must not become a candidate that passes the gate
+    const dead = await cli(['load', ...common, '--url', 'http://127.0.0.1:9/work', '--duration', '1s', '--connections', '1', '--tag', 'dead'])
+    exits(t, dead, 3, 'no response at all: a failure')
+    t.match(dead.stderr, /answered no request .*the run is not recorded/)
+    t.equal((await app.monitor.db.selectFrom('load_run').select('tag').where('tag', '=', 'dead').execute()).length, 0, 'and it is not stored')
     exits(t, await cli(['load', ...common, '--url', url, '--duration', 'forever']), 2)
   })
 }

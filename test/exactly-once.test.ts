@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto'
 import { Kysely, PostgresDialect } from 'kysely'
 import pg from 'pg'
 import type { Database } from '../lib/db/database.js'
+import { withTableNamesIntrospector } from '../lib/db/introspector.js'
 import { migrateToLatest } from '../lib/db/migrate.js'
 import { PartitionManager, dayOf } from '../lib/db/partitions.js'
 import { registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
@@ -14,7 +15,8 @@ import { POSTGRES_URL, backend } from './helpers.js'
 t.test('a batch whose commit acknowledgement is lost is written once, not twice', async (t) => {
   const store = await backend('postgres')
   t.teardown(store.cleanup)
-  const rawDb = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: POSTGRES_URL, max: 2 }) }) })
+  // as the plugin opens it: kysely's own introspector races other tests' DROP TABLE (introspector.test.ts)
+  const rawDb = new Kysely<any>({ dialect: withTableNamesIntrospector(new PostgresDialect({ pool: new pg.Pool({ connectionString: POSTGRES_URL, max: 2 }) })) })
   t.teardown(() => rawDb.destroy())
   const db = rawDb.withPlugin(new TablePrefixPlugin(store.prefix)) as Kysely<Database>
   await migrateToLatest(rawDb, store.prefix)

@@ -52,6 +52,7 @@ for (const dialect of DIALECTS) {
     t.throws(() => app.monitor.addGraph('bad', () => 1, { everySeconds: 0.5 }), { code: 'FST_MONITORING_GRAPH' })
     t.throws(() => app.monitor.addGraph('bad', () => 1, { cron: '* * * * *', timezone: 'Mars/Olympus' }), { code: 'FST_MONITORING_GRAPH' })
     t.throws(() => app.monitor.addGraph('bad', () => 1, {} as never), { code: 'FST_MONITORING_GRAPH', message: /exactly one/ })
+    t.throws(() => app.monitor.addGraph('bad', () => 1, { everySecond: 5 } as never), { code: 'FST_MONITORING_GRAPH', message: /has no "everySecond"/ }, 'a misspelt key is named')
     await app.ready()
     await app.monitor.ready
 

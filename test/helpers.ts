@@ -10,6 +10,7 @@ import monitor, { type MonitorOptions } from '../lib/index.js'
 import { openDatabase } from '../lib/db/dialect.js'
 import { migrateToLatest, schemaMigrator } from '../lib/db/migrate.js'
 import { TablePrefixPlugin } from '../lib/db/table-prefix-plugin.js'
+import { withTableNamesIntrospector } from '../lib/db/introspector.js'
 
 export const POSTGRES_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test'
 
@@ -108,9 +109,10 @@ export async function migratedTo (store: Backend, migration: string): Promise<{ 
   if (store.options.dataDir !== undefined) {
     const { PGlite } = await import('@electric-sql/pglite')
     const { PGliteDialect } = await import('kysely-pglite-dialect')
-    raw = new Kysely<any>({ dialect: new PGliteDialect(await PGlite.create(store.options.dataDir)) })
+    raw = new Kysely<any>({ dialect: withTableNamesIntrospector(new PGliteDialect(await PGlite.create(store.options.dataDir))) })
   } else {
-    raw = new Kysely<any>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: store.options.database, max: 1 }) }) })
+    // as the plugin opens it: kysely's own introspector races other tests' DROP TABLE (introspector.test.ts)
+    raw = new Kysely<any>({ dialect: withTableNamesIntrospector(new PostgresDialect({ pool: new pg.Pool({ connectionString: store.options.database, max: 1 }) })) })
   }
   const { error } = await schemaMigrator(raw, store.prefix).migrateTo(migration)
   if (error !== undefined) throw error

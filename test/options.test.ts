@@ -67,6 +67,14 @@ t.test('options come from a JSON config file, env vars override it, register opt
   if (explicit instanceof Error) throw explicit
   t.equal(explicit.appVersion, 'explicit')
 
+  // PGlite locally, PostgreSQL where the variable is set; both in one place contradict each other
+  const envOverDir = resolveOptions({ dataDir: './local' }, { FASTIFY_MONITOR_DATABASE_URL: 'postgres://env@h/db' })
+  if (envOverDir instanceof Error) throw envOverDir
+  t.same(envOverDir.database, { kind: 'postgres', connectionString: 'postgres://env@h/db' }, 'the environment\'s URL wins over the code\'s dataDir')
+  t.match(resolveOptions({ database: 'postgres://a@h/db', dataDir: './local' }, {}), { code: 'FST_MONITORING_INVALID_OPTION', message: /"dataDir" option cannot be combined with database in the options/ })
+  writeFileSync(file, JSON.stringify({ database: 'postgres://file@h/db', dataDir: './local' }))
+  t.match(resolveOptions({ configFile: file }, {}), { message: /"dataDir" option cannot be combined with database in the config file/ })
+
   writeFileSync(file, '{ not json')
   t.throws(() => resolveOptions({ configFile: file }, {}), { code: 'FST_MONITORING_CONFIG_FILE' })
   writeFileSync(file, '[1]')

@@ -52,6 +52,18 @@ t.test('the test command\'s --project: the build is that project\'s (made if new
   t.equal(bad.code, 2)
   t.match(bad.output, /--project must be 1 to 64 letters/)
   t.notMatch(bad.output, /suite ran/)
+  // a bad command line is a usage error with the usage, never a stack trace (exit 1 would read as a failing suite)
+  for (const [args, message] of [
+    [['--bogus', '--', process.execPath, '-e', ''], /Unknown option '--bogus'/],
+    [['--build', 'b4', process.execPath, '-e', ''], /Unexpected argument .*\(the test command goes after --\)/],
+    [[...target, '--database', 'postgres://127.0.0.1/x', '--', process.execPath, '-e', ''], /give one of --url, --database and --data-dir, not --url and --database/]
+  ] as const) {
+    const wrong = await runCli([...args], root)
+    t.equal(wrong.code, 2, args.join(' '))
+    t.match(wrong.output, message)
+    t.match(wrong.output, /Usage: fastify-monitoring-dashboard test/)
+    t.notMatch(wrong.output, /\n\s+at /, 'no stack trace')
+  }
   const run = await runCli(['--project', 'billing', '--build', 'p-1', ...target, '--', process.execPath, '-e', ''], root)
   t.equal(run.code, 0, run.output)
   t.match(run.output, /project billing build p-1 run-1: 0 tests/)

@@ -27,9 +27,18 @@ export function escapeHtml (text: string): string {
   return text.replace(/[&<>"']/g, (c) => ESCAPES[c]!)
 }
 
-const ms = (v: number | null): string => v === null ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1)
-const pct = (v: number | null): string => v === null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`
-const p = (v: number | null | undefined): string => v === null || v === undefined ? '–' : v < 1e-4 ? v.toExponential(1) : v.toPrecision(2)
+/** How the report's figures read, in its text and its HTML alike. */
+export const shown = {
+  /** ms: two decimals below 10, so that a sub-millisecond endpoint does not read 0.0. */
+  ms: (v: number | null): string => v === null ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1),
+  change: (v: number | null): string => v === null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`,
+  p: (v: number | null | undefined): string => v === null || v === undefined ? '–' : v < 1e-4 ? v.toExponential(1) : v.toPrecision(2),
+  /** The share of 5xx of a side, none for a side without requests. */
+  errors: (side: SideSummary): string => side.hits === 0 ? '–' : `${(side.serverErrorShare * 100).toFixed(1)}%`,
+  summary: ({ regressions, improvements, unchanged, insufficient }: Report['summary']): string =>
+    `${regressions} regression${regressions === 1 ? '' : 's'}, ${improvements} improvement${improvements === 1 ? '' : 's'}, ${unchanged} unchanged, ${insufficient} with too few requests`
+}
+const { ms, change: pct, p } = shown
 
 /** Two box plots (baseline above, candidate below) on one log-free linear axis, as inline SVG. */
 function boxPlots (a: SideSummary, b: SideSummary): string {
@@ -96,7 +105,7 @@ export function reportHtml (report: Report, runs: { baseline?: RunFigures, candi
       `<td>${e.baseline.hits}</td><td>${e.candidate.hits}</td>` +
       `<td>${ms(e.baseline.median)}</td><td>${ms(e.candidate.median)}</td><td>${pct(e.medianChangePct)}</td>` +
       `<td>${ms(e.baseline.p95)}</td><td>${ms(e.candidate.p95)}</td><td>${pct(e.p95ChangePct)}</td>` +
-      `<td>${(e.baseline.serverErrorShare * 100).toFixed(1)}%</td><td>${(e.candidate.serverErrorShare * 100).toFixed(1)}%</td>` +
+      `<td>${shown.errors(e.baseline)}</td><td>${shown.errors(e.candidate)}</td>` +
       `<td>${p(e.mannWhitney?.p)}</td><td>${p(e.ks?.p)}</td><td>${e.shift === null ? '–' : `${ms(e.shift.shift)} [${ms(e.shift.low)}, ${ms(e.shift.high)}]`}</td>` +
       `<td><b>${e.verdict}</b>${e.reasons.length === 0 ? '' : `<br><small>${escapeHtml(e.reasons.join('; '))}</small>`}</td>` +
       `<td>${flagged ? boxPlots(e.baseline, e.candidate) + cdfs(e.baseline, e.candidate) : ''}</td></tr>`
@@ -110,8 +119,8 @@ td:first-child,th:first-child{text-align:left}tr.regression{background:#fee2e2}t
 </style></head><body>
 <h1>Performance report</h1>
 <p>Baseline: ${side(report.baseline)}<br>Candidate: ${side(report.candidate)}</p>
-<p><b>${sum.regressions}</b> regressions, <b>${sum.improvements}</b> improvements, ${sum.unchanged} unchanged, ${sum.insufficient} with too few requests.
-Flagged: Mann–Whitney (or Kolmogorov–Smirnov for the p95) significant at α = ${t.alpha} and a change of at least ${t.minChangePct}% and ${t.minChangeMs} ms; or a 5xx share changed by ${t.minErrorChangePct} points.</p>
+<p>${shown.summary(sum)}.
+Flagged: Mann–Whitney (or Kolmogorov–Smirnov for the p95) significant at α = ${t.alpha} and a change of at least ${t.minChangePct}% and ${t.minChangeMs} ms; or a 5xx share changed by at least ${t.minErrorChangePct} percentage point${t.minErrorChangePct === 1 ? '' : 's'}.</p>
 <p class="legend"><span style="background:#2563eb"></span>baseline <span style="background:#dc2626"></span>candidate</p>
 ${runTable(runs)}
 <h2>Endpoints (server side, as the plugin recorded them)</h2>

@@ -7,12 +7,12 @@
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { buildReport, type Report } from '../queries/reports.js'
-import { DEFAULT_THRESHOLDS, type ReportThresholds } from '../reports/compare.js'
+import { DEFAULT_THRESHOLDS, THRESHOLD_BOUNDS, type ReportThresholds } from '../reports/compare.js'
 import { parseSelector, type Selector } from '../reports/selector.js'
 import { DATABASE_ENV, maskUrl } from '../options.js'
 import { openCliDatabase } from './database.js'
 import { EXIT, UsageError } from './exit.js'
-import { reportHtml, type LoadSummary, type RunFigures } from './html.js'
+import { reportHtml, shown, type LoadSummary, type RunFigures } from './html.js'
 import { SERVE_USAGE, serve } from './serve.js'
 
 export const REPORT_USAGE = `usage:
@@ -42,6 +42,17 @@ function number (name: string, value: string | undefined, fallback: number): num
   return n
 }
 
+/** A report threshold's flag, within the bounds the API has for it. */
+function threshold (name: string, key: keyof typeof THRESHOLD_BOUNDS, value: string | undefined): number {
+  const n = number(name, value, DEFAULT_THRESHOLDS[key])
+  const bounds: { exclusiveMinimum?: number, minimum?: number, maximum: number } = THRESHOLD_BOUNDS[key]
+  const low = bounds.exclusiveMinimum ?? bounds.minimum ?? 0
+  if ((bounds.exclusiveMinimum !== undefined ? n <= low : n < low) || n > bounds.maximum) {
+    throw new UsageError(`--${name} must be ${bounds.exclusiveMinimum !== undefined ? 'above' : 'at least'} ${low} and at most ${bounds.maximum}, got "${value!}"`)
+  }
+  return n
+}
+
 function selector (name: string, value: string | undefined): Selector {
   if (value === undefined) throw new UsageError(`--${name} is required`)
   const parsed = parseSelector(value)
@@ -50,21 +61,17 @@ function selector (name: string, value: string | undefined): Selector {
 }
 
 const pad = (text: string, width: number): string => text.length >= width ? text : text + ' '.repeat(width - text.length)
-const fmt = (v: number | null, digits = 1): string => v === null ? '–' : v.toFixed(digits)
-const pValue = (v: number | undefined): string => v === undefined ? '–' : v < 1e-4 ? v.toExponential(1) : v.toPrecision(2)
 
 /** The report as a plain-text table, flagged rows first. */
 export function reportText (report: Report): string {
   const header = ['endpoint', 'hits A', 'hits B', 'median A', 'median B', 'Δ median', 'p95 A', 'p95 B', '5xx A', '5xx B', 'MW p', 'KS p', 'verdict']
   const rows = report.endpoints.map((e) => [
-    `${e.method} ${e.route}`, String(e.baseline.hits), String(e.candidate.hits), fmt(e.baseline.median), fmt(e.candidate.median),
-    e.medianChangePct === null ? '–' : `${e.medianChangePct >= 0 ? '+' : ''}${e.medianChangePct.toFixed(1)}%`,
-    fmt(e.baseline.p95), fmt(e.candidate.p95), `${(e.baseline.serverErrorShare * 100).toFixed(1)}%`, `${(e.candidate.serverErrorShare * 100).toFixed(1)}%`,
-    pValue(e.mannWhitney?.p), pValue(e.ks?.p), e.verdict.toUpperCase() === 'REGRESSION' ? 'REGRESSION' : e.verdict
+    `${e.method} ${e.route}`, String(e.baseline.hits), String(e.candidate.hits), shown.ms(e.baseline.median), shown.ms(e.candidate.median),
+    shown.change(e.medianChangePct), shown.ms(e.baseline.p95), shown.ms(e.candidate.p95), shown.errors(e.baseline), shown.errors(e.candidate),
+    shown.p(e.mannWhitney?.p), shown.p(e.ks?.p), e.verdict === 'regression' ? 'REGRESSION' : e.verdict
   ])
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
   const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()
-  const s = report.summary
   return [
     `baseline:  ${report.baseline.label}`,
     `candidate: ${report.candidate.label}`,
@@ -74,7 +81,7 @@ export function reportText (report: Report): string {
     ...report.endpoints.filter((e) => e.reasons.length > 0 && e.verdict !== 'no change' && e.verdict !== 'insufficient data')
       .map((e) => `  ${e.method} ${e.route}: ${e.reasons.join('; ')}`),
     '',
-    `${s.regressions} regressions, ${s.improvements} improvements, ${s.unchanged} unchanged, ${s.insufficient} with too few requests`
+    shown.summary(report.summary)
   ].join('\n') + '\n'
 }
 
@@ -102,9 +109,9 @@ async function report (args: string[]): Promise<number> {
   if (failOn !== 'regression' && failOn !== 'never') throw new UsageError(`--fail-on must be regression or never, got "${failOn}"`)
   const thresholds: ReportThresholds = {
     ...DEFAULT_THRESHOLDS,
-    alpha: number('alpha', values.alpha, DEFAULT_THRESHOLDS.alpha),
-    minChangePct: number('min-change-pct', values['min-change-pct'], DEFAULT_THRESHOLDS.minChangePct),
-    minChangeMs: number('min-change-ms', values['min-change-ms'], DEFAULT_THRESHOLDS.minChangeMs)
+    alpha: threshold('alpha', 'alpha', values.alpha),
+    minChangePct: threshold('min-change-pct', 'minChangePct', values['min-change-pct']),
+    minChangeMs: threshold('min-change-ms', 'minChangeMs', values['min-change-ms'])
   }
   const database = values.database ?? process.env[DATABASE_ENV]
   progress(`opening ${database === undefined ? 'the PGlite directory ./.fastify-monitor' : maskUrl(database)}…`)
@@ -126,7 +133,17 @@ async function report (args: string[]): Promise<number> {
       writeFileSync(values.html, reportHtml(result, { baseline: await run(baseline), candidate: await run(candidate) }))
       progress(`wrote ${values.html}\n`)
     }
-    return failOn === 'regression' && result.summary.regressions > 0 ? EXIT.regression : EXIT.ok
+    if (failOn === 'never') return EXIT.ok
+    if (result.summary.regressions > 0) return EXIT.regression
+    // a gate that compared nothing did not pass: a mistyped selector or an app that did not run must not look green
+    const { improvements, unchanged, insufficient } = result.summary
+    if (improvements + unchanged === 0) {
+      process.stderr.write(`fastify-monitoring-dashboard: nothing to compare: ${insufficient === 0
+        ? 'no endpoint has requests on either side'
+        : `none of the ${insufficient} endpoints has ${DEFAULT_THRESHOLDS.minSamples} requests on both sides`} (check the selectors, --database and --table-prefix; --fail-on never accepts this)\n`)
+      return EXIT.usage
+    }
+    return EXIT.ok
   } finally {
     await close()
   }
@@ -172,7 +189,8 @@ async function load (args: string[]): Promise<number> {
     },
     strict: true
   })
-  if (values.url === undefined || !/^https?:\/\//.test(values.url)) throw new UsageError('--url must be an http:// or https:// URL')
+  if (values.url === undefined) throw new UsageError('--url is required: the running app to drive, e.g. http://127.0.0.1:3000/users/1')
+  if (!/^https?:\/\//.test(values.url)) throw new UsageError(`--url must be an http:// or https:// URL, got "${values.url}"`)
   const seconds = durationS(values.duration ?? '30s')
   const connections = number('connections', values.connections, 50)
   if (!Number.isInteger(connections) || connections < 1) throw new UsageError('--connections must be a positive integer')
@@ -195,10 +213,19 @@ async function load (args: string[]): Promise<number> {
       timeouts: result.timeouts,
       non2xx: result.non2xx
     }
-    await db.insertInto('load_run').values({ tag, url: values.url, started_at: startedAt, ended_at: endedAt, connections, summary: JSON.stringify(summary) }).execute()
-    progress(`run "${tag}": ${summary.requests} requests, ${summary.requestsPerSecond.toFixed(0)} req/s, p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms\n`)
     process.stdout.write(`${JSON.stringify({ tag, startedAt, endedAt, ...summary })}\n`)
-    process.stderr.write(`compare with: fastify-monitoring-dashboard report --baseline run:<baseline tag> --candidate run:${tag}\n`)
+    if (summary.requests === 0) {
+      // a run that reached nothing (the app not up, a wrong port) is no baseline, and no candidate to pass a gate
+      process.stderr.write(`fastify-monitoring-dashboard: ${values.url} answered no request (${summary.errors} errors, ${summary.timeouts} timeouts): the run is not recorded\n`)
+      return EXIT.failure
+    }
+    const previous = await db.selectFrom('load_run').select('tag').where('tag', '!=', tag).orderBy('started_at', 'desc').limit(1).executeTakeFirst()
+    await db.insertInto('load_run').values({ tag, url: values.url, started_at: startedAt, ended_at: endedAt, connections, summary: JSON.stringify(summary) }).execute()
+    progress(`run "${tag}": ${summary.requests} requests, ${summary.requestsPerSecond.toFixed(0)} req/s, p50 ${summary.latencyMs.p50} ms, p99 ${summary.latencyMs.p99} ms` +
+      `${summary.errors + summary.non2xx > 0 ? ` (${summary.errors} errors, ${summary.non2xx} non-2xx)` : ''}\n`)
+    process.stderr.write(previous === undefined
+      ? `compare with a later run: fastify-monitoring-dashboard report --baseline run:${tag} --candidate run:<its tag>\n`
+      : `compare with the run before: fastify-monitoring-dashboard report --baseline run:${previous.tag} --candidate run:${tag}\n`)
     return EXIT.ok
   } finally {
     await close()

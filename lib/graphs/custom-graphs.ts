@@ -58,12 +58,16 @@ export interface GraphDeps {
   project?: string
 }
 
+const SCHEDULE_KEYS = ['cron', 'timezone', 'everySeconds', 'timeoutMs']
+
 /** Checks a graph's arguments; the message names what is wrong. */
 function check (name: unknown, fn: unknown, schedule: unknown): string | undefined {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_GRAPH_NAME_LENGTH) return `the name must be a string of 1 to ${MAX_GRAPH_NAME_LENGTH} characters`
   if (typeof fn !== 'function') return 'the second argument must be a function returning a number'
   if (typeof schedule !== 'object' || schedule === null) return 'the third argument must be { cron } or { everySeconds }'
   const s = schedule as Record<string, unknown>
+  const unknown = Object.keys(s).find((key) => !SCHEDULE_KEYS.includes(key))
+  if (unknown !== undefined) return `the schedule has no "${unknown}": it takes ${SCHEDULE_KEYS.join(', ')}`
   if ((s.cron === undefined) === (s.everySeconds === undefined)) return 'give exactly one of cron and everySeconds'
   if (s.cron !== undefined && (typeof s.cron !== 'string' || !validCron(s.cron))) return `cron "${String(s.cron)}" is not a valid cron expression`
   if (s.timezone !== undefined && (typeof s.timezone !== 'string' || !isTimeZone(s.timezone))) return `timezone "${String(s.timezone)}" is not an IANA time zone`

@@ -16,6 +16,13 @@ export interface ReportThresholds {
 
 export const DEFAULT_THRESHOLDS: ReportThresholds = { alpha: 0.01, minChangePct: 5, minChangeMs: 1, minErrorChangePct: 1, minSamples: 20 }
 
+/** The values a caller may set, as JSON Schema bounds (the API's query and the CLI's flags). */
+export const THRESHOLD_BOUNDS = {
+  alpha: { exclusiveMinimum: 0, maximum: 0.5 },
+  minChangePct: { minimum: 0, maximum: 1000 },
+  minChangeMs: { minimum: 0, maximum: 3_600_000 }
+} as const
+
 /** One side of a comparison for one endpoint, as read from the database. */
 export interface SideSample {
   /** Requests on this side (all status codes). */

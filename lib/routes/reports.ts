@@ -1,5 +1,5 @@
 import { buildReport } from '../queries/reports.js'
-import { DEFAULT_THRESHOLDS } from '../reports/compare.js'
+import { DEFAULT_THRESHOLDS, THRESHOLD_BOUNDS } from '../reports/compare.js'
 import { parseSelector } from '../reports/selector.js'
 import { BadRequest, NOT_MONITORED, type ApiRoutes } from './context.js'
 import { REPORT_REPLY, TIME_RANGE_QUERY, replies } from './schemas.js'
@@ -27,9 +27,9 @@ export const reportRoutes: ApiRoutes = (app, { db, guards }) => {
         properties: {
           baseline: SELECTOR,
           candidate: SELECTOR,
-          alpha: { type: 'number', exclusiveMinimum: 0, maximum: 0.5 },
-          minChangePct: { type: 'number', minimum: 0, maximum: 1000 },
-          minChangeMs: { type: 'number', minimum: 0, maximum: 3_600_000 },
+          alpha: { type: 'number', ...THRESHOLD_BOUNDS.alpha },
+          minChangePct: { type: 'number', ...THRESHOLD_BOUNDS.minChangePct },
+          minChangeMs: { type: 'number', ...THRESHOLD_BOUNDS.minChangeMs },
           project: TIME_RANGE_QUERY.properties.project
         },
         required: ['baseline', 'candidate'],

@@ -99,16 +99,13 @@ async function submitter (url: string, token: string): Promise<Store> {
 }
 
 async function databaseStore (database: string | undefined, tablePrefix: string | undefined): Promise<{ store: Store, close: () => Promise<void> }> {
-  const { db, close } = await openCliDatabase({ database, tablePrefix })
+  const { db, close } = await openCliDatabase({ database, tablePrefix, create: true })
   return { store: async (submission) => await storeTestResults(db, submission), close }
 }
 
-/** `fastify-monitoring-dashboard test …`: answers the exit code. */
-export async function testCommand (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const split = args.indexOf('--')
-  const command = split === -1 ? [] : args.slice(split + 1)
-  const { values } = parseArgs({
-    args: split === -1 ? args : args.slice(0, split),
+function parseTestArgs (args: string[]) {
+  return parseArgs({
+    args,
     options: {
       repeat: { type: 'string' },
       build: { type: 'string' },
@@ -122,22 +119,32 @@ export async function testCommand (args: string[], env: NodeJS.ProcessEnv = proc
       token: { type: 'string' },
       help: { type: 'boolean' }
     }
-  })
+  }).values
+}
+
+/** `fastify-monitoring-dashboard test …`: answers the exit code. */
+export async function testCommand (args: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const split = args.indexOf('--')
+  const command = split === -1 ? [] : args.slice(split + 1)
+  const usage = (message: string): number => { process.stderr.write(`${message}\n\n${TEST_USAGE}\n`); return 2 }
+  let values: ReturnType<typeof parseTestArgs>
+  try {
+    values = parseTestArgs(split === -1 ? args : args.slice(0, split))
+  } catch (err) {
+    // an unknown option, or the test command given without -- before it
+    return usage(`${(err as Error).message}${split === -1 ? ' (the test command goes after --)' : ''}`)
+  }
   if (values.help === true) { process.stdout.write(`${TEST_USAGE}\n`); return 0 }
   const repeat = values.repeat === undefined ? 1 : Number(values.repeat)
-  if (command.length === 0 || !Number.isInteger(repeat) || repeat < 1 || repeat > 1000) {
-    process.stderr.write(`${command.length === 0 ? 'the test command is missing after --' : '--repeat must be an integer from 1 to 1000'}\n\n${TEST_USAGE}\n`)
-    return 2
-  }
+  if (command.length === 0) return usage('the test command is missing after --')
+  if (!Number.isInteger(repeat) || repeat < 1 || repeat > 1000) return usage('--repeat must be an integer from 1 to 1000')
   if (values.project !== undefined && !PROJECT_NAME.test(values.project)) {
-    process.stderr.write(`--project must be 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit\n\n${TEST_USAGE}\n`)
-    return 2
+    return usage('--project must be 1 to 64 letters, digits, "_", "." or "-", starting with a letter or digit')
   }
+  const targets = (['url', 'database', 'data-dir'] as const).filter((name) => values[name] !== undefined)
+  if (targets.length > 1) return usage(`give one of --url, --database and --data-dir, not ${targets.map((name) => `--${name}`).join(' and ')}`)
   const token = values.token ?? env.FASTIFY_MONITOR_TEST_RESULTS_TOKEN
-  if (values.url !== undefined && token === undefined) {
-    process.stderr.write('--url needs --token (or FASTIFY_MONITOR_TEST_RESULTS_TOKEN)\n')
-    return 2
-  }
+  if (values.url !== undefined && token === undefined) return usage('--url needs --token (or FASTIFY_MONITOR_TEST_RESULTS_TOKEN)')
   const info = buildInfo(values, env, process.cwd())
   let exitCode = 0
   const submissions: TestResultsSubmission[] = []
