@@ -1,5 +1,5 @@
-// The raw requests as the writer stores them: on a PostgreSQL server with COPY (its text format has
-// its own escapes), on PGlite with an insert from arrays. Both must store every value exactly as
+// The raw requests as the writer stores them: on a PostgreSQL server with binary COPY, on PGlite with an
+// insert from arrays (whose literals have their own escapes). Both must store every value exactly as
 // recorded, hostile strings and sub-millisecond times included, and a unit the server rejects must
 // leave nothing behind and the connection usable.
 import t from 'tap'
@@ -9,21 +9,27 @@ import { openDatabase } from '../lib/db/dialect.js'
 import { migrateToLatest } from '../lib/db/migrate.js'
 import { PartitionManager, dayOf } from '../lib/db/partitions.js'
 import { resolveOptions } from '../lib/options.js'
-import { CopyTimestamps, registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
+import { registerInstance, requestCopyData, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
 import { DIALECTS, backend } from './helpers.js'
 
 const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
   '<script>alert(1)</script>', 'ünïcødé 🚀', "'; drop table x; --", '\\\\t', ' spaced ', '']
 
-t.test('COPY timestamps round to the µs as to_timestamp(ms / 1000.0) does, across seconds and days', async (t) => {
-  const times = new CopyTimestamps()
+t.test('binary COPY: times to the µs as to_timestamp(ms / 1000.0) rounds them, before 2000 too; a status no smallint holds is bad data', async (t) => {
+  /** The one row's time_requested, µs since 1970, read back from the binary format (header 19 bytes, field count 2, endpoint id 8, length 4). */
+  const timeOf = (timeMs: number): number => {
+    const data = requestCopyData({ id: 'x', endpointId: [1], timeMs: [timeMs], durationMs: [1], statusCode: [200], seq: [null], group: [null], ip: ['::1'], attempts: 0 }, 1, 1)
+    t.equal(data.subarray(0, 11).toString('latin1'), 'PGCOPY\n\xff\r\n\0')
+    t.equal(data.readInt16BE(data.length - 2), -1, 'the trailer')
+    return data.readInt32BE(33) * 2 ** 32 + data.readUInt32BE(37) + Date.UTC(2000, 0, 1) * 1000
+  }
   const at = Date.UTC(2026, 10, 30, 17, 0, 0, 123)
-  t.equal(times.format(at + 0.4564), '2026-11-30T17:00:00.123456+00')
-  t.equal(times.format(at + 0.9996), '2026-11-30T17:00:00.124000+00', 'a carry into the next ms')
-  t.equal(times.format(at + 877.4), '2026-11-30T17:00:01.000400+00', 'the next second')
-  t.equal(times.format(at - 124), '2026-11-30T16:59:59.999000+00', 'and back to an earlier one')
-  t.equal(times.format(Date.UTC(2026, 10, 30, 23, 59, 59, 999) + 0.9999), '2026-12-01T00:00:00.000000+00', 'into the next day')
-  t.equal(times.format(Date.UTC(1969, 11, 31, 23, 59, 59, 500)), '1969-12-31T23:59:59.500000+00', 'before the epoch')
+  t.equal(timeOf(at + 0.4564), at * 1000 + 456)
+  t.equal(timeOf(at + 0.9996), at * 1000 + 1000, 'a carry into the next ms')
+  t.equal(timeOf(Date.UTC(1999, 11, 31, 23, 59, 59, 500) + 0.25), Date.UTC(1999, 11, 31, 23, 59, 59, 500) * 1000 + 250, 'before PostgreSQL\'s epoch (a negative count)')
+  t.equal(timeOf(Date.UTC(1969, 11, 31, 23, 59, 59, 500)), Date.UTC(1969, 11, 31, 23, 59, 59, 500) * 1000, 'before the Unix epoch')
+  t.throws(() => requestCopyData({ id: 'x', endpointId: [1], timeMs: [at], durationMs: [1], statusCode: [70_000], seq: [1], group: [null], ip: [null], attempts: 0 }, 1, 1),
+    { code: '22003', message: /status_code 70000 is out of range/ }, 'SQLSTATE 22003, as the server would say: the writer drops it as bad data instead of retrying')
 })
 
 for (const dialect of DIALECTS) {
@@ -73,15 +79,16 @@ for (const dialect of DIALECTS) {
     const { rows: [hour] } = await sql<{ hits: string }>`select sum(hits)::text as hits from ${sql.table('endpoint_hour')}`.execute(db)
     t.equal(hour!.hits, String(n), 'the rollups counted the unit once')
 
-    // a unit the server rejects (a status past smallint) leaves nothing: no claimed id, no rows, no rollups
-    const bad: WriteUnit = { ...unit, id: randomUUID(), statusCode: unit.statusCode.map((s, i) => i === n - 1 ? 70_000 : s), seq: unit.seq.map((s) => (s ?? 0) + n) }
-    await t.rejects(writeUnit(db, bad, versionId, instanceId, opened.copyTransaction), /smallint|out of range/)
+    // a unit the server rejects in the middle of its rows (the last one's day has no partition) leaves nothing:
+    // no claimed id, no rows, no rollups
+    const bad: WriteUnit = { ...unit, id: randomUUID(), timeMs: unit.timeMs.map((ms, i) => i === n - 1 ? Date.UTC(2100, 0, 1) : ms), seq: unit.seq.map((s) => (s ?? 0) + n) }
+    await t.rejects(writeUnit(db, bad, versionId, instanceId, opened.copyTransaction), /no partition of relation/)
     const { rows: [after] } = await sql<{ requests: string, batches: string, hits: string }>`select
       (select count(*) from ${sql.table('request')})::text as requests, (select count(*) from ${sql.table('batch')})::text as batches,
       (select sum(hits) from ${sql.table('endpoint_hour')})::text as hits`.execute(db)
     t.same(after, { requests: String(n), batches: '1', hits: String(n) }, 'the failed unit rolled back entirely')
     // and the connection it used works: the same unit, mended, goes in
-    t.equal(await writeUnit(db, { ...bad, statusCode: unit.statusCode }, versionId, instanceId, opened.copyTransaction), true)
+    t.equal(await writeUnit(db, { ...bad, timeMs: unit.timeMs }, versionId, instanceId, opened.copyTransaction), true)
     const { rows: [last] } = await sql<{ requests: string }>`select count(*)::text as requests from ${sql.table('request')}`.execute(db)
     t.equal(last!.requests, String(2 * n))
   })

@@ -33,8 +33,8 @@ export interface OpenedDatabase {
 export interface CopyTransaction {
   /** Runs a query compiled by kysely (so the table prefix is applied) and returns its rows. */
   query: (query: CompiledQuery) => Promise<unknown[]>
-  /** Runs `COPY … FROM STDIN` (compiled by kysely) with `data` in COPY's text format. */
-  copyFrom: (statement: CompiledQuery, data: string) => Promise<void>
+  /** Runs `COPY … FROM STDIN` (compiled by kysely) with `data` in the format the statement names. */
+  copyFrom: (statement: CompiledQuery, data: Buffer) => Promise<void>
 }
 
 export interface OpenDatabaseOptions {
