@@ -98,9 +98,11 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
   })
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
   let started = false
+  /** The latest registration of the endpoints with the database (from `onReady` on): a level is set once it is done. */
+  let registration: Promise<void> | undefined
   const registerEndpoints = (): void => {
     // waits while the database is down; the writer keeps those endpoints' records meanwhile
-    storage.registerEndpoints(registry.keys()).catch((err: unknown) => {
+    registration = storage.registerEndpoints(registry.keys()).catch((err: unknown) => {
       log.warn({ err }, 'fastify-monitoring-dashboard: endpoint registration failed')
     })
   }
@@ -164,6 +166,9 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
       if (![0, 1, 2, 3].includes(level)) throw new InvalidOptionError('level', `must be 0, 1, 2 or 3, got ${String(level)}`)
       const endpoint = registry.find(method.toUpperCase(), route)
       if (endpoint === undefined) throw new UnknownEndpointError(`${method} ${route}`)
+      if (registration === undefined) throw new StorageUnavailableError('endpoints are registered when the app is ready: call setMonitorLevel after await app.ready()')
+      // right after start the endpoint may not have its database row yet (a trial's README snippet failed so)
+      await registration
       await storage.setLevel({ index: endpoint.index }, level)
       endpoint.level = level
       outliers.update(registry.list)

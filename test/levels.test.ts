@@ -4,6 +4,21 @@ import monitor from '../lib/index.js'
 import { DIALECTS, backend, buildApp, until } from './helpers.js'
 
 for (const dialect of DIALECTS) {
+  t.test(`${dialect}: setMonitorLevel right after start waits for the endpoint's row; before ready it says when to call it`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    // the README's snippet as a new user ran it: the level set as soon as the server listens, no dashboard
+    const app = Fastify()
+    await app.register(monitor, { ...store.options, dashboard: false, metrics: false })
+    app.get('/users/:id', async () => 'user')
+    t.teardown(() => app.close())
+    await t.rejects(app.monitor.setMonitorLevel('GET', '/users/:id', 0), { code: 'FST_MONITORING_STORAGE_UNAVAILABLE', message: /after await app.ready\(\)/ })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    await app.monitor.setMonitorLevel('GET', '/users/:id', 0)
+    const stored = await app.monitor.db.selectFrom('endpoint').select('monitor_level').where('route', '=', '/users/:id').executeTakeFirstOrThrow()
+    t.equal(stored.monitor_level, 0, 'stored (it threw "endpoint not registered in the database yet")')
+  })
+
   t.test(`${dialect}: level 0 keeps only last_requested; levels persist and change at run time`, async (t) => {
     const store = await backend(dialect)
     t.teardown(store.cleanup)

@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
-import type { FastifyInstance } from 'fastify'
+import { Writable } from 'node:stream'
+import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { backend, buildApp, until, withPostgres, type Backend } from './helpers.js'
 import { TcpProxy } from './tcp-proxy.js'
 import type { MonitorOptions } from '../lib/index.js'
@@ -13,13 +14,13 @@ async function countRows (prefix: string): Promise<number> {
 }
 
 /** An app whose database connection goes through a proxy the test can cut; closed in teardown unless told not to. */
-async function appBehindProxy (t: Test, options: MonitorOptions = {}, closeInTeardown = true):
+async function appBehindProxy (t: Test, options: MonitorOptions = {}, closeInTeardown = true, fastifyOptions: FastifyServerOptions = {}):
 Promise<{ app: FastifyInstance, proxy: TcpProxy, store: Backend }> {
   const proxy = await new TcpProxy().start()
   t.teardown(() => proxy.close())
   const store = await backend('postgres', { database: proxy.url() })
   t.teardown(store.cleanup)
-  const app = await buildApp({ ...store.options, ...options })
+  const app = await buildApp({ ...store.options, ...options }, fastifyOptions)
   if (closeInTeardown) t.teardown(() => app.close())
   await app.ready()
   await app.monitor.ready
@@ -93,4 +94,23 @@ t.test('close() with the database unreachable gives up after closeTimeoutMs and 
   const took = Date.now() - started
   t.ok(took < 5_000, `close resolved in ${took} ms instead of hanging`)
   t.equal(app.monitor.stats().dropped, 10, 'the unwritten records are counted as dropped')
+})
+
+t.test('custom graphs during an outage: one warning, not one per tick, and one line when ticks are stored again', async (t) => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({ write (chunk: Buffer, _encoding, done) { for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line)); done() } })
+  const { app, proxy } = await appBehindProxy(t, {}, true, { logger: { level: 'info', stream } })
+  app.monitor.addGraph('a', () => 1, { everySeconds: 1 })
+  app.monitor.addGraph('b', () => 2, { everySeconds: 1 })
+  const stored = async (): Promise<number> => (await app.monitor.db.selectFrom('graph_run').select('tick').execute()).length
+  t.ok(await until(async () => await stored() >= 2, 20_000), 'ticks are stored')
+  proxy.cut()
+  const graphLines = (): typeof lines => lines.filter((line) => line.msg.includes('custom graph ticks'))
+  await new Promise((resolve) => setTimeout(resolve, 4_000))
+  const down = graphLines()
+  t.same(down.map((line) => line.level), [40], `one warning in 4 s of two graphs ticking every second (${down.length})`)
+  t.match(down[0]!.msg, /cannot be stored; they are lost until the database answers/)
+  proxy.restore()
+  t.ok(await until(() => graphLines().length === 2, 20_000), 'and one line once they are stored again')
+  t.match(graphLines()[1]!.msg, /stored again/)
 })

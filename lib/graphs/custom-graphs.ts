@@ -105,6 +105,8 @@ async function withTimeout (fn: GraphFunction, ms: number): Promise<unknown> {
 export class CustomGraphs {
   readonly #graphs = new Map<string, Graph>()
   readonly #deps: GraphDeps
+  /** False from a tick that could not be stored until one is. */
+  #storing = true
   #closed = false
   /** The project's id, looked up (or made) once the database is ready; looked up again after a failure. */
   #projectId: Promise<number> | undefined
@@ -200,7 +202,17 @@ export class CustomGraphs {
   #tick (graph: Graph, at: Date): void {
     if (this.#closed || graph.running !== undefined) return
     graph.running = this.#run(graph, new Date(Math.floor(at.getTime() / 1000) * 1000))
-      .catch((err: unknown) => { this.#deps.log.warn({ err, graph: graph.name }, 'fastify-monitoring-dashboard: custom graph tick not stored') })
+      .then(() => {
+        if (!this.#storing) {
+          this.#storing = true
+          this.#deps.log.info('fastify-monitoring-dashboard: custom graph ticks are stored again')
+        }
+      }, (err: unknown) => {
+        // once per outage, not once per tick of every graph; a tick that cannot be stored is lost, not buffered
+        if (!this.#storing) return
+        this.#storing = false
+        this.#deps.log.warn({ err, graph: graph.name }, 'fastify-monitoring-dashboard: custom graph ticks cannot be stored; they are lost until the database answers (logged once)')
+      })
       .finally(() => { graph.running = undefined })
   }
 
