@@ -6,7 +6,7 @@ import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests, type SeedRequest } from '../lib/db/seed.js'
 import { ROLLUP_RELATIVE_ERROR } from '../lib/db/rollup.js'
 import { breakdown } from '../lib/queries/performance.js'
-import { DIALECTS, backend, until } from './helpers.js'
+import { DIALECTS, backend, readyApp, until } from './helpers.js'
 
 const ADMIN = { username: 'root', password: 'root-password', role: 'admin' as const }
 const GUEST = { username: 'viewer', password: 'viewer-password', role: 'guest' as const }
@@ -404,3 +404,16 @@ t.test('the dashboard can be turned off, and its options are checked', async (t)
     await t.rejects(async () => { await bad.register(monitor, { dataDir: 'memory://', dashboard: dashboard as never }); await bad.ready() }, message)
   }
 })
+
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: the version × group matrix counts requests without a group as one row, as the distributions do`, async (t) => {
+    const { app, endpoints: [id] } = await readyApp(t, dialect)
+    const time = new Date()
+    const request = (groupBy: string | null, version: string, durationMs: number): SeedRequest => ({ endpointId: id!, time, durationMs, statusCode: 200, version, groupBy, ip: null })
+    await insertRequests(app.monitor.db, [request('alice', 'v1', 10), request(null, 'v1', 20), request(null, 'v1', 40), request(null, 'v2', 5)])
+    const found = await breakdown(app.monitor.db, { from: new Date(time.getTime() - 60_000), to: new Date(time.getTime() + 60_000), tz: 'UTC' }, id!, 'group_by')
+    t.same(found.distributions.map((d) => [d.key, d.count]), [[null, 3], ['alice', 1]])
+    t.same(found.matrix.map((c) => [c.version, c.key, c.hits, c.median]), [['v1', 'alice', 1, 10], ['v1', null, 2, 30], ['v2', null, 1, 5]],
+      'every request of the distributions is in the matrix (a trial found the matrix short of them)')
+  })
+}

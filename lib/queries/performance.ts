@@ -56,7 +56,7 @@ export interface MatrixCell {
  */
 export async function breakdown (db: Kysely<Database>, range: TimeRange, endpointId: number, by: 'group_by' | 'ip', limit = MAX_BREAKDOWN_REQUESTS): Promise<Breakdown> {
   const inRange = sql`endpoint_id = ${endpointId} and time_requested >= ${range.from} and time_requested < ${range.to}`
-  const { rows: [row] } = await sql<{ distributions: Array<{ k: string | null } & ExactDistributionRow>, matrix: Array<{ version: string, k: string, hits: number, median: number }>, n: string }>`
+  const { rows: [row] } = await sql<{ distributions: Array<{ k: string | null } & ExactDistributionRow>, matrix: Array<{ version: string, k: string | null, hits: number, median: number }>, n: string }>`
     with latest as materialized (
       select ${sql.ref(by)} as k, duration_ms as d, version_id from ${sql.table('request')} where ${inRange}
       order by time_requested desc limit ${limit}),
@@ -64,12 +64,13 @@ export async function breakdown (db: Kysely<Database>, range: TimeRange, endpoin
     -- computing them for every distinct user or IP cost most of the breakdown
     ranked as (select k, count(*) as hits from latest group by k),
     top_any as (select k from ranked order by hits desc, k limit ${MAX_GROUPS}),
-    top as (select k from ranked where k is not null order by hits desc, k limit ${MAX_GROUPS}),
-    -- 'in' makes a hashed semi-join (a join on 'is not distinct from' cannot hash); requests without a value form one group
-    per_key as (select k, ${exactDistributionColumns()} from latest where k in (select k from top_any) group by k
-      union all select null, ${exactDistributionColumns()} from latest where k is null and exists (select 1 from top_any where k is null) group by k),
-    cells as (select v.version, l.k, count(*) as hits, percentile_cont(0.5) within group (order by l.d) as median
-      from latest l join top on top.k = l.k join ${sql.table('version')} v on v.id = l.version_id group by 1, 2)
+    -- 'in' makes a hashed semi-join (a join on 'is not distinct from' cannot hash); requests without a value form
+    -- one group, in the distributions and in the matrix alike
+    chosen as (select k, d, version_id from latest where k in (select k from top_any)
+      union all select k, d, version_id from latest where k is null and exists (select 1 from top_any where k is null)),
+    per_key as (select k, ${exactDistributionColumns()} from chosen group by k),
+    cells as (select v.version, c.k, count(*) as hits, percentile_cont(0.5) within group (order by c.d) as median
+      from chosen c join ${sql.table('version')} v on v.id = c.version_id group by 1, 2)
     select (select coalesce(json_agg(per_key order by n desc, k), '[]') from per_key) as distributions,
       (select coalesce(json_agg(cells order by version, k), '[]') from cells) as matrix,
       (select count(*) from (select 1 from ${sql.table('request')} where ${inRange} order by time_requested desc limit ${limit + 1}) as counted) as n`.execute(db)
