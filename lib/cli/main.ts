@@ -140,7 +140,7 @@ async function report (args: string[]): Promise<number> {
     if (improvements + unchanged === 0) {
       process.stderr.write(`fastify-monitoring-dashboard: nothing to compare: ${insufficient === 0
         ? 'no endpoint has requests on either side'
-        : `none of the ${insufficient} endpoints has ${DEFAULT_THRESHOLDS.minSamples} requests on both sides`} (check the selectors, --database and --table-prefix; --fail-on never accepts this)\n`)
+        : `none of the ${insufficient} endpoints has ${thresholds.minSamples} requests on both sides`} (check the selectors, --database and --table-prefix; --fail-on never accepts this)\n`)
       return EXIT.usage
     }
     return EXIT.ok
