@@ -108,7 +108,7 @@ const REQUEST_COLUMNS = ['endpoint_id', 'time_requested', 'duration_ms', 'status
 /** COPY's binary format: the signature, then 32-bit flags and header extension length, both 0. */
 const COPY_BINARY_HEADER = Buffer.from('PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0', 'latin1')
 /** A row's bytes besides its two strings: the field count, nine field lengths, and the seven numbers. */
-const COPY_ROW_FIXED_BYTES = 2 + 9 * 4 + 4 + 8 + 8 + 2 + 8 + 4 + 4
+const COPY_ROW_FIXED_BYTES = 2 + REQUEST_COLUMNS.length * 4 + 4 + 8 + 8 + 2 + 8 + 4 + 4
 /** PostgreSQL's timestamps count µs from 2000-01-01 UTC. */
 const PG_EPOCH_US = Date.UTC(2000, 0, 1) * 1000
 const TWO_32 = 2 ** 32
@@ -131,14 +131,18 @@ export function requestCopyData (unit: WriteUnit, versionId: number, instanceId:
   for (let i = 0; i < n; i++) bound += 3 * ((unit.group[i]?.length ?? 0) + (unit.ip[i]?.length ?? 0))
   const out = Buffer.allocUnsafe(bound)
   let at = COPY_BINARY_HEADER.copy(out, 0)
+  // each field: its length in bytes (-1 for null), then its value
+  const int16 = (value: number): void => { out.writeInt32BE(2, at); out.writeInt16BE(value, at + 4); at += 6 }
+  const int32 = (value: number): void => { out.writeInt32BE(4, at); out.writeInt32BE(value, at + 4); at += 8 }
+  const float8 = (value: number): void => { out.writeInt32BE(8, at); out.writeDoubleBE(value, at + 4); at += 12 }
   const int64 = (value: number): void => {
     out.writeInt32BE(8, at)
     out.writeInt32BE(Math.floor(value / TWO_32), at + 4)
     out.writeUInt32BE(value >>> 0, at + 8)
     at += 12
   }
-  const text = (value: string | null | undefined): void => {
-    if (value === null || value === undefined) { out.writeInt32BE(-1, at); at += 4; return }
+  const nothing = (): void => { out.writeInt32BE(-1, at); at += 4 }
+  const text = (value: string): void => {
     const length = out.write(value, at + 4)
     out.writeInt32BE(length, at)
     at += 4 + length
@@ -146,25 +150,20 @@ export function requestCopyData (unit: WriteUnit, versionId: number, instanceId:
   for (let i = 0; i < n; i++) {
     const status = unit.statusCode[i]!
     if (!(status >= -32768 && status <= 32767)) throw outOfRange('status_code', status)
-    out.writeInt16BE(9, at)
-    out.writeInt32BE(4, at + 2)
-    out.writeInt32BE(unit.endpointId[i]!, at + 6)
-    at += 10
-    int64(Math.round(unit.timeMs[i]! * 1000) - PG_EPOCH_US)
-    out.writeInt32BE(8, at)
-    out.writeDoubleBE(unit.durationMs[i]!, at + 4)
-    out.writeInt32BE(2, at + 12)
-    out.writeInt16BE(status, at + 16)
-    at += 18
     const seq = unit.seq[i]
-    if (seq === null || seq === undefined) { out.writeInt32BE(-1, at); at += 4 } else int64(seq)
-    text(unit.group[i])
-    text(unit.ip[i])
-    out.writeInt32BE(4, at)
-    out.writeInt32BE(versionId, at + 4)
-    out.writeInt32BE(4, at + 8)
-    out.writeInt32BE(instanceId, at + 12)
-    at += 16
+    const group = unit.group[i]
+    const ip = unit.ip[i]
+    out.writeInt16BE(REQUEST_COLUMNS.length, at)
+    at += 2
+    int32(unit.endpointId[i]!)
+    int64(Math.round(unit.timeMs[i]! * 1000) - PG_EPOCH_US)
+    float8(unit.durationMs[i]!)
+    int16(status)
+    if (seq === null || seq === undefined) nothing(); else int64(seq)
+    if (group === null || group === undefined) nothing(); else text(group)
+    if (ip === null || ip === undefined) nothing(); else text(ip)
+    int32(versionId)
+    int32(instanceId)
   }
   // the trailer: a field count of -1
   out.writeInt16BE(-1, at)
