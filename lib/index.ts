@@ -97,7 +97,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     }
   })
   const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), resolved.flushIntervalMs)
-  let started = false
   /** The latest registration of the endpoints with the database (from `onReady` on): a level is set once it is done. */
   let registration: Promise<void> | undefined
   const registerEndpoints = (): void => {
@@ -113,7 +112,8 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     groupBy: resolved.groupBy,
     log,
     httpDuration: undefined,
-    onNewEndpoint: () => { if (started) registerEndpoints() },
+    // before onReady the first registration has not run: it will take this endpoint with the rest
+    onNewEndpoint: () => { if (registration !== undefined) registerEndpoints() },
     onGroupByError: () => { groupByErrors++ },
     outliers
   }
@@ -124,7 +124,6 @@ const fastifyMonitoringDashboard: FastifyPluginAsync<MonitorOptions> = async (fa
     requestPath.httpDuration = metrics.httpDuration
   }
   fastify.addHook('onReady', async () => {
-    started = true
     outliers.update(registry.list)
     registerEndpoints()
   })
