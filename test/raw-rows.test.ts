@@ -13,7 +13,7 @@ import { registerInstance, requestCopyData, upsertEndpoints, writeUnit, type Wri
 import { DIALECTS, backend } from './helpers.js'
 
 const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
-  '<script>alert(1)</script>', 'ünïcødé 🚀', "'; drop table x; --", '\\\\t', ' spaced ', '']
+  '<script>alert(1)</script>', 'ünïcødé 🚀', 'Zoë: ASCII first, then not', "'; drop table x; --", '\\\\t', ' spaced ', '']
 
 t.test('binary COPY: times to the µs as to_timestamp(ms / 1000.0) rounds them, before 2000 too; a status no smallint holds is bad data', async (t) => {
   /** The one row's time_requested, µs since 1970, read back from the binary format (header 19 bytes, field count 2, endpoint id 8, length 4). */
@@ -30,6 +30,24 @@ t.test('binary COPY: times to the µs as to_timestamp(ms / 1000.0) rounds them, 
   t.equal(timeOf(Date.UTC(1969, 11, 31, 23, 59, 59, 500)), Date.UTC(1969, 11, 31, 23, 59, 59, 500) * 1000, 'before the Unix epoch')
   t.throws(() => requestCopyData({ id: 'x', endpointId: [1], timeMs: [at], durationMs: [1], statusCode: [70_000], seq: [1], group: [null], ip: [null], attempts: 0 }, 1, 1),
     { code: '22003', message: /status_code 70000 is out of range/ }, 'SQLSTATE 22003, as the server would say: the writer drops it as bad data instead of retrying')
+})
+
+t.test('binary COPY into a spare buffer: the same bytes as into new memory, in its memory when it is big enough', async (t) => {
+  const unit: WriteUnit = {
+    id: 'x', endpointId: [1, 2, 3], timeMs: [1e12, 1e12 + 0.5, 1e12 + 1], durationMs: [0.25, 12, 3e3], statusCode: [200, 404, 499],
+    seq: [1, null, 2 ** 40], group: [null, 'Zoë', HOSTILE.join('|')], ip: ['127.0.0.1', null, '::ffff:10.0.0.1'], attempts: 0
+  }
+  const fresh = requestCopyData(unit, 7, 9)
+  const spare = Buffer.alloc(65_536, 0xab)
+  const reused = requestCopyData(unit, 7, 9, spare)
+  t.same(reused, fresh, 'garbage left in the spare buffer does not show')
+  t.equal(reused.buffer, spare.buffer, 'written in the spare buffer')
+  const small = Buffer.alloc(16, 0xab)
+  const grown = requestCopyData(unit, 7, 9, small)
+  t.same(grown, fresh)
+  t.not(grown.buffer, small.buffer, 'a spare buffer too small is left alone')
+  t.same(small, Buffer.alloc(16, 0xab))
+  t.equal(fresh.byteOffset, 0, 'never a slice of Node\'s shared pool, whose other bytes are not ours to give back')
 })
 
 for (const dialect of DIALECTS) {
