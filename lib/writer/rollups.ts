@@ -43,20 +43,24 @@ interface PeriodAgg {
   sketch: SketchBuilder
 }
 
+/** An hourly row also counts its requests by status code (a number key: no string is built per request). */
+interface HourAgg extends PeriodAgg {
+  statuses: Map<number, { hits: number, durationSum: number }>
+}
+
 /** Up to 2^21 hours since 1970 (year 2209) beside the endpoint id, in one exact number. */
 const KEY_SPAN = 2 ** 21
 
 /** Sums the rows of a batch (columns as the unit holds them) into rollup rows, sorted by key so concurrent writers lock in one order. */
 export function aggregateRollups (endpointId: readonly number[], timeMs: readonly number[], durationMs: readonly number[], statusCode: readonly number[]): UnitRollups {
-  const hours = new Map<number, PeriodAgg>()
-  const statuses = new Map<string, { endpointId: number, hourMs: number, statusCode: number, hits: number, durationSum: number }>()
+  const hours = new Map<number, HourAgg>()
   for (let i = 0; i < endpointId.length; i++) {
     const endpoint = endpointId[i]!
     const hourMs = Math.floor(timeMs[i]! / HOUR_MS) * HOUR_MS
     const key = endpoint * KEY_SPAN + hourMs / HOUR_MS
     let agg = hours.get(key)
     if (agg === undefined) {
-      agg = { endpointId: endpoint, periodMs: hourMs, hits: 0, clientErrors: 0, serverErrors: 0, durationSum: 0, sketch: new SketchBuilder() }
+      agg = { endpointId: endpoint, periodMs: hourMs, hits: 0, clientErrors: 0, serverErrors: 0, durationSum: 0, sketch: new SketchBuilder(), statuses: new Map() }
       hours.set(key, agg)
     }
     const status = statusCode[i]!
@@ -66,13 +70,25 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
     else if (status >= 400) agg.clientErrors++
     agg.durationSum += duration
     agg.sketch.add(bucketOf(duration))
-    const statusKey = `${key}:${status}`
-    const counted = statuses.get(statusKey)
-    if (counted === undefined) statuses.set(statusKey, { endpointId: endpoint, hourMs, statusCode: status, hits: 1, durationSum: duration })
+    const counted = agg.statuses.get(status)
+    if (counted === undefined) agg.statuses.set(status, { hits: 1, durationSum: duration })
     else { counted.hits++; counted.durationSum += duration }
   }
+  const byKeyOrder = (a: PeriodAgg, b: PeriodAgg): number => a.endpointId - b.endpointId || a.periodMs - b.periodMs
+  const hourRows = [...hours.values()].sort(byKeyOrder)
+  const status: StatusRows = { endpointId: [], hourMs: [], statusCode: [], hits: [], durationSum: [] }
+  for (const agg of hourRows) {
+    for (const code of [...agg.statuses.keys()].sort((a, b) => a - b)) {
+      const counted = agg.statuses.get(code)!
+      status.endpointId.push(agg.endpointId)
+      status.hourMs.push(agg.periodMs)
+      status.statusCode.push(code)
+      status.hits.push(counted.hits)
+      status.durationSum.push(counted.durationSum)
+    }
+  }
   const periods = {} as Record<Grain, PeriodRows>
-  let finer = [...hours.values()]
+  let finer: PeriodAgg[] = hourRows
   for (const { grain } of GRAINS) {
     let aggs = finer
     if (grain !== 'hour') {
@@ -96,7 +112,7 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
       }
       aggs = [...byKey.values()]
     }
-    aggs.sort((a, b) => a.endpointId - b.endpointId || a.periodMs - b.periodMs)
+    aggs.sort(byKeyOrder)
     periods[grain] = {
       endpointId: aggs.map((a) => a.endpointId),
       periodMs: aggs.map((a) => a.periodMs),
@@ -108,15 +124,5 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
     }
     finer = aggs
   }
-  const status = [...statuses.values()].sort((a, b) => a.endpointId - b.endpointId || a.hourMs - b.hourMs || a.statusCode - b.statusCode)
-  return {
-    status: {
-      endpointId: status.map((s) => s.endpointId),
-      hourMs: status.map((s) => s.hourMs),
-      statusCode: status.map((s) => s.statusCode),
-      hits: status.map((s) => s.hits),
-      durationSum: status.map((s) => s.durationSum)
-    },
-    periods
-  }
+  return { status, periods }
 }
