@@ -7,12 +7,12 @@ import rateLimit from '@fastify/rate-limit'
 import monitor, { UNMATCHED_ROUTE, type MonitorOptions } from '../lib/index.js'
 import { DIALECTS, backend, until } from './helpers.js'
 
-interface Row { method: string, route: string, status_code: number, group_by: string | null, ip: string | null, duration_ms: number }
+interface Row { method: string, route: string, status_code: number, group_by: string | null, ip: string | null, duration_ms: number, time_requested: Date }
 
 async function storedRows (app: FastifyInstance): Promise<Row[]> {
   await app.monitor.flush()
   return await app.monitor.db.selectFrom('request as r').innerJoin('endpoint as e', 'e.id', 'r.endpoint_id')
-    .select(['e.method', 'e.route', 'r.status_code', 'r.group_by', 'r.ip', 'r.duration_ms']).execute()
+    .select(['e.method', 'e.route', 'r.status_code', 'r.group_by', 'r.ip', 'r.duration_ms', 'r.time_requested']).execute()
 }
 
 /** `http_request_duration_seconds_count` per `route status` from /metrics. */
@@ -71,6 +71,7 @@ for (const dialect of DIALECTS) {
         return (await fetch(base + url, { headers })).status
       }
 
+      const sentFrom = Date.now()
       const sent: Array<[string, number]> = [
         ['/hello/1', await send('/hello/1', { 'x-forwarded-for': '203.0.113.7', 'x-user': 'ada' })],
         ['/no/such/page', await send('/no/such/page')],
@@ -95,6 +96,8 @@ for (const dialect of DIALECTS) {
       const hello = rows.find((r) => r.route === '/hello/:id' && r.status_code === 200)!
       t.equal(hello.ip, '203.0.113.7', 'request.ip with trustProxy')
       t.equal(hello.group_by, 'ada', 'groupBy')
+      t.ok(rows.filter((r) => r !== hello).every((r) => r.ip === '127.0.0.1'), 'without X-Forwarded-For, the client\'s own address (the same connection as the request with it, over HTTP)')
+      t.ok(rows.every((r) => r.time_requested.getTime() >= sentFrom - 1 && r.time_requested.getTime() <= Date.now()), 'stored at the wall-clock time the request started')
       t.ok(rows.every((r) => r.duration_ms > 0 && r.duration_ms < 5_000), 'durations are measured from the request\'s start')
 
       const counts = await scrapedCounts(app)
