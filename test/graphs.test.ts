@@ -47,6 +47,7 @@ for (const dialect of DIALECTS) {
     app.monitor.addGraph('not a number', (() => 'seven') as unknown as () => number, { everySeconds: 1 })
     app.monitor.addGraph('hangs', async () => { hangs++; return await new Promise<number>(() => {}) }, { everySeconds: 1, timeoutMs: 300 })
     app.monitor.addGraph(HOSTILE, () => 1, { everySeconds: 1 })
+    app.monitor.addGraph('zoned', () => 1, { cron: '0 9 * * *', timezone: 'Asia/Kolkata' })
     t.throws(() => app.monitor.addGraph('counter', () => 1, { everySeconds: 1 }), { code: 'FST_MONITORING_GRAPH' }, 'a name is added once')
     t.throws(() => app.monitor.addGraph('bad', () => 1, { cron: 'every minute' }), { code: 'FST_MONITORING_GRAPH', message: /not a valid cron/ })
     t.throws(() => app.monitor.addGraph('bad', () => 1, { everySeconds: 0.5 }), { code: 'FST_MONITORING_GRAPH' })
@@ -75,6 +76,7 @@ for (const dialect of DIALECTS) {
     t.ok(status.throws!.errors >= 2 && status.throws!.lastError === 'no users table')
     t.equal(status.counter!.schedule, 'every:1s')
     t.equal(status['async cron']!.schedule, 'cron:* * * * * *')
+    t.equal(status.zoned!.schedule, 'cron:0 9 * * * (Asia/Kolkata)', 'the time zone does not read as a sixth field')
 
     const metrics = (await app.inject('/metrics')).body
     t.match(metrics, /fastify_monitor_custom_graph_value\{graph="counter"\} \d+/)
@@ -88,8 +90,9 @@ for (const dialect of DIALECTS) {
     const res = await app.inject({ url: `/dashboard/api/graphs?from=${new Date(Date.now() - 300_000).toISOString()}`, headers: { cookie } })
     t.equal(res.statusCode, 200)
     const listed = res.json() as Array<{ name: string, schedule: string, lastValue: number | null, lastError: string | null, errors: number, points: Array<{ time: string, value: number }> }>
-    t.same(listed.map((g) => g.name).sort(), ['async cron', 'counter', 'hangs', 'nan', 'not a number', 'throws', HOSTILE].sort())
+    t.same(listed.map((g) => g.name).sort(), ['async cron', 'counter', 'hangs', 'nan', 'not a number', 'throws', 'zoned', HOSTILE].sort())
     const shown = Object.fromEntries(listed.map((g) => [g.name, g]))
+    t.equal(shown.zoned!.schedule, 'cron:0 9 * * * (Asia/Kolkata)', 'stored as shown')
     t.ok(shown.counter!.points.length >= 3 && shown.counter!.lastValue! >= 3, `${shown.counter!.points.length} points, last ${shown.counter!.lastValue}`)
     const week = (await app.inject({ url: '/dashboard/api/graphs', headers: { cookie } })).json() as typeof listed
     t.ok(week.find((g) => g.name === 'counter')!.points.length <= 2, 'a week is averaged into 20-minute buckets')

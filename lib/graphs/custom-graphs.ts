@@ -76,9 +76,12 @@ function check (name: unknown, fn: unknown, schedule: unknown): string | undefin
   return undefined
 }
 
-/** The schedule as stored and shown: `cron:<expression>[ <tz>]` or `every:<n>s`. */
+/**
+ * The schedule as stored and shown: `cron:<expression>[ (<tz>)]` or `every:<n>s`. The time zone in
+ * parentheses: after a space alone it read as one more field of the expression (a six-field cron).
+ */
 function describe (schedule: GraphSchedule): string {
-  return schedule.cron !== undefined ? `cron:${schedule.cron}${schedule.timezone === undefined ? '' : ` ${schedule.timezone}`}` : `every:${schedule.everySeconds}s`
+  return schedule.cron !== undefined ? `cron:${schedule.cron}${schedule.timezone === undefined ? '' : ` (${schedule.timezone})`}` : `every:${schedule.everySeconds}s`
 }
 
 /** Runs `fn` and waits at most `ms` for it; a late run is abandoned (a function cannot be cancelled). */
