@@ -78,8 +78,7 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
   const hourRows = [...hours.values()].sort(byKeyOrder)
   const status: StatusRows = { endpointId: [], hourMs: [], statusCode: [], hits: [], durationSum: [] }
   for (const agg of hourRows) {
-    for (const code of [...agg.statuses.keys()].sort((a, b) => a - b)) {
-      const counted = agg.statuses.get(code)!
+    for (const [code, counted] of [...agg.statuses].sort(([a], [b]) => a - b)) {
       status.endpointId.push(agg.endpointId)
       status.hourMs.push(agg.periodMs)
       status.statusCode.push(code)
