@@ -77,8 +77,10 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
 
   // wall-clock ms as performance.now() plus an offset read again every second (so a step of the system
   // clock shows within a second): Date.now() is a call into V8's runtime, about 0.17 µs per request
-  let wallOffsetMs = Date.now() - performance.now()
-  const clock = setInterval(() => { wallOffsetMs = Date.now() - performance.now() }, 1000)
+  let wallOffsetMs = 0
+  const readClock = (): void => { wallOffsetMs = Date.now() - performance.now() }
+  readClock()
+  const clock = setInterval(readClock, 1000)
   clock.unref()
 
   for (const key of [kStartMs, kHandlerStartMs, kHandlerEndMs, kHandlerReturnMs]) fastify.decorateReply(key as unknown as string, Number.NaN)
