@@ -1,6 +1,7 @@
 import t from 'tap'
 import { readFileSync } from 'node:fs'
-import { cliffsDelta, histogramOf as h, hodgesLehmann, kolmogorovSf, ksTwoSample, mannWhitneyU, normalQuantile, normalSf, quantile } from '../lib/reports/stats.js'
+import { cliffsDelta, histogramOf as h, hodgesLehmann, kolmogorovSf, ksTwoSample, mannWhitneyU, normalQuantile, normalSf, quantile, type Histogram } from '../lib/reports/stats.js'
+import { bucketOf, bucketValue, ROLLUP_RELATIVE_ERROR } from '../lib/db/rollup.js'
 
 // Reference values from SciPy on the same samples: test/fixtures/stats/make.py wrote reference.json.
 interface Case {
@@ -89,4 +90,36 @@ t.test('on a sketch (bucket values counted many times) the tests give their defi
   t.ok(close(hodgesLehmann(a, b).shift, median, 1e-12), `Hodges–Lehmann shift = the median difference ${median}`)
   t.ok(mw.p < 1e-6, `a shift of two buckets (8%) is found (p = ${mw.p})`)
   t.same(mannWhitneyU(a, b), mannWhitneyU(h(x), h(y)), 'and the same as its raw values')
+})
+
+t.test("a sketch's shift interval holds for whichever durations its buckets hold", async (t) => {
+  // what the report reads: each duration replaced by its rollup bucket's value
+  const sketchOf = (raw: number[]): Histogram => ({ ...h(raw.map((d) => bucketValue(bucketOf(d)))), relativeError: ROLLUP_RELATIVE_ERROR })
+  let seed = 7
+  const random = (): number => { seed = (seed * 16807) % 2147483647; return seed / 2147483647 }
+
+  // every baseline request in one bucket, every candidate request in another: the bucket values differ
+  // by one exact amount, but the requests did not
+  const low = bucketValue(bucketOf(10))
+  const high = bucketValue(bucketOf(25))
+  const x = Array.from({ length: 50 }, () => low * (0.981 + 0.038 * random()))
+  const y = Array.from({ length: 50 }, () => high * (0.981 + 0.038 * random()))
+  t.ok(x.every((d) => bucketOf(d) === bucketOf(10)) && y.every((d) => bucketOf(d) === bucketOf(25)), 'one bucket per side')
+  const pointLike = hodgesLehmann({ ...sketchOf(x), relativeError: 0 }, { ...sketchOf(y), relativeError: 0 })
+  t.equal(pointLike.low, pointLike.high, 'read as exact values, the interval has no width')
+  const shift = hodgesLehmann(sketchOf(x), sketchOf(y))
+  const differences = x.flatMap((a) => y.map((b) => b - a))
+  t.ok(shift.high - shift.low > 0.5, `an interval as wide as the buckets: [${shift.low}, ${shift.high}]`)
+  t.ok(differences.every((d) => d >= shift.low && d <= shift.high), 'holding every difference of the requests themselves')
+
+  // spread samples: the interval of the raw durations lies inside the sketch's
+  for (const [median, change] of [[5, 1.1], [40, 1], [200, 0.97]] as const) {
+    const lognormal = (m: number): number => m * Math.exp(0.4 * Math.sqrt(-2 * Math.log(random())) * Math.cos(2 * Math.PI * random()))
+    const a = Array.from({ length: 300 }, () => lognormal(median))
+    const b = Array.from({ length: 250 }, () => lognormal(median * change))
+    const exact = hodgesLehmann(h(a), h(b))
+    const sketched = hodgesLehmann(sketchOf(a), sketchOf(b))
+    t.ok(sketched.low <= exact.low && exact.high <= sketched.high, `median ${median} × ${change}: [${exact.low}, ${exact.high}] within [${sketched.low}, ${sketched.high}]`)
+    t.ok(sketched.high - sketched.low < 1.5 * (exact.high - exact.low) + 0.1 * median, 'and not much wider')
+  }
 })

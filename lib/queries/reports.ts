@@ -1,6 +1,6 @@
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
-import { bucketSql, bucketValue, periodStart } from '../db/rollup.js'
+import { bucketSql, bucketValue, periodStart, ROLLUP_RELATIVE_ERROR } from '../db/rollup.js'
 import { UnknownSelectionError } from '../errors.js'
 import { bySignificance, compareSides, DEFAULT_THRESHOLDS, type EndpointComparison, type ReportThresholds, type SideSample } from '../reports/compare.js'
 import { formatSelector, type Selector } from '../reports/selector.js'
@@ -97,7 +97,7 @@ function sketchHistogram (sketch: MergedSketch): Histogram {
     values.push(bucketValue(bucket))
     counts.push(count)
   }
-  return { values: Float64Array.from(values), counts: Float64Array.from(counts), n: counts.reduce((sum, c) => sum + c, 0) }
+  return { values: Float64Array.from(values), counts: Float64Array.from(counts), n: counts.reduce((sum, c) => sum + c, 0), relativeError: ROLLUP_RELATIVE_ERROR }
 }
 
 /**

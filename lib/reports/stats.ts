@@ -89,6 +89,11 @@ export interface Histogram {
   counts: Float64Array
   /** The sum of `counts`. */
   n: number
+  /**
+   * How far a value may be from the durations it stands for: each value v stands for durations t with
+   * |v − t| ≤ α·t, i.e. t in [v/(1+α), v/(1−α)] (a sketch's buckets, DDSketch's α). Absent or 0: exact.
+   */
+  relativeError?: number
 }
 
 /** The histogram of raw values. */
@@ -290,7 +295,10 @@ function kthDifference (x: Histogram, y: Histogram, k: number): number {
 export interface ShiftEstimate {
   /** The median of all differences candidate − baseline: how much slower (positive) the candidate is. */
   shift: number
-  /** The confidence interval of the shift (distribution-free, from the U statistic's normal approximation). */
+  /**
+   * The confidence interval of the shift (distribution-free, from the U statistic's normal approximation),
+   * widened on a sketch by its buckets' width: the interval holds for whichever durations the buckets hold.
+   */
   low: number
   high: number
   confidence: number
@@ -312,7 +320,19 @@ export function hodgesLehmann (x: Histogram, y: Histogram, confidence = 0.95): S
   const { sigma } = mannWhitneyU(x, y)
   const z = normalQuantile(1 - (1 - confidence) / 2)
   const k = Math.max(1, Math.floor(pairs / 2 - z * sigma))
-  return { shift, low: kthDifference(x, y, k), high: kthDifference(x, y, pairs - k + 1), confidence }
+  // Each true difference lies between y's smallest and x's largest possible duration and the other
+  // way round, so the k-th smallest true difference is at least the k-th smallest of those bounds (and
+  // likewise at the top). Without this, two sketches each in one bucket give an interval of zero width.
+  const ax = x.relativeError ?? 0
+  const ay = y.relativeError ?? 0
+  const low = kthDifference(scaled(x, 1 / (1 - ax)), scaled(y, 1 / (1 + ay)), k)
+  const high = kthDifference(scaled(x, 1 / (1 + ax)), scaled(y, 1 / (1 - ay)), pairs - k + 1)
+  return { shift, low, high, confidence }
+}
+
+/** The histogram with every value multiplied by `factor` (> 0, so the order stays). */
+function scaled (h: Histogram, factor: number): Histogram {
+  return factor === 1 ? h : { values: h.values.map((v) => v * factor), counts: h.counts, n: h.n }
 }
 
 /**
