@@ -4,6 +4,9 @@ import monitor, { type MonitorOptions } from '../lib/index.js'
 import { insertRequests } from '../lib/db/seed.js'
 import { buildReport } from '../lib/queries/reports.js'
 import { parseSelector } from '../lib/reports/selector.js'
+import { compareSides, DEFAULT_THRESHOLDS, type SideSample } from '../lib/reports/compare.js'
+import { reportText } from '../lib/cli/main.js'
+import stringWidth from 'string-width'
 import { histogramOf, mannWhitneyU, ksTwoSample, quantile } from '../lib/reports/stats.js'
 import { bucketOf, bucketValue } from '../lib/db/rollup.js'
 import { DIALECTS, backend, until } from './helpers.js'
@@ -118,4 +121,24 @@ t.test('selectors', async (t) => {
   t.same(parseSelector('this-week', now), { kind: 'range', from: new Date('2026-11-23T00:00:00Z'), to: now })
   t.ok(parseSelector('range:x/y') instanceof Error)
   t.ok(parseSelector('version:') instanceof Error)
+})
+
+t.test("the text report aligns its columns by the terminal's columns (CJK takes two, a combining mark none)", async (t) => {
+  const side = (ms: number): SideSample => ({ hits: 30, serverErrors: 0, latency: histogramOf(Array<number>(30).fill(ms)) })
+  const routes = ['/ascii', '/注文/一覧', '/cafe\u0301', '/😀']
+  const endpoints = routes.map((route, i) => ({ endpointId: i, method: 'GET', route, ...compareSides(side(10), side(10)) }))
+  const text = reportText({
+    baseline: { label: 'version:a', from: null, to: null },
+    candidate: { label: 'version:b', from: null, to: null },
+    thresholds: DEFAULT_THRESHOLDS,
+    endpoints,
+    summary: { regressions: 0, improvements: 0, unchanged: routes.length, insufficient: 0 }
+  })
+  const lines = text.split('\n')
+  const header = lines.find((l) => l.startsWith('endpoint'))!
+  const column = stringWidth(header.slice(0, header.indexOf('hits A')))
+  for (const route of routes) {
+    const line = lines.find((l) => l.startsWith(`GET ${route} `))!
+    t.equal(stringWidth(line.slice(0, line.indexOf(' 30') + 1)), column, `${route}: hits A starts under its header`)
+  }
 })

@@ -6,6 +6,7 @@
  */
 import { writeFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import stringWidth from 'string-width'
 import { buildReport, type Report } from '../queries/reports.js'
 import { DEFAULT_THRESHOLDS, THRESHOLD_BOUNDS, type ReportThresholds } from '../reports/compare.js'
 import { parseSelector, type Selector } from '../reports/selector.js'
@@ -60,7 +61,8 @@ function selector (name: string, value: string | undefined): Selector {
   return parsed
 }
 
-const pad = (text: string, width: number): string => text.length >= width ? text : text + ' '.repeat(width - text.length)
+// by the columns a terminal gives a string (a CJK character takes two, a combining mark none), not by its UTF-16 length
+const pad = (text: string, width: number): string => text + ' '.repeat(Math.max(0, width - stringWidth(text)))
 
 /** The report as a plain-text table, flagged rows first. */
 export function reportText (report: Report): string {
@@ -70,7 +72,7 @@ export function reportText (report: Report): string {
     shown.change(e.medianChangePct), shown.ms(e.baseline.p95), shown.ms(e.candidate.p95), shown.errors(e.baseline), shown.errors(e.candidate),
     shown.p(e.mannWhitney?.p), shown.p(e.ks?.p), e.verdict === 'regression' ? 'REGRESSION' : e.verdict
   ])
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)))
+  const widths = header.map((h, i) => Math.max(stringWidth(h), ...rows.map((r) => stringWidth(r[i]!))))
   const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!)).join('  ').trimEnd()
   return [
     `baseline:  ${report.baseline.label}`,
