@@ -1,7 +1,8 @@
 // One server under test, started by bench/overhead.js as a child process.
 // argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
 // (remote: the service sends to the collector at BENCH_REMOTE_URL, which bench/overhead.js starts)
-// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, collector = the ingest route on)
+// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, collector = the ingest route on,
+// otherlevel2 = the CPU route /work/:id at level 2 while the measured routes keep the server's level)
 // `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -72,6 +73,8 @@ app.get('/work/:id', async (request) => ({ id: request.params.id, value: fibonac
 
 await app.listen({ port: 0, host: '127.0.0.1' })
 if (app.monitor) await app.monitor.ready
+// does a route at level ≤ 1 pay for another route's level 2? (#18) Measure the hello route on this server.
+if (kind.split('@')[0].endsWith('-otherlevel2')) await app.monitor.setMonitorLevel('GET', '/work/:id', 2)
 
 let served = 0
 app.server.on('request', () => { served++ })

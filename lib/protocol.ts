@@ -273,6 +273,8 @@ export interface WorkerInit {
   options: StorageOptions
   /** This process's random token, stored with its instance row. */
   instanceToken: string
+  /** When this process's storage was created (ms): its version is first seen then, whenever the database answers. */
+  startedAtMs: number
   /** For `memory://`: what an earlier throw-away database of this process left to start faster. */
   pgliteAssets: PgliteAssets | undefined
 }

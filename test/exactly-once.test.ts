@@ -20,7 +20,7 @@ t.test('a batch whose commit acknowledgement is lost is written once, not twice'
   t.teardown(() => rawDb.destroy())
   const db = rawDb.withPlugin(new TablePrefixPlugin(store.prefix)) as Kysely<Database>
   await migrateToLatest(rawDb, store.prefix)
-  const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID())
+  const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID(), new Date())
   const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1, 1)
   await new PartitionManager(db, store.prefix).ensure(dayOf(Date.now()) - 1, dayOf(Date.now()) + 1)
 

@@ -64,6 +64,8 @@ for (const dialect of DIALECTS) {
     t.equal(Number(hours!.hits), 3, 'the rollups count them')
     const { rows: [seen] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = ${SERVICE_ROUTE}`.execute(db)
     t.equal(new Date(seen!.last).getTime(), Math.floor(now - 500.25), 'last requested at its latest request (to the ms)')
+    const { rows: [version] } = await sql<{ first: Date }>`select first_seen as first from ${sql.table('version')} where version = 'svc-1.0'`.execute(db)
+    t.equal(new Date(version!.first).getTime(), now - 1000, "the sender's version is first seen at its oldest request, not when the batch came")
 
     // a retry after a lost answer: stored once
     const retry = await post(batchOf('batch-1', now))

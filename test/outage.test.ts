@@ -49,6 +49,9 @@ t.test('a database that is down at start and comes back later loses nothing', as
   t.equal(await countRows(store.prefix), 50, 'every request recorded while the database was down is stored')
   t.equal(app.monitor.stats().dropped, 0)
   t.equal(app.monitor.stats().databaseUp, true)
+  const { rows: [order] } = await withPostgres(async (client) => await client.query(`select (select first_seen from "${store.prefix}version") as first_seen,
+    (select min(time_requested) from "${store.prefix}request") as first_request`))
+  t.ok(order.first_seen <= order.first_request, `the version is first seen (${order.first_seen.toISOString()}) no later than its first request (${order.first_request.toISOString()}), not when the database came back`)
 })
 
 t.test('a database that dies mid-run and returns loses nothing', async (t) => {

@@ -61,7 +61,7 @@ for (const dialect of DIALECTS) {
     t.equal(opened.copyTransaction !== undefined, dialect === 'postgres', 'COPY on a server only')
     await migrateToLatest(opened.rawDb, store.prefix)
     const { db } = opened
-    const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID())
+    const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID(), new Date())
     const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1, 1)
     const now = Date.now()
     await new PartitionManager(db, store.prefix).ensure(dayOf(now) - 1, dayOf(now) + 1)

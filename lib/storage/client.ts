@@ -100,6 +100,7 @@ export class StorageClient {
   databaseKind: StoreKind | undefined
   /** Random per process start: `<instanceToken>:<seq>` names a stored request (Prometheus exemplars). */
   readonly instanceToken = randomUUID()
+  readonly #startedAtMs = Date.now()
   readonly ready: Promise<void>
   #markReady!: () => void
 
@@ -133,7 +134,7 @@ export class StorageClient {
   #spawn (): void {
     const { database } = this.#options
     const inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
-    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
+    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, startedAtMs: this.#startedAtMs, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
     const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()

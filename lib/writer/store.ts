@@ -54,9 +54,14 @@ export function jsonForJsonb (value: unknown): string {
   return json.includes('\\u0000') ? json.replace(JSON_NUL, '$1\\ufffd') : json
 }
 
-/** Registers a process (this one unless told) and its version; returns their ids. */
-export async function registerInstance (db: Kysely<Database>, version: string, token: string, host = hostname(), pid = process.pid): Promise<{ versionId: number, instanceId: number }> {
-  await db.insertInto('version').values({ version }).onConflict((oc) => oc.column('version').doNothing()).execute()
+/**
+ * Registers a process (this one unless told) and its version; returns their ids. `runningSince` is when
+ * the process started recording: a version is first seen then, not when the database first answered
+ * (requests buffered while it was down are older than that).
+ */
+export async function registerInstance (db: Kysely<Database>, version: string, token: string, runningSince: Date, host = hostname(), pid = process.pid): Promise<{ versionId: number, instanceId: number }> {
+  await sql`insert into ${sql.table('version')} as v (version, first_seen) values (${version}, ${runningSince})
+    on conflict (version) do update set first_seen = least(v.first_seen, excluded.first_seen)`.execute(db)
   const { id: versionId } = await db.selectFrom('version').select('id').where('version', '=', version).executeTakeFirstOrThrow()
   // a restarted writer thread registers the same process again: same token, same row
   const { id: instanceId } = await db.insertInto('instance').values({ host, pid, token })

@@ -39,6 +39,7 @@ type Level = 'debug' | 'info' | 'warn' | 'error'
 export class WriterThread implements ThreadHandler {
   readonly #options: WorkerInit['options']
   readonly #instanceToken: string
+  readonly #startedAtMs: number
   readonly #pgliteAssets: WorkerInit['pgliteAssets']
   readonly #inMemory: boolean
   readonly #send: (message: FromWorker) => void
@@ -62,6 +63,7 @@ export class WriterThread implements ThreadHandler {
   constructor (init: WorkerInit, send: (message: FromWorker) => void) {
     this.#options = init.options
     this.#instanceToken = init.instanceToken
+    this.#startedAtMs = init.startedAtMs
     this.#pgliteAssets = init.pgliteAssets
     this.#inMemory = init.options.database.kind === 'pglite' && init.options.database.dataDir.startsWith('memory://')
     this.#send = send
@@ -114,7 +116,7 @@ export class WriterThread implements ThreadHandler {
           this.#send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await this.#opened.dumpDataDir() } })
         }
         const projectId = await this.#project(this.#opened.db, this.#options.project ?? DEFAULT_PROJECT)
-        this.#ids = { ...await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken), projectId }
+        this.#ids = { ...await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken, new Date(this.#startedAtMs)), projectId }
         this.#partitions = new PartitionManager(this.#opened.db, this.#options.tablePrefix)
         const today = dayOf(Date.now())
         await this.#partitions.ensure(today - 1, today + this.#options.partitionDaysAhead)
@@ -247,9 +249,10 @@ export class WriterThread implements ThreadHandler {
     const endpoints = this.#senders.endpoints(projectId, keys) ??
       this.#senders.knowEndpoints(projectId, keys, await upsertEndpoints(db, keys, this.#options.defaultMonitorLevel, projectId))
     const sender = { version: text(batch.version), token: text(batch.instance.token), host: text(batch.instance.host), pid: batch.instance.pid }
-    const { versionId, instanceId } = this.#senders.instance(sender) ??
-      this.#senders.knowInstance(sender, await registerInstance(db, sender.version, sender.token, sender.host, sender.pid))
     const { requests } = batch
+    // a sender's version is first seen with the oldest request of its first batch (it may have buffered them)
+    const { versionId, instanceId } = this.#senders.instance(sender) ??
+      this.#senders.knowInstance(sender, await registerInstance(db, sender.version, sender.token, new Date(Math.min(Date.now(), ...requests.time)), sender.host, sender.pid))
     const unit: WriteUnit = { id: batch.batch, endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0 }
     const lastSeen = new Map<number, number>()
     const seenAt = (id: number, timeMs: number): void => { if (timeMs > (lastSeen.get(id) ?? 0)) lastSeen.set(id, timeMs) }
