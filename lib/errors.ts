@@ -23,7 +23,7 @@ export const ConfigFileError = createError<[string, string]>(
 
 export const DataDirLockedError = createError<[string, string]>(
   'FST_MONITORING_DATA_DIR_LOCKED',
-  'embedded database directory "%s" is in use by %s; give each process its own dataDir, or use a PostgreSQL server to share one database'
+  'embedded database directory "%s" is in use by %s; PGlite belongs to one process: give each app its own dataDir, stop the app before the command line reads its directory, or use a PostgreSQL server to share one database'
 )
 
 export const UnknownEndpointError = createError<[string]>(

@@ -1,5 +1,5 @@
 import type { Report } from '../queries/reports.js'
-import type { SideSummary } from '../reports/compare.js'
+import { formatP, type SideSummary } from '../reports/compare.js'
 
 /** What a load-test run stored (autocannon's figures) when a side of the report is a run. */
 export interface RunFigures {
@@ -32,7 +32,7 @@ export const shown = {
   /** ms: two decimals below 10, so that a sub-millisecond endpoint does not read 0.0. */
   ms: (v: number | null): string => v === null ? '–' : v < 10 ? v.toFixed(2) : v.toFixed(1),
   change: (v: number | null): string => v === null ? '–' : `${v >= 0 ? '+' : ''}${v.toFixed(1)}%`,
-  p: (v: number | null | undefined): string => v === null || v === undefined ? '–' : v < 1e-4 ? v.toExponential(1) : v.toPrecision(2),
+  p: (v: number | null | undefined): string => v === null || v === undefined ? '–' : formatP(v),
   /** The share of 5xx of a side, none for a side without requests. */
   errors: (side: SideSummary): string => side.hits === 0 ? '–' : `${(side.serverErrorShare * 100).toFixed(1)}%`,
   summary: ({ regressions, improvements, unchanged, insufficient }: Report['summary']): string =>
@@ -124,7 +124,7 @@ Flagged: Mann–Whitney (or Kolmogorov–Smirnov for the p95) significant at α 
 <p class="legend"><span style="background:#2563eb"></span>baseline <span style="background:#dc2626"></span>candidate</p>
 ${runTable(runs)}
 <h2>Endpoints (server side, as the plugin recorded them)</h2>
-<table><thead><tr><th>endpoint</th><th>hits A</th><th>hits B</th><th>median A</th><th>median B</th><th>Δ</th><th>p95 A</th><th>p95 B</th><th>Δ</th><th>5xx A</th><th>5xx B</th>
+<table><thead><tr><th>endpoint</th><th>hits A</th><th>hits B</th><th>median A (ms)</th><th>median B (ms)</th><th>Δ</th><th>p95 A (ms)</th><th>p95 B (ms)</th><th>Δ</th><th>5xx A</th><th>5xx B</th>
 <th>Mann–Whitney p</th><th>KS p</th><th>shift (ms) [95%]</th><th>verdict</th><th>distributions</th></tr></thead>
 <tbody>
 ${rows}

@@ -66,7 +66,7 @@ const pad = (text: string, width: number): string => text + ' '.repeat(Math.max(
 
 /** The report as a plain-text table, flagged rows first. */
 export function reportText (report: Report): string {
-  const header = ['endpoint', 'hits A', 'hits B', 'median A', 'median B', 'Δ median', 'p95 A', 'p95 B', '5xx A', '5xx B', 'MW p', 'KS p', 'verdict']
+  const header = ['endpoint', 'hits A', 'hits B', 'median A ms', 'median B ms', 'Δ median', 'p95 A ms', 'p95 B ms', '5xx A', '5xx B', 'MW p', 'KS p', 'verdict']
   const rows = report.endpoints.map((e) => [
     `${e.method} ${e.route}`, String(e.baseline.hits), String(e.candidate.hits), shown.ms(e.baseline.median), shown.ms(e.candidate.median),
     shown.change(e.medianChangePct), shown.ms(e.baseline.p95), shown.ms(e.candidate.p95), shown.errors(e.baseline), shown.errors(e.candidate),

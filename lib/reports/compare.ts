@@ -102,7 +102,8 @@ function pct (from: number | null, to: number | null): number | null {
   return from === null || to === null || from === 0 ? null : (to - from) / from * 100
 }
 
-function formatP (p: number): string {
+/** A p-value as reports print it: two significant digits, in exponent form below 1e-4. */
+export function formatP (p: number): string {
   return p < 1e-4 ? p.toExponential(1) : p.toPrecision(2)
 }
 

@@ -185,21 +185,28 @@ export interface KsResult {
 }
 
 /**
- * P(D ≥ d) for two samples of sizes m and n with no ties, by counting the lattice paths that stay
- * strictly inside |i/m − j/n| < d (R's psmirnov2x; SciPy's `ks_2samp(method='exact')`). O(m·n).
+ * P(D ≥ d) for two samples of sizes m and n with no ties, by counting the lattice paths that leave
+ * the band |i/m − j/n| < d (R's psmirnov2x; SciPy's `ks_2samp(method='exact')`). O(m·n).
  */
 function ksExactP (d: number, m: number, n: number): number {
   // the attainable distances are multiples of 1/(m·n): put q half a step below d to be robust to rounding
   const q = (0.5 + Math.floor(d * m * n - 1e-7)) / (m * n)
-  const u = new Float64Array(n + 1)
-  for (let j = 0; j <= n; j++) u[j] = j / n > q ? 0 : 1
+  // all paths to (i, j) and those of them that have left the band, both divided by the same weight so
+  // that they stay probabilities (a count overflows). The paths that left are summed, not found as
+  // 1 − the paths that stayed, which loses every p below about 1e-16 to rounding (a big change read as p = 0).
+  const all = new Float64Array(n + 1).fill(1)
+  const left = new Float64Array(n + 1)
+  for (let j = 0; j <= n; j++) if (j / n > q) left[j] = 1
   for (let i = 1; i <= m; i++) {
-    // the weight keeps u[] a probability (paths divided by C(i + j, j)) instead of a count that overflows
     const w = i / (i + n)
-    u[0] = i / m > q ? 0 : w * u[0]!
-    for (let j = 1; j <= n; j++) u[j] = Math.abs(i / m - j / n) > q ? 0 : w * u[j]! + u[j - 1]!
+    all[0] = w * all[0]!
+    left[0] = i / m > q ? all[0] : w * left[0]!
+    for (let j = 1; j <= n; j++) {
+      all[j] = w * all[j]! + all[j - 1]!
+      left[j] = Math.abs(i / m - j / n) > q ? all[j]! : w * left[j]! + left[j - 1]!
+    }
   }
-  return Math.min(1, Math.max(0, 1 - u[n]!))
+  return Math.min(1, left[n]! / all[n]!)
 }
 
 /** The Kolmogorov distribution's survival function: P(K > x), SciPy's `kstwobign.sf`. */

@@ -45,6 +45,7 @@ t.test('a lock left by a killed process of this PID namespace is taken over at o
   t.match(first.line, /^locked \d+$/)
   const second = await startHolder(dataDir, false)
   t.match(second.line, new RegExp(`^refused FST_MONITORING_DATA_DIR_LOCKED .*is in use by process ${first.line.split(' ')[1]!} \\(if no such process runs, delete .*\\.lock\\)`), second.line)
+  t.match(second.line, /PGlite belongs to one process: give each app its own dataDir, stop the app before the command line reads its directory, or use a PostgreSQL server/, 'and what to do, for an app or the command line')
   first.child.kill('SIGKILL')
   await once(first.child, 'exit')
   const third = await startHolder(dataDir, false)
