@@ -6,6 +6,7 @@ import { buildReport } from '../lib/queries/reports.js'
 import { parseSelector } from '../lib/reports/selector.js'
 import { compareSides, DEFAULT_THRESHOLDS, type SideSample } from '../lib/reports/compare.js'
 import { reportText } from '../lib/cli/main.js'
+import { reportHtml } from '../lib/cli/html.js'
 import stringWidth from 'string-width'
 import { histogramOf, mannWhitneyU, ksTwoSample, quantile } from '../lib/reports/stats.js'
 import { bucketOf, bucketValue } from '../lib/db/rollup.js'
@@ -141,4 +142,24 @@ t.test("the text report aligns its columns by the terminal's columns (CJK takes 
     const line = lines.find((l) => l.startsWith(`GET ${route} `))!
     t.equal(stringWidth(line.slice(0, line.indexOf(' 30') + 1)), column, `${route}: hits A starts under its header`)
   }
+})
+
+t.test("the HTML report's charts are not squeezed by one slow request", async (t) => {
+  const side = (ms: number): SideSample => {
+    const durations = Array.from({ length: 60 }, (_, i) => ms * (1 + i / 600))
+    durations.push(70.8)
+    return { hits: durations.length, serverErrors: 0, latency: histogramOf(durations) }
+  }
+  const endpoint = { endpointId: 1, method: 'GET', route: '/slow', ...compareSides(side(20), side(30)) }
+  const html = reportHtml({
+    baseline: { label: 'version:a', from: null, to: null },
+    candidate: { label: 'version:b', from: null, to: null },
+    thresholds: DEFAULT_THRESHOLDS,
+    endpoints: [endpoint],
+    summary: { regressions: 1, improvements: 0, unchanged: 0, insufficient: 0 }
+  })
+  const ends = [...html.matchAll(/text-anchor="end">([\d.]+) ms</g)].map((m) => Number(m[1]))
+  t.equal(ends.length, 2, 'both charts label their axis end')
+  t.ok(ends.every((end) => end < 45 && end >= endpoint.candidate.p95!), `the axis ends past the p95, well before the slowest request: ${ends.join(', ')} ms`)
+  t.equal(html.match(/<title>max 70\.8 ms<\/title>/g)?.length, 2, "each side's slowest request is marked at the axis end")
 })

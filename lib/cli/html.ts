@@ -40,39 +40,57 @@ export const shown = {
 }
 const { ms, change: pct, p } = shown
 
-/** Two box plots (baseline above, candidate below) on one log-free linear axis, as inline SVG. */
+/**
+ * The x axis of both charts: from the fastest request to a quarter past the larger p95. One slow request
+ * must not squeeze every other into a corner: what lies beyond is drawn at the right edge, marked.
+ */
+function durationAxis (a: SideSummary, b: SideSummary, width: number): { x: (v: number) => number, lo: number, hi: number } | undefined {
+  const mins = [a.min, b.min].filter((v): v is number => v !== null)
+  const p95s = [a.p95, b.p95].filter((v): v is number => v !== null)
+  if (mins.length === 0 || p95s.length === 0) return undefined
+  const lo = Math.min(...mins)
+  const hi = Math.max(lo + 0.001, Math.min(Math.max(...p95s) * 1.25, Math.max(a.max ?? lo, b.max ?? lo)))
+  return { lo, hi, x: (v) => 10 + (Math.min(v, hi) - lo) / (hi - lo) * (width - 20) }
+}
+
+function axisLabels ({ lo, hi }: { lo: number, hi: number }, width: number, y: number): string {
+  return `<text x="10" y="${y}" font-size="9">${ms(lo)} ms</text><text x="${width - 10}" y="${y}" font-size="9" text-anchor="end">${ms(hi)} ms</text>`
+}
+
+/** Two box plots (baseline above, candidate below) on one axis, as inline SVG; a max beyond the axis is an arrow at its end. */
 function boxPlots (a: SideSummary, b: SideSummary): string {
-  const values = [a.min, a.max, b.min, b.max].filter((v): v is number => v !== null)
-  if (values.length === 0) return ''
   const width = 320
-  const lo = Math.min(...values)
-  const hi = Math.max(...values)
-  const x = (v: number): number => 10 + (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (width - 20)
+  const axis = durationAxis(a, b, width)
+  if (axis === undefined) return ''
+  const { x } = axis
   const box = (s: SideSummary, y: number, color: string): string => {
     if (s.min === null || s.q1 === null || s.median === null || s.q3 === null || s.max === null) return ''
-    return `<line x1="${x(s.min)}" x2="${x(s.max)}" y1="${y + 8}" y2="${y + 8}" stroke="${color}"/>` +
+    const beyond = s.max > axis.hi
+      ? `<path d="M${width - 10},${y + 4} l6,4 l-6,4 z" fill="${color}"><title>max ${ms(s.max)} ms</title></path>`
+      : ''
+    return `<line x1="${x(s.min)}" x2="${x(s.max)}" y1="${y + 8}" y2="${y + 8}" stroke="${color}"/>` + beyond +
       `<rect x="${x(s.q1)}" y="${y}" width="${Math.max(1, x(s.q3) - x(s.q1))}" height="16" fill="${color}" fill-opacity="0.25" stroke="${color}"/>` +
       `<line x1="${x(s.median)}" x2="${x(s.median)}" y1="${y}" y2="${y + 16}" stroke="${color}" stroke-width="2"/>`
   }
   return `<svg class="box" width="${width}" height="64" role="img" aria-label="box plots: baseline ${ms(a.median)} ms, candidate ${ms(b.median)} ms median">` +
-    box(a, 6, '#2563eb') + box(b, 30, '#dc2626') +
-    `<text x="10" y="62" font-size="9">${ms(lo)} ms</text><text x="${width - 10}" y="62" font-size="9" text-anchor="end">${ms(hi)} ms</text></svg>`
+    box(a, 6, '#2563eb') + box(b, 30, '#dc2626') + axisLabels(axis, width, 62) + '</svg>'
 }
 
-/** The two empirical CDFs (every 5%) overlaid, as inline SVG. */
+/** The two empirical CDFs (every 5%) overlaid on the box plots' axis, as inline SVG. */
 function cdfs (a: SideSummary, b: SideSummary): string {
-  const all = [...a.cdf, ...b.cdf]
-  if (all.length === 0) return ''
   const width = 320
-  const height = 90
-  const lo = Math.min(...all)
-  const hi = Math.max(...all)
-  const x = (v: number): number => 10 + (hi === lo ? 0.5 : (v - lo) / (hi - lo)) * (width - 20)
+  const axis = durationAxis(a, b, width)
+  if (axis === undefined) return ''
+  const height = 102
+  const plot = 80 // the plot's height, from y = 10
   const line = (cdf: number[], color: string): string => cdf.length === 0
     ? ''
-    : `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${cdf.map((v, i) => `${x(v).toFixed(1)},${(height - 10 - (i / (cdf.length - 1)) * (height - 20)).toFixed(1)}`).join(' ')}"/>`
+    : `<polyline fill="none" stroke="${color}" stroke-width="1.5" points="${cdf.map((v, i) => `${axis.x(v).toFixed(1)},${(10 + plot - (i / (cdf.length - 1)) * plot).toFixed(1)}`).join(' ')}"/>`
   return `<svg class="cdf" width="${width}" height="${height}" role="img" aria-label="cumulative distributions">` +
-    `<rect x="10" y="10" width="${width - 20}" height="${height - 20}" fill="none" stroke="#ddd"/>` + line(a.cdf, '#2563eb') + line(b.cdf, '#dc2626') + '</svg>'
+    `<rect x="10" y="10" width="${width - 20}" height="${plot}" fill="none" stroke="#ddd"/>` +
+    line(a.cdf, '#2563eb') + line(b.cdf, '#dc2626') +
+    `<text x="${width - 12}" y="20" font-size="9" fill="#666" text-anchor="end">100%</text><text x="${width - 12}" y="${6 + plot}" font-size="9" fill="#666" text-anchor="end">0%</text>` +
+    axisLabels(axis, width, height - 2) + '</svg>'
 }
 
 function runTable (runs: { baseline?: RunFigures, candidate?: RunFigures }): string {
