@@ -211,8 +211,10 @@ t.test('stackSampling after-outlier: later outliers keep their handler\'s sample
   const db = app.monitor.db
   const slow = async (): Promise<Array<{ stacks: any }>> => await db.selectFrom('outlier').select('stacks').where('duration_ms', '>=', 140).orderBy('time_requested').execute()
   t.ok(await until(async () => { await app.monitor.flush(); return (await slow()).length === 4 }, 20_000), 'the four slow requests are outliers')
-  const [first, ...later] = await slow()
-  t.equal(first!.stacks, null, 'the first started the sampler: no stacks of its own')
+  const [, ...later] = await slow()
+  // on a loaded machine an ordinary request can be an outlier too, before the first slow one: whichever came first started the sampler
+  const first = await db.selectFrom('outlier').select('stacks').orderBy('time_requested').executeTakeFirstOrThrow()
+  t.equal(first.stacks, null, 'the first outlier started the sampler: no stacks of its own')
   for (const [i, { stacks }] of later.entries()) {
     t.ok(stacks.samples > 0 && stacks.busyPercent > 0, `outlier ${i + 2}: samples attributed (${String(stacks.samples)})`)
     t.match(stacks.hot[0]?.frame.url, /test\/outliers\.test\.ts$/, `outlier ${i + 2}: its hottest frame is the app's own code`)
