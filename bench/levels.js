@@ -1,20 +1,27 @@
 // npm run bench:levels: what level 2 costs the request thread on an endpoint without outliers, and what
-// another route's level 2 costs a level-1 route (#18). Three apps in this one process, on PostgreSQL:
-// the hello route at level 1, at level 2, and at level 1 while another route is at level 2. Each round
-// sends the same number of requests to each with inject() (no network, no client in another process),
-// in a rotating order, and reads this thread's own CPU time from /proc: the writers' threads and the
-// database do not count, and neither do other processes, which makes it steadier than `npm run bench`
-// on a shared machine. Outliers are off by `minDurationMs` (no request is an outlier, so the stack
-// sampler never starts).
+// another route's level 2 costs a level-1 route (#18). Each measurement is a new process (this file with
+// --child) running one app on PostgreSQL: the hello route at level 1, at level 2, or at level 1 while
+// another route is at level 2. It sends requests with inject() (no network, no client in another process)
+// and reads its main thread's own CPU time from /proc: the writer's thread, the database and other
+// processes do not count, which makes it steadier than `npm run bench` on a shared machine. Rounds run the
+// three in a rotating order. Outliers are off by `minDurationMs` (no request is one, so the stack sampler
+// never starts). One app per process: apps sharing a process share Fastify's compiled code, and the extra
+// properties level 2 sets on its replies would make that code slower for the others too.
+import { fork } from 'node:child_process'
+import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import Fastify from 'fastify'
-import monitor from '../dist/index.js'
-import { BENCH_DATABASE_URL, countRowsAndDropTables } from './postgres.js'
 
 const argv = process.argv.slice(2)
-const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback }
-const ROUNDS = arg('rounds', 10)
-const REQUESTS = arg('requests', 50_000)
+const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
+const ROUNDS = Number(arg('rounds', 8))
+const REQUESTS = Number(arg('requests', 50_000))
+const WARM_UP = 5_000
+
+const SERVERS = {
+  'level 1': { level: 1 },
+  'level 2': { level: 2 },
+  'level 1, another route at level 2': { level: 1, otherLevel: 2 }
+}
 
 // utime + stime of the thread whose tid is the pid (the main thread), in µs; ticks of 10 ms
 function mainThreadCpuUs () {
@@ -23,64 +30,57 @@ function mainThreadCpuUs () {
   return (Number(fields[11]) + Number(fields[12])) * 10_000
 }
 
-async function start (name, level, otherLevel) {
-  const prefix = `bench${process.pid}_${level}${otherLevel ?? ''}_`
+async function child (name) {
+  const { level, otherLevel } = SERVERS[name]
+  const { default: Fastify } = await import('fastify')
+  const { default: monitor } = await import('../dist/index.js')
+  const { BENCH_DATABASE_URL, countRowsAndDropTables } = await import('./postgres.js')
+  const prefix = `bench${process.pid}_`
   const app = Fastify({ logger: false })
-  await app.register(monitor, {
-    database: BENCH_DATABASE_URL,
-    tablePrefix: prefix,
-    defaultMonitorLevel: level,
-    appVersion: 'bench',
-    metrics: false,
-    outliers: { minDurationMs: 600_000 }
-  })
+  await app.register(monitor, { database: BENCH_DATABASE_URL, tablePrefix: prefix, defaultMonitorLevel: level, appVersion: 'bench', metrics: false, outliers: { minDurationMs: 600_000 } })
   app.get('/users/:id', async (request) => ({ id: request.params.id, name: 'Ada', roles: ['admin', 'dev'] }))
   app.get('/other/:id', async (request) => ({ id: request.params.id }))
   await app.ready()
   await app.monitor.ready
   if (otherLevel !== undefined) await app.monitor.setMonitorLevel('GET', '/other/:id', otherLevel)
-  return { name, app, prefix, cpuPerRequestUs: [] }
-}
-
-const servers = [
-  await start('level 1', 1),
-  await start('level 2', 2),
-  await start('level 1, another route at level 2', 1, 2)
-]
-
-async function run (server, count) {
+  for (let i = 0; i < WARM_UP; i++) await app.inject({ url: `/users/${i}` })
   const before = mainThreadCpuUs()
-  for (let i = 0; i < count; i++) await server.app.inject({ url: `/users/${i}` })
-  return (mainThreadCpuUs() - before) / count
+  for (let i = 0; i < REQUESTS; i++) await app.inject({ url: `/users/${i}` })
+  const cpuPerRequestUs = (mainThreadCpuUs() - before) / REQUESTS
+  await app.monitor.flush()
+  const { dropped } = app.monitor.stats()
+  await app.close()
+  const stored = await countRowsAndDropTables(prefix)
+  process.send({ cpuPerRequestUs, stored, dropped })
 }
 
-for (const server of servers) await run(server, 5_000) // warm-up: compiled code, endpoint registration
-for (let round = 0; round < ROUNDS; round++) {
-  const order = servers.slice(round % servers.length).concat(servers.slice(0, round % servers.length))
-  for (const server of order) {
-    server.cpuPerRequestUs.push(await run(server, REQUESTS))
-    // let the writers take the batches before the next server's turn
-    await server.app.monitor.flush()
+async function parent () {
+  const names = Object.keys(SERVERS)
+  const results = Object.fromEntries(names.map((name) => [name, []]))
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = names.slice(round % names.length).concat(names.slice(0, round % names.length))
+    for (const name of order) {
+      const worker = fork(new URL(import.meta.url), ['--child', name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+      const [message] = await once(worker, 'message')
+      await once(worker, 'exit')
+      if (message.dropped > 0 || message.stored !== WARM_UP + REQUESTS) console.error(`${name}: ${message.stored} rows stored, ${message.dropped} dropped`)
+      results[name].push(message.cpuPerRequestUs)
+    }
+    console.error(`round ${round + 1}: ${names.map((name) => `${name} ${results[name].at(-1).toFixed(2)} µs`).join(', ')}`)
   }
-  console.error(`round ${round + 1}: ${servers.map((s) => `${s.name} ${s.cpuPerRequestUs.at(-1).toFixed(2)} µs`).join(', ')}`)
+  const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+  const base = results[names[0]]
+  console.table(names.map((name) => {
+    const paired = results[name].map((v, i) => v - base[i])
+    return {
+      server: name,
+      'main thread µs/request (median)': median(results[name]).toFixed(2),
+      'over level 1, paired by round (median)': median(paired).toFixed(2),
+      'paired differences': paired.map((d) => d.toFixed(1)).join(' ')
+    }
+  }))
+  console.log(`${ROUNDS} rounds of ${REQUESTS} requests each (inject, the hello route, one process per measurement); #18's target: level 2 ≤ 2 µs over level 1, and 0 for another route's level 2`)
 }
 
-const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
-const base = servers[0].cpuPerRequestUs
-const rows = servers.map((s) => {
-  const paired = s.cpuPerRequestUs.map((v, i) => v - base[i])
-  return {
-    server: s.name,
-    'main thread µs/request (median)': median(s.cpuPerRequestUs).toFixed(2),
-    'over level 1, paired by round (median)': median(paired).toFixed(2),
-    'paired differences': paired.map((d) => d.toFixed(1)).join(' ')
-  }
-})
-for (const s of servers) {
-  const stats = s.app.monitor.stats()
-  await s.app.close()
-  const rowsStored = await countRowsAndDropTables(s.prefix)
-  if (stats.dropped > 0 || rowsStored < (ROUNDS * REQUESTS + 5_000)) console.error(`${s.name}: ${rowsStored} rows stored, ${stats.dropped} dropped`)
-}
-console.table(rows)
-console.log(`${ROUNDS} rounds of ${REQUESTS} requests each (inject, the hello route); #18's target: level 2 ≤ 2 µs over level 1, and 0 for another route's level 2`)
+if (argv[0] === '--child') await child(argv[1])
+else await parent()
