@@ -1,7 +1,7 @@
 // Unit tests of the evidence's building blocks: redaction, the hourly cap, the grouped-profile merge.
 import t from 'tap'
 import { REDACTED, isSecretName, passesLuhn, redactObject, redactText, redactUrl, redactValue, redactionRules } from '../lib/collection/redact.js'
-import { OutlierCap } from '../lib/collection/outliers.js'
+import { OutlierCap, OutlierDetector } from '../lib/collection/outliers.js'
 import { MAX_MERGED_TREE_NODES, mergeCallTrees } from '../lib/queries/profiles.js'
 import type { CallTree } from '../lib/profiling/sampler.js'
 
@@ -68,6 +68,17 @@ t.test('the hourly cap keeps the slowest outliers of the hour', async (t) => {
   t.equal(cap.admit(2, hour + 105, 1), true, 'per endpoint')
   t.equal(cap.admit(1, hour + 3_600_000, 1), true, 'a new hour starts empty')
   t.equal(new OutlierCap(0).admit(1, hour, 1000), false, 'a cap of 0 keeps none')
+})
+
+t.test('an outlier exceeds constant × the mean of its endpoint\'s window, once warmed up, and joins the window', async (t) => {
+  const detector = new OutlierDetector(2.5, 4, 5)
+  t.same([10, 10, 10, 10].map((d) => detector.observe(0, d)), [undefined, undefined, undefined, undefined], 'fewer than minSamples seen: none')
+  t.equal(detector.observe(0, 25), undefined, 'not above 2.5 × 10')
+  t.equal(detector.observe(0, 60), 2.5 * 13, 'above 2.5 × the mean of 10, 10, 10, 10, 25: the threshold it exceeded')
+  t.equal(detector.observe(1, 1000), undefined, 'per endpoint: another one warms up on its own')
+  // the window now holds 10, 10, 10, 25, 60 (the first 10 left it): mean 23
+  t.equal(detector.observe(0, 57.5), undefined, 'the outlier raised the threshold to 2.5 × 23')
+  t.equal(detector.observe(0, 100), 2.5 * (10 + 10 + 25 + 60 + 57.5) / 5, 'the oldest left the window')
 })
 
 /** A call tree of a `depth`-deep chain of distinct app functions, `width` such chains side by side. */

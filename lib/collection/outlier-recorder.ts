@@ -15,13 +15,14 @@ const RECENT_PER_ENDPOINT = 64
  * told apart. Two numbers per request, a fixed ring per endpoint.
  */
 class RecentRequests {
-  readonly #rings = new Map<number, { times: Float64Array, next: number }>()
+  // by endpoint index, as the detector's rings
+  readonly #rings: Array<{ times: Float64Array, next: number } | undefined> = []
 
   add (endpoint: number, startMs: number, endMs: number): void {
-    let ring = this.#rings.get(endpoint)
+    let ring = this.#rings[endpoint]
     if (ring === undefined) {
       ring = { times: new Float64Array(2 * RECENT_PER_ENDPOINT).fill(-1), next: 0 }
-      this.#rings.set(endpoint, ring)
+      this.#rings[endpoint] = ring
     }
     ring.times[2 * ring.next] = startMs
     ring.times[2 * ring.next + 1] = endMs
@@ -30,7 +31,7 @@ class RecentRequests {
 
   /** Other remembered requests of the endpoint overlapping [startMs, endMs] (the request itself excluded). */
   overlapping (endpoint: number, startMs: number, endMs: number): number {
-    const ring = this.#rings.get(endpoint)
+    const ring = this.#rings[endpoint]
     if (ring === undefined) return 0
     let n = 0
     for (let i = 0; i < RECENT_PER_ENDPOINT; i++) {
@@ -118,15 +119,15 @@ export class OutlierRecorder {
 
   /**
    * Called for every finished request of an endpoint at level ≥ 2, once its reply is sent (or its client
-   * gone: `statusCode` is then the stored 499). `nowMs`: `Date.now()` at the end; `durationMs`: from its start.
+   * gone: `statusCode` is then the stored 499). `nowMs`: wall-clock ms at the end, `endMs` the same end as
+   * `performance.now()` read it; `durationMs`: from its start.
    */
-  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, statusCode: number, durationMs: number, nowMs: number): void {
+  observe (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, statusCode: number, durationMs: number, nowMs: number, endMs: number): void {
     try {
-      const endMs = performance.now()
       this.#recent.add(endpoint.index, endMs - durationMs, endMs)
       if (endpoint.level === 3 && Math.random() < this.#options.profileShare) this.#profile(endpoint, request, reply, durationMs, nowMs, endMs)
-      const thresholdMs = this.#detector.threshold(endpoint.index)
-      if (!this.#detector.observe(endpoint.index, durationMs) || thresholdMs === undefined) return
+      const thresholdMs = this.#detector.observe(endpoint.index, durationMs)
+      if (thresholdMs === undefined) return
       // fast requests are noise, whatever the endpoint's mean (and the unmatched endpoint's too)
       if (durationMs < this.#options.minDurationMs) return
       this.#onOutlier(endpoint.method, endpoint.route)

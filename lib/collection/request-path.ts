@@ -132,7 +132,7 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
       const request = reply.request
       seq = collector.record(endpoint.index, now - durationMs, durationMs, statusCode,
         groupBy === undefined ? null : group(endpoint, request), clientAddress(request))
-      if (endpoint.level >= 2) outliers.observe(endpoint, request, reply, statusCode, durationMs, now)
+      if (endpoint.level >= 2) outliers.observe(endpoint, request, reply, statusCode, durationMs, now, end)
     }
     // Prometheus sees every request whatever the endpoint's storage level; stored ones become exemplars
     deps.httpDuration?.observe(endpoint, reply.request.method, statusCode, durationMs / 1000, seq, now)
