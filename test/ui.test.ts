@@ -198,3 +198,32 @@ t.test('the dashboard page is served with a strict CSP, and /dashboard redirects
   t.match(page.body, /<div id="app">/)
   t.same(app.monitor.endpoints().filter((e) => e.route.startsWith('/dashboard')), [], 'the dashboard\'s own routes are not monitored')
 })
+
+t.test('a visitor gets the login page without asking the API (no 401 in the console); a reload stays logged in until logout', async (t) => {
+  const app = await uiApp({ dataDir: 'memory://' })
+  t.teardown(() => app.close())
+  const browser = await launchChromium()
+  t.teardown(() => browser.close())
+  const base = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+  const page = await (await browser.newContext()).newPage()
+  const asked: string[] = []
+  const consoleErrors: string[] = []
+  page.on('request', (request) => { if (request.url().includes('/dashboard/api/')) asked.push(new URL(request.url()).pathname) })
+  page.on('console', (message) => { if (message.type() === 'error') consoleErrors.push(message.text()) })
+
+  await page.goto(`${base}/dashboard/`)
+  await page.waitForSelector('input[name=username]')
+  t.same(asked, [], 'the first visit asks the API nothing before the login')
+  await logIn(page, base, ADMIN)
+  asked.length = 0
+  await page.reload()
+  await page.waitForSelector('[data-testid=overview-table]')
+  t.ok(asked.includes('/dashboard/api/session'), 'a reload after the login asks for its session, and is still logged in')
+  await page.click('button:has-text("Log out")')
+  await page.waitForSelector('input[name=username]')
+  asked.length = 0
+  await page.reload()
+  await page.waitForSelector('input[name=username]')
+  t.same(asked, [], 'after logging out, none again')
+  t.same(consoleErrors, [], 'and no error in the console on the way')
+})
