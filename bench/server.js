@@ -1,7 +1,8 @@
 // One server under test, started by bench/overhead.js as a child process.
 // argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
 // (remote: the service sends to the collector at BENCH_REMOTE_URL, which bench/overhead.js starts)
-// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, collector = the ingest route on,
+// (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, nooutliers = level 2 where no
+// request is an outlier, collector = the ingest route on,
 // otherlevel2 = the CPU route /work/:id at level 2 while the measured routes keep the server's level)
 // `@before`: the plugin built elsewhere (BENCH_BEFORE_DIST, a dist/ folder), to compare two builds in one run
 import Fastify from 'fastify'
@@ -37,7 +38,7 @@ if (kind === 'dc-probe') {
   const [spec, build] = kind.split('@')
   const dist = build === 'before' ? new URL(`file://${process.env.BENCH_BEFORE_DIST}/index.js`).href : '../dist/index.js'
   const { default: monitor } = await import(dist)
-  // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics|-nostacks]
+  // level<N>-<pglite|postgres>[-nometrics|-nodefaultmetrics|-nostacks|-nooutliers]
   const [level, backend, variant] = spec.replace('level', '').split('-')
   const prefix = `bench${process.pid}_`
   const options = { defaultMonitorLevel: Number(level), tablePrefix: prefix, appVersion: 'bench' }
@@ -46,6 +47,8 @@ if (kind === 'dc-probe') {
   if (variant === 'nometrics') options.metrics = false
   if (variant === 'nodefaultmetrics') options.metrics = { defaultMetrics: false }
   if (variant === 'nostacks') options.outliers = { stackSampling: 'off' }
+  // level 2 on an endpoint without outliers: no request is one, so the stack sampler never starts
+  if (variant === 'nooutliers') options.outliers = { minDurationMs: 600_000 }
   // a collector: other processes POST batches to <prefix>/api/ingest (bench/ingest.js)
   if (variant === 'collector') options.dashboard = { ingestToken: 'bench-ingest-token-0000' }
   if (backend === 'remote') {
@@ -90,6 +93,10 @@ function mainThreadCpuUs () {
 process.on('message', async (message) => {
   if (message === 'sample') {
     process.send({ cpu: process.cpuUsage(), mainCpuUs: mainThreadCpuUs(), served, memory: process.memoryUsage().rss, stats: app.monitor?.stats() })
+  } else if (message === 'flush') {
+    // bench/instructions.js hands over its requests in batches of one size, whatever rate valgrind allows
+    if (app.monitor) await app.monitor.flush()
+    process.send({ flushed: true })
   } else if (message === 'stop') {
     if (app.monitor) await app.monitor.flush()
     const stats = app.monitor?.stats()

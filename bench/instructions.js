@@ -1,0 +1,138 @@
+// npm run bench:instructions: what each server costs per request in CPU instructions, counted by valgrind's
+// callgrind. A count of instructions does not depend on what else the machine is doing, so it resolves
+// differences of a few per cent that `npm run bench` cannot on a shared 2-core VM (its CPU µs per request
+// moved ±25% between rounds), and it gives #18's ratios a steady denominator: fastify-metrics' added cost.
+//
+// Each server (bench/server.js, as `npm run bench` runs it) starts under callgrind with counting off; it gets
+// --warm-up requests (so V8 has optimised the hot code), then counting is switched on for --requests
+// requests and the counters are dumped, per thread. Reported per request: instructions of the whole process
+// (main thread, the writer's thread, V8's compiler and GC threads) and of the main thread alone, each over
+// bare Fastify's, and the #18 ratios. Under callgrind the server answers ~400 requests/s instead of tens of
+// thousands, so the writer's batches are smaller and its fixed costs per batch weigh more per row than at full
+// speed; PostgreSQL's own CPU is a separate process and is not counted (`npm run bench` reports it).
+// Instructions are not time: a cache miss costs more than an add. --calibrate (on by default) runs bare Fastify
+// natively for the same requests and prints its instructions per µs of user CPU, to read instructions as µs.
+import { execFileSync, fork, spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import autocannon from 'autocannon'
+
+const argv = process.argv.slice(2)
+const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
+const SERVERS = arg('servers', 'bare,fastify-metrics,level1-postgres,level2-postgres-nooutliers,level1-postgres-otherlevel2').split(',')
+const ROUNDS = Number(arg('rounds', 2))
+const WARM_UP = Number(arg('warm-up', 20_000))
+const REQUESTS = Number(arg('requests', 6_000))
+// rows per batch: at full speed the writer gets a batch every 250 ms (flushIntervalMs), about 3,000 rows at
+// 12,000 requests/s; under callgrind the same interval would hold 50, and its per-batch costs would weigh 60×
+const BATCH = Number(arg('batch', 3_000))
+const CONNECTIONS = Number(arg('connections', 10))
+const CALIBRATE = arg('calibrate', 'yes') !== 'no'
+const URL_PATH = '/users/42'
+const SERVER = new URL('./server.js', import.meta.url).pathname
+
+try { execFileSync('valgrind', ['--version'], { stdio: 'ignore' }) } catch { throw new Error('bench:instructions needs valgrind (Debian package valgrind)') }
+
+const outDir = mkdtempSync(join(tmpdir(), 'fmd-callgrind-'))
+if (process.env.BENCH_KEEP_CALLGRIND === undefined) process.on('exit', () => rmSync(outDir, { recursive: true, force: true }))
+else console.error(`callgrind's files: ${outDir}`)
+
+/** The counters callgrind dumped for one process: instructions per thread (thread 1 is the main thread). */
+function readDump (pid) {
+  const threads = new Map()
+  for (const file of readdirSync(outDir).filter((name) => name.startsWith(`cg.${pid}.1-`))) {
+    const totals = readFileSync(join(outDir, file), 'utf8').match(/^totals: (\d+)/m)
+    threads.set(Number(file.slice(file.lastIndexOf('-') + 1)), totals === null ? 0 : Number(totals[1]))
+  }
+  if (threads.size === 0) throw new Error(`callgrind wrote no dump for ${pid} in ${outDir}`)
+  return threads
+}
+
+async function measure (kind) {
+  const options = { ...JSON.parse(process.env.BENCH_OPTIONS ?? '{}'), flushIntervalMs: 60_000 }
+  const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes',
+    `--callgrind-out-file=${outDir}/cg.%p`, process.execPath, SERVER, kind], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, BENCH_OPTIONS: JSON.stringify(options) } })
+  let log = ''
+  child.stderr.on('data', (chunk) => { log += chunk })
+  const [ready] = await Promise.race([once(child, 'message'), once(child, 'exit').then(() => { throw new Error(`${kind} did not start under valgrind:\n${log}`) })])
+  const url = `http://127.0.0.1:${ready.port}${URL_PATH}`
+  // requests in batches of BATCH, each flushed to the database, as at full speed
+  const send = async (amount) => {
+    const totals = { errors: 0, seconds: 0 }
+    for (let sent = 0; sent < amount; sent += BATCH) {
+      const result = await autocannon({ url, connections: CONNECTIONS, amount: Math.min(BATCH, amount - sent) })
+      child.send('flush')
+      await once(child, 'message')
+      totals.errors += result.errors + result.non2xx
+      totals.seconds += result.duration
+    }
+    return totals
+  }
+  await send(WARM_UP)
+  execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' })
+  const result = await send(REQUESTS)
+  execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
+  execFileSync('callgrind_control', ['--instr=off', String(child.pid)], { stdio: 'ignore' })
+  child.send('stop')
+  const [stopped] = await once(child, 'message')
+  await once(child, 'exit')
+  const threads = readDump(child.pid)
+  const all = [...threads.values()].reduce((a, b) => a + b, 0)
+  if (result.errors > 0) throw new Error(`${kind}: ${result.errors} failed requests`)
+  const dropped = stopped.stats?.dropped ?? 0
+  if (dropped > 0) console.error(`${kind}: ${dropped} records dropped`)
+  return { perRequest: all / REQUESTS, mainPerRequest: (threads.get(1) ?? 0) / REQUESTS, rps: REQUESTS / result.seconds }
+}
+
+/** Bare Fastify without valgrind, the same requests: its user CPU per request, to read instructions as µs. */
+async function calibrate () {
+  const child = fork(SERVER, ['bare'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const [ready] = await once(child, 'message')
+  const url = `http://127.0.0.1:${ready.port}${URL_PATH}`
+  const sample = async () => { child.send('sample'); return (await once(child, 'message'))[0].cpu.user }
+  await autocannon({ url, connections: CONNECTIONS, amount: WARM_UP * 10 })
+  const before = await sample()
+  await autocannon({ url, connections: CONNECTIONS, amount: REQUESTS * 10 })
+  const userUs = (await sample()) - before
+  child.send('stop')
+  await once(child, 'exit')
+  return userUs / (REQUESTS * 10)
+}
+
+const results = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
+for (let round = 0; round < ROUNDS; round++) {
+  const order = SERVERS.slice(round % SERVERS.length).concat(SERVERS.slice(0, round % SERVERS.length))
+  for (const kind of order) {
+    const r = await measure(kind)
+    results[kind].push(r)
+    console.error(`round ${round + 1} ${kind.padEnd(28)} ${Math.round(r.perRequest)} instructions/request (main thread ${Math.round(r.mainPerRequest)}), ${Math.round(r.rps)} req/s under callgrind`)
+  }
+}
+
+const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
+const med = (kind, key) => median(results[kind].map((r) => r[key]))
+const has = (kind) => results[kind] !== undefined
+const bare = has('bare') ? med('bare', 'perRequest') : undefined
+const bareMain = has('bare') ? med('bare', 'mainPerRequest') : undefined
+const fmAdded = bare !== undefined && has('fastify-metrics') ? med('fastify-metrics', 'perRequest') - bare : undefined
+const spread = (kind) => { const values = results[kind].map((r) => r.perRequest); return (Math.max(...values) - Math.min(...values)) / median(values) }
+console.table(SERVERS.map((kind) => ({
+  server: kind,
+  'instructions/request': Math.round(med(kind, 'perRequest')),
+  'over bare': bare === undefined ? '-' : Math.round(med(kind, 'perRequest') - bare),
+  'main thread': Math.round(med(kind, 'mainPerRequest')),
+  'main thread over bare': bareMain === undefined ? '-' : Math.round(med(kind, 'mainPerRequest') - bareMain),
+  'added / fm added (≤ 0.2)': fmAdded === undefined || !kind.startsWith('level') ? '-' : ((med(kind, 'perRequest') - bare) / fmAdded).toFixed(3),
+  'spread between rounds': `${(spread(kind) * 100).toFixed(2)}%`
+})))
+for (const [kind, base] of [['level2-postgres-nooutliers', 'level1-postgres'], ['level1-postgres-otherlevel2', 'level1-postgres']]) {
+  if (!has(kind) || !has(base)) continue
+  console.log(`${kind} over ${base}: ${Math.round(med(kind, 'perRequest') - med(base, 'perRequest'))} instructions per request (main thread ${Math.round(med(kind, 'mainPerRequest') - med(base, 'mainPerRequest'))})`)
+}
+if (CALIBRATE && bare !== undefined) {
+  const userUs = await calibrate()
+  console.log(`bare Fastify natively: ${userUs.toFixed(2)} µs of user CPU per request, so about ${Math.round(bare / userUs)} instructions per µs here (the kernel's share of a request is not counted by either)`)
+}
+console.log(`${ROUNDS} rounds of ${REQUESTS} requests after ${WARM_UP} to warm up, ${CONNECTIONS} connections, hello route (${URL_PATH})`)
