@@ -3,31 +3,34 @@
 // differences of a few per cent that `npm run bench` cannot on a shared 2-core VM (its CPU µs per request
 // moved ±25% between rounds), and it gives #18's ratios a steady denominator: fastify-metrics' added cost.
 //
-// Each server (bench/server.js, as `npm run bench` runs it) starts under callgrind with counting off; it gets
-// --warm-up requests (so V8 has optimised the hot code), then counting is switched on for --requests
-// requests and the counters are dumped, per thread. Reported per request: instructions of the whole process
-// (main thread, the writer's thread, V8's compiler and GC threads) and of the main thread alone, each over
-// bare Fastify's, and the #18 ratios. Under callgrind the server answers ~400 requests/s instead of tens of
-// thousands, so the writer's batches are smaller and its fixed costs per batch weigh more per row than at full
-// speed; PostgreSQL's own CPU is a separate process and is not counted (`npm run bench` reports it).
-// Instructions are not time: a cache miss costs more than an add. --calibrate (on by default) runs bare Fastify
-// natively for the same requests and prints its instructions per µs of user CPU, to read instructions as µs.
+// Each server (bench/server.js, as `npm run bench` runs it) starts under callgrind with counting off, with V8's
+// `--single-threaded` (below); it gets --warm-up requests (so V8 has optimised the hot code), then counting is
+// switched on for --requests requests and the counters are dumped, per thread. Requests go in batches of
+// --batch, each flushed to the database, so the writer's batches have the size they have at full speed.
+// Reported per request: instructions of the whole process (main thread and the writer's thread) and of the
+// main thread alone, each over bare Fastify's, PostgreSQL's CPU time (another process: callgrind does not see
+// it) and #18's ratios. Instructions are not time (a cache miss costs more than an add): --calibrate (on by
+// default) runs bare Fastify natively and prints its instructions per µs of user CPU, to read counts as µs.
 import { execFileSync, fork, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import { allPostgresCpuUs } from './postgres.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
 const SERVERS = arg('servers', 'bare,fastify-metrics,level1-postgres,level2-postgres-nooutliers,level1-postgres-otherlevel2').split(',')
 const ROUNDS = Number(arg('rounds', 2))
 const WARM_UP = Number(arg('warm-up', 20_000))
-const REQUESTS = Number(arg('requests', 6_000))
+const REQUESTS = Number(arg('requests', 12_000))
 // rows per batch: at full speed the writer gets a batch every 250 ms (flushIntervalMs), about 3,000 rows at
 // 12,000 requests/s; under callgrind the same interval would hold 50, and its per-batch costs would weigh 60×
 const BATCH = Number(arg('batch', 3_000))
+// V8's compilers and garbage collector on the thread they serve instead of helper threads: the count then
+// does not depend on when a helper thread happened to run (the spread between rounds fell from up to 30% to 1%)
+const V8_FLAGS = ['--single-threaded']
 const CONNECTIONS = Number(arg('connections', 10))
 const CALIBRATE = arg('calibrate', 'yes') !== 'no'
 const URL_PATH = '/users/42'
@@ -53,16 +56,16 @@ function readDump (pid) {
 async function measure (kind) {
   const options = { ...JSON.parse(process.env.BENCH_OPTIONS ?? '{}'), flushIntervalMs: 60_000 }
   const child = spawn('valgrind', ['--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes',
-    `--callgrind-out-file=${outDir}/cg.%p`, process.execPath, SERVER, kind], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, BENCH_OPTIONS: JSON.stringify(options) } })
+    `--callgrind-out-file=${outDir}/cg.%p`, process.execPath, ...V8_FLAGS, SERVER, kind], { stdio: ['ignore', 'inherit', 'pipe', 'ipc'], env: { ...process.env, BENCH_OPTIONS: JSON.stringify(options) } })
   let log = ''
   child.stderr.on('data', (chunk) => { log += chunk })
   const [ready] = await Promise.race([once(child, 'message'), once(child, 'exit').then(() => { throw new Error(`${kind} did not start under valgrind:\n${log}`) })])
   const url = `http://127.0.0.1:${ready.port}${URL_PATH}`
   // requests in batches of BATCH, each flushed to the database, as at full speed
-  const send = async (amount) => {
+  const send = async (amount, batch) => {
     const totals = { errors: 0, seconds: 0 }
-    for (let sent = 0; sent < amount; sent += BATCH) {
-      const result = await autocannon({ url, connections: CONNECTIONS, amount: Math.min(BATCH, amount - sent) })
+    for (let sent = 0; sent < amount; sent += batch) {
+      const result = await autocannon({ url, connections: CONNECTIONS, amount: Math.min(batch, amount - sent) })
       child.send('flush')
       await once(child, 'message')
       totals.errors += result.errors + result.non2xx
@@ -70,10 +73,12 @@ async function measure (kind) {
     }
     return totals
   }
-  await send(WARM_UP)
+  await send(WARM_UP, BATCH)
+  const postgresBefore = allPostgresCpuUs()
   execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' })
-  const result = await send(REQUESTS)
+  const result = await send(REQUESTS, BATCH)
   execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
+  const postgresUs = allPostgresCpuUs() - postgresBefore
   execFileSync('callgrind_control', ['--instr=off', String(child.pid)], { stdio: 'ignore' })
   child.send('stop')
   const [stopped] = await once(child, 'message')
@@ -83,7 +88,7 @@ async function measure (kind) {
   if (result.errors > 0) throw new Error(`${kind}: ${result.errors} failed requests`)
   const dropped = stopped.stats?.dropped ?? 0
   if (dropped > 0) console.error(`${kind}: ${dropped} records dropped`)
-  return { perRequest: all / REQUESTS, mainPerRequest: (threads.get(1) ?? 0) / REQUESTS, rps: REQUESTS / result.seconds }
+  return { perRequest: all / REQUESTS, mainPerRequest: (threads.get(1) ?? 0) / REQUESTS, rps: REQUESTS / result.seconds, postgresUsPerRequest: postgresUs / REQUESTS }
 }
 
 /** Bare Fastify without valgrind, the same requests: its user CPU per request, to read instructions as µs. */
@@ -116,7 +121,7 @@ const med = (kind, key) => median(results[kind].map((r) => r[key]))
 const has = (kind) => results[kind] !== undefined
 const bare = has('bare') ? med('bare', 'perRequest') : undefined
 const bareMain = has('bare') ? med('bare', 'mainPerRequest') : undefined
-const fmAdded = bare !== undefined && has('fastify-metrics') ? med('fastify-metrics', 'perRequest') - bare : undefined
+const barePostgres = has('bare') ? med('bare', 'postgresUsPerRequest') : 0
 const spread = (kind) => { const values = results[kind].map((r) => r.perRequest); return (Math.max(...values) - Math.min(...values)) / median(values) }
 console.table(SERVERS.map((kind) => ({
   server: kind,
@@ -124,15 +129,30 @@ console.table(SERVERS.map((kind) => ({
   'over bare': bare === undefined ? '-' : Math.round(med(kind, 'perRequest') - bare),
   'main thread': Math.round(med(kind, 'mainPerRequest')),
   'main thread over bare': bareMain === undefined ? '-' : Math.round(med(kind, 'mainPerRequest') - bareMain),
-  'added / fm added (≤ 0.2)': fmAdded === undefined || !kind.startsWith('level') ? '-' : ((med(kind, 'perRequest') - bare) / fmAdded).toFixed(3),
+  'postgres µs/request': med(kind, 'postgresUsPerRequest').toFixed(2),
   'spread between rounds': `${(spread(kind) * 100).toFixed(2)}%`
 })))
 for (const [kind, base] of [['level2-postgres-nooutliers', 'level1-postgres'], ['level1-postgres-otherlevel2', 'level1-postgres']]) {
   if (!has(kind) || !has(base)) continue
   console.log(`${kind} over ${base}: ${Math.round(med(kind, 'perRequest') - med(base, 'perRequest'))} instructions per request (main thread ${Math.round(med(kind, 'mainPerRequest') - med(base, 'mainPerRequest'))})`)
 }
-if (CALIBRATE && bare !== undefined) {
-  const userUs = await calibrate()
-  console.log(`bare Fastify natively: ${userUs.toFixed(2)} µs of user CPU per request, so about ${Math.round(bare / userUs)} instructions per µs here (the kernel's share of a request is not counted by either)`)
+// instructions per µs, to put PostgreSQL's µs (another process, not counted by callgrind) beside instructions
+const perUs = CALIBRATE && bare !== undefined ? bare / await calibrate() : undefined
+if (perUs !== undefined) console.log(`bare Fastify natively: ${(bare / perUs).toFixed(2)} µs of user CPU per request, so about ${Math.round(perUs)} instructions per µs here (the kernel's share of a request is not counted by either)`)
+if (bare !== undefined && has('fastify-metrics')) {
+  // issue #18's ratios, with fastify-metrics' added instructions as the denominator
+  const fmAdded = med('fastify-metrics', 'perRequest') - bare
+  console.table(SERVERS.filter((kind) => kind.startsWith('level')).map((kind) => {
+    const app = med(kind, 'perRequest') - bare
+    const postgres = perUs === undefined ? undefined : (med(kind, 'postgresUsPerRequest') - barePostgres) * perUs
+    return {
+      server: kind,
+      'app added / fm added (≤ 0.2)': (app / fmAdded).toFixed(3),
+      'postgres per row / fm added (≤ 0.2)': postgres === undefined ? '-' : (postgres / fmAdded).toFixed(3),
+      'all added / fm added (≤ 0.4)': postgres === undefined ? '-' : ((app + postgres) / fmAdded).toFixed(3),
+      'over level 1, µs': perUs === undefined || !has('level1-postgres') ? '-' : ((med(kind, 'perRequest') - med('level1-postgres', 'perRequest')) / perUs).toFixed(2)
+    }
+  }))
+  console.log(`fastify-metrics adds ${Math.round(fmAdded)} instructions per request${perUs === undefined ? '' : ` (${(fmAdded / perUs).toFixed(1)} µs)`}; PostgreSQL's µs are its processes' CPU time (schedstat), converted at the rate above`)
 }
 console.log(`${ROUNDS} rounds of ${REQUESTS} requests after ${WARM_UP} to warm up, ${CONNECTIONS} connections, hello route (${URL_PATH})`)

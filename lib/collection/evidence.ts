@@ -122,8 +122,8 @@ export function redactSentEvidence (request: RequestEvidence, rules: RedactionRu
 }
 
 /**
- * Reply fields (set up by `decorateReply`, so every reply has them from its construction: no shape change)
- * holding handler start and end, ms into the request; set by the route's wrapped handler while its
+ * Reply fields holding handler start and end, ms into the request: NaN from the request path's `onRequest`
+ * hook (every reply gets them there, in one order: one shape), set by the route's wrapped handler while its
  * endpoint is at level ≥ 2 (see request-path.ts).
  */
 export const kHandlerStartMs = Symbol('fastify-monitoring-dashboard.handlerStartMs')
