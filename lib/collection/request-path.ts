@@ -1,6 +1,9 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
+// the module's binding, not the global: `globalThis.performance` is an accessor, which V8 calls at every use
+// (callgrind: about 170 instructions per read in the hook and as many in the finish subscriber)
+import { performance } from 'node:perf_hooks'
 import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, RouteOptions } from 'fastify'
 import { resolveGroupBy, type GroupBy } from '../group-by.js'
 import type { HttpDurationHistogram } from '../metrics/http-duration.js'
