@@ -5,7 +5,7 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { gzipSync } from 'node:zlib'
 import pg from 'pg'
-import { BENCH_DATABASE_URL, allPostgresCpuUs } from './postgres.js'
+import { BENCH_DATABASE_URL, postgresCpuByProcessUs, postgresCpuSinceUs } from './postgres.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback }
@@ -18,7 +18,7 @@ const TOKEN = 'bench-ingest-token-0000'
 const child = fork(new URL('./server.js', import.meta.url), ['level1-postgres-collector'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 const [{ port }] = await once(child, 'message')
 const url = `http://127.0.0.1:${port}/dashboard/api/ingest`
-const sample = async () => { child.send('sample'); const [m] = await once(child, 'message'); return { ...m, pg: allPostgresCpuUs() } }
+const sample = async () => { child.send('sample'); const [m] = await once(child, 'message'); return { ...m, pg: postgresCpuByProcessUs() } }
 
 const routes = Array.from({ length: 20 }, (_, i) => ({ method: 'GET', route: `/svc/r${i}/:id` }))
 function body (id) {
@@ -73,5 +73,5 @@ console.table([{
   'rows/s': Math.round(rows / elapsedS),
   'collector µs/row': appUs.toFixed(2),
   'collector main thread µs/row': ((after.mainCpuUs - before.mainCpuUs) / rows).toFixed(2),
-  'postgres µs/row': ((after.pg - before.pg) / rows).toFixed(2)
+  'postgres µs/row': (postgresCpuSinceUs(before.pg) / rows).toFixed(2)
 }])

@@ -4,7 +4,7 @@ import { fork } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import autocannon from 'autocannon'
-import { allPostgresCpuUs } from './postgres.js'
+import { postgresCpuByProcessUs, postgresCpuSinceUs } from './postgres.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -30,7 +30,7 @@ async function start (kind) {
 async function sample (server) {
   server.child.send('sample')
   const [message] = await once(server.child, 'message')
-  return { ...message, postgresCpuUs: allPostgresCpuUs() }
+  return { ...message, postgresCpuUs: postgresCpuByProcessUs() }
 }
 
 // a service with `remote` sends to a collector (the plugin with its ingest route, on PostgreSQL): its CPU
@@ -51,7 +51,7 @@ async function measure (server) {
   const collectorCpuUs = collectorBefore === undefined ? 0 : (collectorAfter.cpu.user + collectorAfter.cpu.system) - (collectorBefore.cpu.user + collectorBefore.cpu.system)
   const cpuUs = (after.cpu.user + after.cpu.system) - (before.cpu.user + before.cpu.system)
   const mainCpuUs = after.mainCpuUs - before.mainCpuUs
-  const pgCpuUs = (after.postgresCpuUs ?? 0) - (before.postgresCpuUs ?? 0)
+  const pgCpuUs = postgresCpuSinceUs(before.postgresCpuUs)
   return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, collectorCpuPerRequestUs: collectorCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
 }
 

@@ -18,7 +18,7 @@ export async function countRowsAndDropTables (prefix, url = BENCH_DATABASE_URL) 
   }
 }
 
-/** CPU in µs of each PostgreSQL backend of this process's writer whose last statement named `prefix`'s tables. */
+/** CPU in µs (schedstat) of each PostgreSQL backend of this process's writer whose last statement named `prefix`'s tables. */
 export async function writerBackendCpuUs (prefix, url = BENCH_DATABASE_URL) {
   const client = new pg.Client({ connectionString: url })
   await client.connect()
@@ -27,11 +27,8 @@ export async function writerBackendCpuUs (prefix, url = BENCH_DATABASE_URL) {
       and position($1 in query) > 0`, [`"${prefix}`])
     const cpu = new Map()
     for (const { pid } of rows) {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-        cpu.set(pid, (Number(fields[11]) + Number(fields[12])) * 10_000)
-      } catch { /* the backend ended */ }
+      const us = processCpuUs(pid)
+      if (us !== undefined) cpu.set(pid, us)
     }
     return cpu
   } finally {
@@ -40,17 +37,35 @@ export async function writerBackendCpuUs (prefix, url = BENCH_DATABASE_URL) {
 }
 
 /**
- * CPU of every postgres server process, in µs: the database's whole share, whichever backend did the work.
- * From /proc/<pid>/schedstat (the scheduler's ns on CPU), not /proc/<pid>/stat, whose 10 ms ticks are too
- * coarse for a few thousand rows.
+ * CPU of every postgres server process, in µs by process id: the database's whole share, whichever backend
+ * did the work. From /proc/<pid>/schedstat (the scheduler's ns on CPU), not /proc/<pid>/stat, whose 10 ms
+ * ticks are too coarse for a few thousand rows. Compare two readings with {@link postgresCpuSinceUs}: a
+ * backend that exits between them takes its time with it, which a plain sum would count as negative.
  */
-export function allPostgresCpuUs () {
-  let total = 0
+export function postgresCpuByProcessUs () {
+  const byPid = new Map()
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
       if (!readFileSync(`/proc/${pid}/stat`, 'utf8').includes('(postgres)')) continue
-      total += Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1000
-    } catch { /* the process ended */ }
+    } catch { continue /* the process ended */ }
+    const us = processCpuUs(pid)
+    if (us !== undefined) byPid.set(pid, us)
   }
+  return byPid
+}
+
+/** A single-threaded process's CPU time in µs (the scheduler's ns on CPU, /proc/<pid>/schedstat); undefined once it ended. */
+function processCpuUs (pid) {
+  try {
+    return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1000
+  } catch {
+    return undefined
+  }
+}
+
+/** PostgreSQL's CPU in µs since `before` (a {@link postgresCpuByProcessUs} reading): processes started since count whole. */
+export function postgresCpuSinceUs (before) {
+  let total = 0
+  for (const [pid, us] of postgresCpuByProcessUs()) total += us - (before.get(pid) ?? 0)
   return total
 }
