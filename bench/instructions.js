@@ -64,10 +64,10 @@ async function measure (kind) {
   const [ready] = await Promise.race([once(child, 'message'), once(child, 'exit').then(() => { throw new Error(`${kind} did not start under valgrind:\n${log}`) })])
   const url = `http://127.0.0.1:${ready.port}${URL_PATH}`
   // requests in batches of BATCH, each flushed to the database, as at full speed
-  const send = async (amount, batch) => {
+  const send = async (amount) => {
     const totals = { errors: 0, seconds: 0 }
-    for (let sent = 0; sent < amount; sent += batch) {
-      const result = await autocannon({ url, connections: CONNECTIONS, amount: Math.min(batch, amount - sent) })
+    for (let sent = 0; sent < amount; sent += BATCH) {
+      const result = await autocannon({ url, connections: CONNECTIONS, amount: Math.min(BATCH, amount - sent) })
       child.send('flush')
       await once(child, 'message')
       totals.errors += result.errors + result.non2xx
@@ -75,9 +75,9 @@ async function measure (kind) {
     }
     return totals
   }
-  await send(WARM_UP, BATCH)
+  await send(WARM_UP)
   execFileSync('callgrind_control', ['--instr=on', String(child.pid)], { stdio: 'ignore' })
-  const result = await send(REQUESTS, BATCH)
+  const result = await send(REQUESTS)
   execFileSync('callgrind_control', ['--dump', String(child.pid)], { stdio: 'ignore' })
   execFileSync('callgrind_control', ['--instr=off', String(child.pid)], { stdio: 'ignore' })
   child.send('stop')

@@ -30,7 +30,7 @@ async function start (kind) {
 async function sample (server) {
   server.child.send('sample')
   const [message] = await once(server.child, 'message')
-  return { ...message, postgresCpuUs: postgresCpuByProcessUs() }
+  return message
 }
 
 // a service with `remote` sends to a collector (the plugin with its ingest route, on PostgreSQL): its CPU
@@ -44,14 +44,15 @@ async function measure (server) {
   const remote = server.kind.includes('-remote') ? collector : undefined
   const collectorBefore = remote === undefined ? undefined : await sample(remote)
   const before = await sample(server)
+  const postgresBefore = postgresCpuByProcessUs()
   const result = await autocannon({ url, connections: CONNECTIONS, duration: DURATION_S, ...(RATE === undefined ? {} : { overallRate: RATE }) })
   const after = await sample(server)
+  const pgCpuUs = postgresCpuSinceUs(postgresBefore)
   const collectorAfter = remote === undefined ? undefined : await sample(remote)
   const served = after.served - before.served
   const collectorCpuUs = collectorBefore === undefined ? 0 : (collectorAfter.cpu.user + collectorAfter.cpu.system) - (collectorBefore.cpu.user + collectorBefore.cpu.system)
   const cpuUs = (after.cpu.user + after.cpu.system) - (before.cpu.user + before.cpu.system)
   const mainCpuUs = after.mainCpuUs - before.mainCpuUs
-  const pgCpuUs = postgresCpuSinceUs(before.postgresCpuUs)
   return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, collectorCpuPerRequestUs: collectorCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
 }
 
