@@ -72,9 +72,12 @@ for (const dialect of DIALECTS) {
     const burn = await evidenceOf('/burn')
     t.ok(burn.durationMs >= 150 && burn.durationMs > burn.thresholdMs, `duration ${burn.durationMs.toFixed(1)} ms above the threshold ${burn.thresholdMs.toFixed(2)} ms`)
     t.ok(burn.thresholdMs >= 5, 'the threshold shown is the one that applied: at least minDurationMs (5 ms) on a sub-millisecond endpoint')
-    t.equal(burn.hottestFunction, 'burnCpuForOutlierTest', 'the stack evidence names the CPU-burning function')
-    t.equal(burn.stacks.hot[0]!.frame.url, 'test/outliers.test.ts', 'and its file, relative to the app\'s root')
-    t.ok(burn.stacks.hot[0]!.frame.line > 0, 'and line')
+    // a major collection during the burn (seen on a loaded CI machine) may outweigh it: V8's pseudo-frames, named in parentheses, are not code
+    const hottestCode = burn.stacks.hot.find((h) => !h.frame.functionName.startsWith('('))
+    t.equal(hottestCode?.frame.functionName, 'burnCpuForOutlierTest', 'the stack evidence names the CPU-burning function', { hot: burn.stacks.hot.slice(0, 3) })
+    t.equal(burn.hottestFunction, burn.stacks.hot[0]!.frame.functionName, 'first, unless a pseudo-frame such as (garbage collector) took more samples')
+    t.equal(hottestCode?.frame.url, 'test/outliers.test.ts', 'and its file, relative to the app\'s root')
+    t.ok(hottestCode!.frame.line > 0, 'and line')
     t.ok(burn.phases.handler! >= 140, `the time is in the handler (${burn.phases.handler?.toFixed(1)} ms)`)
     // shares of time depend on how the machine schedules this process; what is asserted is where the samples were charged
     t.ok(burn.process.cpuPercent !== null && burn.process.cpuPercent > 0, `and on the CPU (${burn.process.cpuPercent}% of a core, process-wide)`)

@@ -59,8 +59,12 @@ await app.close()
   }))
   execFileSync(join(root, 'node_modules/.bin/tsc'), ['-p', app], { encoding: 'utf8' })
   t.pass('a strict TypeScript consumer compiles against the published types')
-  const output = execFileSync(process.execPath, [join(app, 'out/app.js')], { cwd: app, encoding: 'utf8' })
-  t.same(JSON.parse(output.trim()), [{ status_code: 200, group_by: 'u1' }], 'the installed package records a request')
+  // run as under a TypeScript loader or an APM agent: preloads, in the arguments and in NODE_OPTIONS, that say which thread they run in
+  for (const from of ['argv', 'env']) writeFileSync(join(app, `preload-${from}.mjs`), `import { threadId } from 'node:worker_threads'\nprocess.stderr.write('${from} preload in thread ' + threadId + '\\n')\n`)
+  const run = spawnSync(process.execPath, ['--import', './preload-argv.mjs', join(app, 'out/app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=./preload-env.mjs' } })
+  t.equal(run.status, 0, run.stderr)
+  t.same(JSON.parse(run.stdout.trim()), [{ status_code: 200, group_by: 'u1' }], 'the installed package records a request')
+  t.same(run.stderr.match(/\w+ preload in thread \d+/g)?.sort(), ['argv preload in thread 0', 'env preload in thread 0'], 'the host\'s preloads run in its main thread only, not again in the writer\'s')
 
   // the command line (the test monitor's `test` command) and the preload it puts into test processes
   const help = spawnSync(join(app, 'node_modules/.bin/fastify-monitoring-dashboard'), ['test', '--help'], { cwd: app, encoding: 'utf8' })

@@ -91,7 +91,7 @@ for (const dialect of DIALECTS) {
 
     // levels are the collector's: an admin's change there reaches the service
     await sql`update ${sql.table('endpoint')} set monitor_level = 0 where route = '/orders/:id'`.execute(collector.db)
-    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 0, 5_000), 'level 0 set in the collector reaches the service')
+    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 0), 'level 0 set in the collector reaches the service')
     const before = Date.now()
     await a.app.inject({ url: '/orders/last' })
     await a.app.monitor.flush()
@@ -99,9 +99,9 @@ for (const dialect of DIALECTS) {
     t.ok(await until(async () => {
       const { rows: [seen] } = await sql<{ last: Date }>`select last_requested as last from ${sql.table('endpoint')} where route = '/orders/:id'`.execute(collector.db)
       return new Date(seen!.last).getTime() >= before - 1
-    }, 5_000), 'but its last-request time moves')
+    }), 'but its last-request time moves')
     await sql`update ${sql.table('endpoint')} set monitor_level = 3 where route = '/orders/:id'`.execute(collector.db)
-    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 3, 5_000), 'level 3 set in the collector reaches the service')
+    t.ok(await until(() => a.app.monitor.endpoints().find((e) => e.route === '/orders/:id')?.level === 3), 'level 3 set in the collector reaches the service')
 
     // what needs a database says where it is
     t.throws(() => a.app.monitor.db, /sends its records to the collector at http:\/\/127\.0\.0\.1:\d+\/dashboard\/api\/ingest/)
@@ -118,7 +118,9 @@ for (const dialect of DIALECTS) {
     const collector = await startCollector(t, { ...store.options, defaultMonitorLevel: 3, outliers: { redact: ['x-tenant'] } })
     const service = await startService(t, collector.url, { appVersion: 'svc-diag', outliers: { minSamples: 20, window: 100, profileShare: 1 } })
     await service.app.inject({ url: '/burn' })
-    t.ok(await until(() => service.app.monitor.endpoints().find((e) => e.route === '/burn')?.level === 3, 5_000), 'the service follows the collector\'s level 3')
+    // on a loaded machine the collector's first answers can take seconds: the service's log says why on failure
+    t.ok(await until(() => service.app.monitor.endpoints().find((e) => e.route === '/burn')?.level === 3), 'the service follows the collector\'s level 3',
+      { logs: service.logs.map((l) => `${l.level} ${l.msg} ${l.err?.message ?? ''}`) })
 
     for (let i = 0; i < 30; i++) await service.app.inject({ url: '/burn?ms=0.2' })
     const secrets = { authorization: 'Bearer top-secret', 'x-tenant': 'acme-secret', 'x-request-id': 'kept-123' }

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { readdirSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import { Worker, type WorkerOptions } from 'node:worker_threads'
 import type { FastifyBaseLogger } from 'fastify'
 import { DatabaseUnavailableError } from '../errors.js'
 import type { PgliteAssets } from '../db/pglite-assets.js'
@@ -58,6 +58,20 @@ function workerUrl (): URL {
     ? new URL('../../dist/writer/worker.js', import.meta.url)
     : new URL('../writer/worker.ts', import.meta.url)
   return workerFromSources
+}
+
+/**
+ * The compiled writer needs none of the host's Node options (its arguments and `NODE_OPTIONS`), and a
+ * thread that inherits them runs their preloads again: under ts-node or tsx the TypeScript compiler is
+ * loaded into the thread (about 1 s of CPU and tens of MB at every start), and an APM agent would trace
+ * the writer's own queries as the app's. The `.ts` entry (tests run from the sources without a build)
+ * needs the TypeScript loader, so it inherits them.
+ */
+function threadOptions (entry: URL): Pick<WorkerOptions, 'execArgv' | 'env'> {
+  if (entry.pathname.endsWith('.ts')) return {}
+  // a copy of the environment at start, as a thread gets by default, less NODE_OPTIONS
+  const { NODE_OPTIONS: _hostOptions, ...env } = process.env
+  return { execArgv: [], env }
 }
 
 /** True when `built` exists and is newer than every `.ts` file under `sources`. */
@@ -135,7 +149,8 @@ export class StorageClient {
     const { database } = this.#options
     const inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
     const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, startedAtMs: this.#startedAtMs, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
-    const worker = new Worker(workerUrl(), { workerData: init, name: 'fastify-monitoring-dashboard writer' })
+    const entry = workerUrl()
+    const worker = new Worker(entry, { workerData: init, name: 'fastify-monitoring-dashboard writer', ...threadOptions(entry) })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()
     worker.on('message', (message: FromWorker) => this.#receive(message))
