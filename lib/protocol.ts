@@ -275,7 +275,7 @@ export interface WorkerInit {
   instanceToken: string
   /** When this process's storage was created (ms): its version is first seen then, whenever the database answers. */
   startedAtMs: number
-  /** For `memory://`: what an earlier throw-away database of this process left to start faster. */
+  /** For PGlite: what an earlier database of this process left to start faster (see pglite-assets.ts). */
   pgliteAssets: PgliteAssets | undefined
 }
 

@@ -1,4 +1,4 @@
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
+import { accessSync, constants, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createHash, randomBytes } from 'node:crypto'
@@ -25,6 +25,20 @@ export const DIALECTS = (process.env.DIALECTS ?? 'pglite,postgres').split(',').m
  */
 export const ONE_DIALECT: Array<'pglite' | 'postgres'> = DIALECTS.includes('postgres') ? ['postgres'] : DIALECTS
 
+/**
+ * Where tests keep their files: the RAM-backed /dev/shm where it is writable. A PGlite data directory
+ * is about 1,100 files (40 MB); on this machine's ext4 a copy of one takes 1.3 s of kernel time and on
+ * tmpfs 0.12 s, and PGlite's own file I/O in the tests is as much cheaper.
+ */
+export const TEST_TMP = ((): string => {
+  try {
+    accessSync('/dev/shm', constants.W_OK)
+    return '/dev/shm'
+  } catch {
+    return tmpdir()
+  }
+})()
+
 const PGLITE_VERSION = (JSON.parse(readFileSync(new URL('../node_modules/@electric-sql/pglite/package.json', import.meta.url), 'utf8')) as { version: string }).version
 
 /**
@@ -42,9 +56,9 @@ async function pgliteTemplate (migrated: boolean): Promise<string> {
   // the migrations run through the prefix plugin: a change to either makes a new template
   const migrations = createHash('sha256').update(readFileSync(new URL('../lib/db/migrations/index.ts', import.meta.url)))
     .update(readFileSync(new URL('../lib/db/table-prefix-plugin.ts', import.meta.url))).digest('hex').slice(0, 12)
-  const template = join(tmpdir(), `fmd-test-pglite-${PGLITE_VERSION}-${migrated ? `migrated-${migrations}` : 'initdb'}`)
+  const template = join(TEST_TMP, `fmd-test-pglite-${PGLITE_VERSION}-${migrated ? `migrated-${migrations}` : 'initdb'}`)
   if (existsSync(template)) return template
-  const building = mkdtempSync(join(tmpdir(), 'fmd-template-'))
+  const building = mkdtempSync(join(TEST_TMP, 'fmd-template-'))
   const data = join(building, 'data')
   if (migrated) {
     cpSync(await pgliteTemplate(false), data, { recursive: true })
@@ -62,7 +76,7 @@ async function pgliteTemplate (migrated: boolean): Promise<string> {
 
 /** A fresh PGlite data directory: a copy of the template, migrated unless asked otherwise. */
 async function freshPgliteDir (migrated: boolean): Promise<string> {
-  const dir = mkdtempSync(join(tmpdir(), 'fmd-test-'))
+  const dir = mkdtempSync(join(TEST_TMP, 'fmd-test-'))
   cpSync(await pgliteTemplate(migrated), join(dir, 'data'), { recursive: true })
   return join(dir, 'data')
 }
@@ -178,7 +192,7 @@ export async function until (check: () => Promise<boolean> | boolean, timeoutMs 
 }
 
 export function tmpDir (): string {
-  const dir = join(tmpdir(), `fmd-${randomBytes(6).toString('hex')}`)
+  const dir = join(TEST_TMP, `fmd-${randomBytes(6).toString('hex')}`)
   mkdirSync(dir, { recursive: true })
   return dir
 }

@@ -38,7 +38,7 @@ export interface CopyTransaction {
 }
 
 export interface OpenDatabaseOptions {
-  /** `memory://` PGlite only: what an earlier database of this process left (see pglite-assets.ts). */
+  /** PGlite only: what an earlier database of this process left (see pglite-assets.ts). */
   assets?: PgliteAssets
   /**
    * How long a new `pg` connection may take. The writer's thread retries with backoff, so it keeps
@@ -119,8 +119,8 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
   const PGLITE_START_PARAMS = [...PGlite.defaultStartParams, '-c', 'shared_buffers=16MB', '-c', 'wal_buffers=1MB']
   const { PGliteDialect } = await import('kysely-pglite-dialect')
   const directory = fileDataDir(options.database.dataDir)
-  if (assets === undefined && !initHere && directory !== undefined && !existsSync(join(directory, 'PG_VERSION'))) await initDataDirInProcess(options)
-  // with assets (memory:// only) nothing is compiled, and a snapshot skips initdb and the migrations
+  if (!initHere && directory !== undefined && !existsSync(join(directory, 'PG_VERSION'))) await initDataDirInProcess(options)
+  // with assets nothing is compiled, and a snapshot (memory:// only) skips initdb and the migrations
   const pglite = await PGlite.create(options.database.dataDir, assets === undefined
     ? { startParams: PGLITE_START_PARAMS }
     : {
@@ -128,7 +128,7 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
         pgliteWasmModule: assets.pgliteWasmModule,
         initdbWasmModule: assets.initdbWasmModule,
         fsBundle: new Blob([assets.fsBundle]),
-        loadDataDir: assets.snapshot === undefined ? undefined : new Blob([assets.snapshot])
+        loadDataDir: assets.snapshot === undefined || directory !== undefined ? undefined : new Blob([assets.snapshot])
       })
   const rawDb = new Kysely<any>({ dialect: withTableNamesIntrospector(new PGliteDialect(pglite)) })
   return {

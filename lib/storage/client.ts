@@ -25,8 +25,9 @@ function toError (summary: ErrorSummary): Error {
 }
 
 /**
- * What the first `memory://` database of this process left for the next ones (compiled PGlite, a
- * migrated snapshot): a test suite building an app per test then starts each in a fraction of the time.
+ * What the first PGlite database of this process left for the next ones (compiled PGlite, and from a
+ * `memory://` one a migrated snapshot): a test suite building an app per test then starts each in a
+ * fraction of the time.
  */
 let keptPgliteAssets: PgliteAssets | undefined
 
@@ -148,7 +149,10 @@ export class StorageClient {
   #spawn (): void {
     const { database } = this.#options
     const inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
-    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, startedAtMs: this.#startedAtMs, pgliteAssets: inMemory && keptPgliteAssets?.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : undefined }
+    // the snapshot is of a migrated memory:// database of one table prefix; the compiled modules suit any PGlite
+    const pgliteAssets = database.kind !== 'pglite' || keptPgliteAssets === undefined ? undefined
+      : inMemory && keptPgliteAssets.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : { ...keptPgliteAssets, snapshot: undefined }
+    const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, startedAtMs: this.#startedAtMs, pgliteAssets }
     const entry = workerUrl()
     const worker = new Worker(entry, { workerData: init, name: 'fastify-monitoring-dashboard writer', ...threadOptions(entry) })
     // the app decides when the process ends; app.close() flushes before that
@@ -203,7 +207,8 @@ export class StorageClient {
         this.#stats = message.stats
         return
       case 'pgliteAssets':
-        keptPgliteAssets = message.assets
+        // a snapshot-less message (an on-disk database's) keeps the snapshot an earlier one left
+        keptPgliteAssets = message.assets.snapshot === undefined && keptPgliteAssets !== undefined ? keptPgliteAssets : message.assets
         return
       case 'log': {
         const err = message.err === undefined ? undefined : toError(message.err)

@@ -41,6 +41,7 @@ export class WriterThread implements ThreadHandler {
   readonly #instanceToken: string
   readonly #startedAtMs: number
   readonly #pgliteAssets: WorkerInit['pgliteAssets']
+  readonly #pglite: boolean
   readonly #inMemory: boolean
   readonly #send: (message: FromWorker) => void
   #opened: OpenedDatabase | undefined
@@ -65,7 +66,9 @@ export class WriterThread implements ThreadHandler {
     this.#instanceToken = init.instanceToken
     this.#startedAtMs = init.startedAtMs
     this.#pgliteAssets = init.pgliteAssets
-    this.#inMemory = init.options.database.kind === 'pglite' && init.options.database.dataDir.startsWith('memory://')
+    const { database } = init.options
+    this.#pglite = database.kind === 'pglite'
+    this.#inMemory = database.kind === 'pglite' && database.dataDir.startsWith('memory://')
     this.#send = send
     this.#senders = new SenderRegistry(init.options.levelPollIntervalMs)
     this.#writer = new Writer({
@@ -108,12 +111,14 @@ export class WriterThread implements ThreadHandler {
     let delay = 100
     for (let attempt = 1; !this.#closing; attempt++) {
       try {
-        // a throw-away database starts from what an earlier one of this process left (see pglite-assets.ts)
-        const assets = this.#inMemory ? this.#pgliteAssets ?? await loadPgliteAssets(this.#options.tablePrefix) : undefined
+        // a PGlite starts from what an earlier one of this process left (see pglite-assets.ts)
+        const assets = this.#pglite ? this.#pgliteAssets ?? await loadPgliteAssets(this.#options.tablePrefix) : undefined
         this.#opened ??= await openDatabase(this.#options, { assets })
         await migrateToLatest(this.#opened.rawDb, this.#options.tablePrefix)
-        if (assets !== undefined && assets.snapshot === undefined && this.#opened.dumpDataDir !== undefined) {
+        if (assets !== undefined && this.#inMemory && assets.snapshot === undefined && this.#opened.dumpDataDir !== undefined) {
           this.#send({ type: 'pgliteAssets', assets: { ...assets, snapshot: await this.#opened.dumpDataDir() } })
+        } else if (assets !== undefined && this.#pgliteAssets === undefined) {
+          this.#send({ type: 'pgliteAssets', assets })
         }
         const projectId = await this.#project(this.#opened.db, this.#options.project ?? DEFAULT_PROJECT)
         this.#ids = { ...await registerInstance(this.#opened.db, this.#options.appVersion, this.#instanceToken, new Date(this.#startedAtMs)), projectId }
