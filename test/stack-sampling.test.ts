@@ -5,6 +5,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { sql } from 'kysely'
 import monitor from '../lib/index.js'
+import { nowUs, performanceToUs } from '../lib/profiling/sampler.js'
 import { ONE_DIALECT, backend, buildApp, until } from './helpers.js'
 
 function burnCpuForSamplingTest (ms: number): number {
@@ -54,6 +55,17 @@ for (const dialect of ONE_DIALECT) {
     })
   }
 }
+
+t.test('a request\'s times, read by performance.now(), are placed on the profiler\'s clock without reading it again', async (t) => {
+  const earlier = performance.now()
+  // the thread busy for a while after the reading, as a loaded machine may leave it
+  const until = performance.now() + 30
+  while (performance.now() < until);
+  const placed = performanceToUs(earlier)
+  const now = nowUs()
+  t.ok(now - placed >= 30_000 && now - placed < 1_000_000, `placed where it was read, at least 30 ms before now (${((now - placed) / 1000).toFixed(2)} ms)`)
+  t.ok(Math.abs(performanceToUs(performance.now()) - nowUs()) < 100_000, 'and now is now (a loaded machine may deschedule the thread between the two readings)')
+})
 
 t.test('a stackSampling that is not one of the modes fails at register, naming the option', async (t) => {
   await t.rejects(async () => {

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { ResolvedOutliers } from '../options.js'
 import { OverflowCounts, type OutlierOverflow, type OutlierRecord, type ProfileRecord } from '../protocol.js'
-import { StackSampler, nowUs, type CodeKey, type RequestCode } from '../profiling/sampler.js'
+import { StackSampler, performanceToUs, type CodeKey, type RequestCode } from '../profiling/sampler.js'
 import type { EndpointState, RouteFunction } from './endpoints.js'
 import { EvidenceProbe, kHandlerReturnMs, kHandlerStartMs, requestEvidence, type TimedReply } from './evidence.js'
 import { OutlierCap, OutlierDetector } from './outliers.js'
@@ -154,7 +154,7 @@ export class OutlierRecorder {
         process: this.#probe.process(),
         stacks: null
       }
-      const endUs = nowUs()
+      const endUs = performanceToUs(endMs)
       const process = record.process as { eventLoopDelayMaxMs: number, cpuPercent: number | null }
       const stacks = sampled
         ? this.#sampler.samplesOf(endUs - durationMs * 1000, endUs, this.#requestCode(endpoint, request, reply, endMs, durationMs, endUs))
@@ -214,7 +214,7 @@ export class OutlierRecorder {
 
   /** Level 3: the request's call tree, from the sampler's next rotation. */
   #profile (endpoint: EndpointState, request: FastifyRequest, reply: FastifyReply, durationMs: number, nowMs: number, endMs: number): void {
-    const endUs = nowUs()
+    const endUs = performanceToUs(endMs)
     const code = this.#requestCode(endpoint, request, reply, endMs, durationMs, endUs)
     this.#sampler.treeOf(endUs - durationMs * 1000, endUs, code).then((tree) => {
       if (tree !== undefined && tree.samples > 0) this.#profiles.push({ endpointIndex: endpoint.index, timeMs: nowMs - durationMs, durationMs, tree })

@@ -146,6 +146,31 @@ export function nowUs (): number {
 }
 
 /**
+ * `performance.now()` on the profiler's clock is a constant away (both count CLOCK_MONOTONIC, from
+ * different origins). Read once, from the pair of readings taken closest together: a thread preempted
+ * between two readings would otherwise shift every window it places.
+ */
+const PERFORMANCE_TO_US = ((): number => {
+  let best = { spanMs: Infinity, offsetUs: 0 }
+  for (let i = 0; i < 5; i++) {
+    const before = performance.now()
+    const us = nowUs()
+    const after = performance.now()
+    if (after - before < best.spanMs) best = { spanMs: after - before, offsetUs: us - (before + after) * 500 }
+  }
+  return best.offsetUs
+})()
+
+/**
+ * A `performance.now()` reading in µs on the profiler's clock: a request's window is placed from the
+ * times its hooks read, not from a later `nowUs()` (on a loaded machine the thread can be descheduled for
+ * milliseconds in between, and the window would then cover the next request's work).
+ */
+export function performanceToUs (ms: number): number {
+  return ms * 1000 + PERFORMANCE_TO_US
+}
+
+/**
  * V8's sampling CPU profiler on the main thread, through the inspector. Samples are taken by V8's
  * own sampler thread, so a handler that blocks the event loop is still caught. Every `rotateMs` the
  * profile ends, the windows asked for are answered from its samples, and the next one has already
