@@ -13,10 +13,12 @@ export const ROLLUP_RELATIVE_ERROR = 0.02
 export const ROLLUP_GAMMA = (1 + ROLLUP_RELATIVE_ERROR) / (1 - ROLLUP_RELATIVE_ERROR)
 /** Durations below 1 µs share the lowest bucket. */
 export const ROLLUP_MIN_MS = 0.001
+/** ln γ, the divisor of every bucket's computation here and in SQL. */
+const LOG_GAMMA = Math.log(ROLLUP_GAMMA)
 
 /** The bucket a duration falls in (the SQL of {@link bucketSql}, for tests and tools). */
 export function bucketOf (durationMs: number): number {
-  return Math.ceil(Math.log(Math.max(durationMs, ROLLUP_MIN_MS)) / Math.log(ROLLUP_GAMMA))
+  return Math.ceil(Math.log(Math.max(durationMs, ROLLUP_MIN_MS)) / LOG_GAMMA)
 }
 
 /** The duration a bucket stands for. */
@@ -26,7 +28,7 @@ export function bucketValue (bucket: number): number {
 
 /** SQL: the bucket of a duration column or expression in ms. */
 export function bucketSql (durationMs: RawBuilder<unknown>): RawBuilder<number> {
-  return sql<number>`ceil(ln(greatest(${durationMs}, ${sql.lit(ROLLUP_MIN_MS)})) / ${sql.lit(Math.log(ROLLUP_GAMMA))})::smallint`
+  return sql<number>`ceil(ln(greatest(${durationMs}, ${sql.lit(ROLLUP_MIN_MS)})) / ${sql.lit(LOG_GAMMA)})::smallint`
 }
 
 /** SQL: the duration in ms that a bucket column or expression stands for. */
@@ -46,30 +48,32 @@ export interface Sketch {
 
 /**
  * Bucket counts being gathered (the writer's thread aggregates each batch into these before it
- * upserts a few rows). Sparse while it grows; {@link SketchBuilder.toSketch} makes it dense.
+ * upserts a few rows). Dense from the lowest bucket added to the highest, as a {@link Sketch} is: an
+ * endpoint's durations span a few hundred buckets at most, and an array index costs a request far
+ * less than a Map's hashing (the writer adds every stored request).
  */
 export class SketchBuilder {
-  readonly #counts = new Map<number, number>()
+  #offset = 0
+  readonly #counts: number[] = []
 
   add (bucket: number, count = 1): void {
-    this.#counts.set(bucket, (this.#counts.get(bucket) ?? 0) + count)
+    if (count === 0) return
+    if (this.#counts.length === 0) this.#offset = bucket
+    else if (bucket < this.#offset) {
+      this.#counts.unshift(...new Array<number>(this.#offset - bucket).fill(0))
+      this.#offset = bucket
+    }
+    const index = bucket - this.#offset
+    while (this.#counts.length <= index) this.#counts.push(0)
+    this.#counts[index]! += count
   }
 
   addAll (other: SketchBuilder): void {
-    for (const [bucket, count] of other.#counts) this.add(bucket, count)
+    other.#counts.forEach((count, index) => this.add(other.#offset + index, count))
   }
 
   toSketch (): Sketch {
-    let lo = Infinity
-    let hi = -Infinity
-    for (const bucket of this.#counts.keys()) {
-      if (bucket < lo) lo = bucket
-      if (bucket > hi) hi = bucket
-    }
-    if (lo === Infinity) return { offset: 0, counts: [] }
-    const counts = new Array<number>(hi - lo + 1).fill(0)
-    for (const [bucket, count] of this.#counts) counts[bucket - lo] = count
-    return { offset: lo, counts }
+    return this.#counts.length === 0 ? { offset: 0, counts: [] } : { offset: this.#offset, counts: [...this.#counts] }
   }
 }
 
