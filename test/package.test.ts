@@ -2,6 +2,7 @@ import t from 'tap'
 import { execFileSync, spawnSync } from 'node:child_process'
 import { existsSync, readdirSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { withoutPreloads } from '../lib/storage/client.js'
 import { tmpDir } from './helpers.js'
 
 // The package as users get it: npm pack's tarball installed into a fresh app, imported by name.
@@ -61,7 +62,7 @@ await app.close()
   t.pass('a strict TypeScript consumer compiles against the published types')
   // run as under a TypeScript loader or an APM agent: preloads, in the arguments and in NODE_OPTIONS, that say which thread they run in
   for (const from of ['argv', 'env']) writeFileSync(join(app, `preload-${from}.mjs`), `import { threadId } from 'node:worker_threads'\nprocess.stderr.write('${from} preload in thread ' + threadId + '\\n')\n`)
-  const run = spawnSync(process.execPath, ['--import', './preload-argv.mjs', join(app, 'out/app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=./preload-env.mjs' } })
+  const run = spawnSync(process.execPath, ['--dns-result-order=ipv4first', '--import', './preload-argv.mjs', join(app, 'out/app.js')], { cwd: app, encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '--import=./preload-env.mjs' } })
   t.equal(run.status, 0, run.stderr)
   t.same(JSON.parse(run.stdout.trim()), [{ status_code: 200, group_by: 'u1' }], 'the installed package records a request')
   t.same(run.stderr.match(/\w+ preload in thread \d+/g)?.sort(), ['argv preload in thread 0', 'env preload in thread 0'], 'the host\'s preloads run in its main thread only, not again in the writer\'s')
@@ -72,4 +73,11 @@ await app.close()
   t.match(help.stdout, /Usage: fastify-monitoring-dashboard test/, 'npx fastify-monitoring-dashboard runs')
   const preload = spawnSync(process.execPath, ['--import', 'fastify-monitoring-dashboard/test-monitor', '-e', 'console.log(typeof globalThis[Symbol.for("fastify-monitoring-dashboard.test-tracker")])'], { cwd: app, encoding: 'utf8' })
   t.equal(preload.stdout.trim(), 'object', 'the test monitor preloads by its package path')
+})
+
+t.test('the writer thread takes the host\'s Node options less its preloads, in each way they are written', async (t) => {
+  t.same(withoutPreloads(['--import=file:///loader.mjs', '--enable-source-maps', '--import', 'tsx', '--dns-result-order=ipv4first', '-r', 'dd-trace/init',
+    '--require=./apm.cjs', '--loader', 'ts-node/esm', '--experimental-loader=x.mjs', '--conditions=development']),
+  ['--enable-source-maps', '--dns-result-order=ipv4first', '--conditions=development'])
+  t.same(withoutPreloads([]), [])
 })

@@ -61,18 +61,46 @@ function workerUrl (): URL {
   return workerFromSources
 }
 
+/** Node options that load code into a thread: a module loader or a preload. */
+const PRELOAD_FLAGS = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader'])
+
+/** `args` less the preload options and their values (`--import x` as well as `--import=x`). */
+export function withoutPreloads (args: readonly string[]): string[] {
+  const kept: string[] = []
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    const flag = arg.startsWith('--') ? arg.split('=', 1)[0]! : arg
+    if (!PRELOAD_FLAGS.has(flag)) kept.push(arg)
+    else if (!arg.includes('=')) i++
+  }
+  return kept
+}
+
 /**
- * The compiled writer needs none of the host's Node options (its arguments and `NODE_OPTIONS`), and a
- * thread that inherits them runs their preloads again: under ts-node or tsx the TypeScript compiler is
- * loaded into the thread (about 1 s of CPU and tens of MB at every start), and an APM agent would trace
- * the writer's own queries as the app's. The `.ts` entry (tests run from the sources without a build)
- * needs the TypeScript loader, so it inherits them.
+ * The compiled writer needs none of the host's preloads, and a thread that inherits its options runs them
+ * again: under ts-node or tsx the TypeScript compiler is loaded into the thread (about 1 s of CPU and tens
+ * of MB at every start), and an APM agent would trace the writer's own queries as the app's. The other
+ * options stay (`--dns-result-order` decides how the thread's connections resolve `localhost`). The `.ts`
+ * entry (tests run from the sources without a build) needs the TypeScript loader, so it inherits all.
  */
-function threadOptions (entry: URL): Pick<WorkerOptions, 'execArgv' | 'env'> {
+function threadOptions (entry: URL, execArgv: readonly string[]): Pick<WorkerOptions, 'execArgv' | 'env'> {
   if (entry.pathname.endsWith('.ts')) return {}
-  // a copy of the environment at start, as a thread gets by default, less NODE_OPTIONS
-  const { NODE_OPTIONS: _hostOptions, ...env } = process.env
-  return { execArgv: [], env }
+  // a copy of the environment at start, as a thread gets by default; NODE_OPTIONS with quoted values is not split here, so it goes
+  const env = { ...process.env }
+  const hostOptions = env.NODE_OPTIONS
+  if (hostOptions !== undefined) env.NODE_OPTIONS = /["']/.test(hostOptions) ? '' : withoutPreloads(hostOptions.trim().split(/\s+/)).join(' ')
+  return { execArgv: withoutPreloads(execArgv), env }
+}
+
+/** A writer thread; an option a thread may not take (`--expose-gc` and other process-wide ones) leaves it with none. */
+function startThread (entry: URL, options: WorkerOptions): Worker {
+  const own = threadOptions(entry, process.execArgv)
+  try {
+    return new Worker(entry, { ...options, ...own })
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'ERR_WORKER_INVALID_EXEC_ARGV') throw err
+    return new Worker(entry, { ...options, ...own, execArgv: [] })
+  }
 }
 
 /** True when `built` exists and is newer than every `.ts` file under `sources`. */
@@ -154,7 +182,7 @@ export class StorageClient {
       : inMemory && keptPgliteAssets.tablePrefix === this.#options.tablePrefix ? keptPgliteAssets : { ...keptPgliteAssets, snapshot: undefined }
     const init: WorkerInit = { options: this.#options, instanceToken: this.instanceToken, startedAtMs: this.#startedAtMs, pgliteAssets }
     const entry = workerUrl()
-    const worker = new Worker(entry, { workerData: init, name: 'fastify-monitoring-dashboard writer', ...threadOptions(entry) })
+    const worker = startThread(entry, { workerData: init, name: 'fastify-monitoring-dashboard writer' })
     // the app decides when the process ends; app.close() flushes before that
     worker.unref()
     worker.on('message', (message: FromWorker) => this.#receive(message))
