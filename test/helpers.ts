@@ -191,9 +191,14 @@ export async function until (check: () => Promise<boolean> | boolean, timeoutMs 
   return false
 }
 
+/** Directories made by {@link tmpDir}: removed when the test file's process exits (/dev/shm is memory). */
+const madeDirs: string[] = []
+process.once('exit', () => { for (const dir of madeDirs) rmSync(dir, { recursive: true, force: true }) })
+
 export function tmpDir (): string {
   const dir = join(TEST_TMP, `fmd-${randomBytes(6).toString('hex')}`)
   mkdirSync(dir, { recursive: true })
+  madeDirs.push(dir)
   return dir
 }
 
