@@ -20,6 +20,9 @@ t.test('the packed tarball installs into a fresh app, imports by name, type-chec
   t.ok(files.includes('package/dist/index.js') && files.includes('package/dist/index.d.ts'), 'compiled JS and types are packed')
   t.ok(files.includes('package/dist/writer/worker.js'), 'the writer thread is packed')
   t.notOk(files.some((f) => f.startsWith('package/lib/') || f.startsWith('package/test/')), 'sources and tests are not')
+  // the seeding the tests, the benches and the demo use is built beside the plugin but not shipped with it
+  t.ok(existsSync(join(root, 'dist/db/seed.js')), 'the build has the seeding module')
+  t.notOk(files.some((f) => f.startsWith('package/dist/db/seed.')), 'the package has not')
   t.ok(files.includes('package/LICENSE'), 'the licence package.json names is packed')
   t.same(files.filter((f) => f.endsWith('.map')), [], 'no source maps (they would point at the unshipped lib/*.ts)')
   const packed = JSON.parse(execFileSync('tar', ['-xzOf', join(packDir, tarball), 'package/package.json'], { encoding: 'utf8' })) as {

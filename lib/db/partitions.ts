@@ -1,4 +1,4 @@
-import { sql, type Kysely } from 'kysely'
+import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
 import { DAY_MS } from '../time.js'
 
@@ -10,6 +10,14 @@ export function dayOf (timeMs: number): number {
 /** `request_p20261125`: the partition holding one UTC day (the table prefix is added by the plugin). */
 export function partitionName (day: number): string {
   return `request_p${new Date(day * DAY_MS).toISOString().slice(0, 10).replaceAll('-', '')}`
+}
+
+/** DDL: the partition of the requests table holding one UTC day, unless it exists. */
+export function createPartitionSql (day: number): RawBuilder<unknown> {
+  const from = new Date(day * DAY_MS).toISOString()
+  const to = new Date((day + 1) * DAY_MS).toISOString()
+  return sql`create table if not exists ${sql.table(partitionName(day))} partition of ${sql.table('request')}
+    for values from (${sql.lit(from)}) to (${sql.lit(to)})`
 }
 
 /**
@@ -39,12 +47,7 @@ export class PartitionManager {
     if (missing.length === 0) return
     await this.#db.transaction().execute(async (trx) => {
       await sql`select pg_advisory_xact_lock(hashtext(${this.#lockKey}))`.execute(trx)
-      for (const day of missing) {
-        const from = new Date(day * DAY_MS).toISOString()
-        const to = new Date((day + 1) * DAY_MS).toISOString()
-        await sql`create table if not exists ${sql.table(partitionName(day))} partition of ${sql.table('request')}
-          for values from (${sql.lit(from)}) to (${sql.lit(to)})`.execute(trx)
-      }
+      for (const day of missing) await createPartitionSql(day).execute(trx)
     })
     for (const day of missing) this.#known.add(day)
   }

@@ -2,10 +2,13 @@
  * Filling a database with requests without going through HTTP: known rows for tests, and
  * millions of realistic ones for benchmarks (`npm run seed`). Every step is one set-based statement,
  * so it also runs through `app.monitor.db` (the read side, which has no transactions).
+ *
+ * A tool of this repository (the tests, the benches, the demo's history), not of the plugin: the build
+ * compiles it with the rest, and package.json's `files` leaves it out of the published package.
  */
 import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from './database.js'
-import { dayOf, partitionName } from './partitions.js'
+import { createPartitionSql, dayOf } from './partitions.js'
 import { GRAINS, bucketSql, denseSketchSql, mergeRollupRowSql, monthsFromDaysSql, periodStart, versionCountsFromHoursSql, type Grain } from './rollup.js'
 import { numberArrayLiteral, textArrayLiteral } from '../writer/store.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
@@ -24,8 +27,7 @@ export interface SeedRequest {
 /** Creates the daily partitions covering [from, to]. */
 export async function ensurePartitions (db: Kysely<Database>, from: Date, to: Date): Promise<void> {
   for (let day = dayOf(from.getTime()); day <= dayOf(to.getTime()); day++) {
-    await sql`create table if not exists ${sql.table(partitionName(day))} partition of ${sql.table('request')}
-      for values from (${sql.lit(new Date(day * DAY_MS).toISOString())}) to (${sql.lit(new Date((day + 1) * DAY_MS).toISOString())})`.execute(db)
+    await createPartitionSql(day).execute(db)
   }
 }
 
