@@ -25,14 +25,20 @@ const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
 const SERVERS = arg('servers', 'bare,fastify-metrics,level1-postgres,level2-postgres-nooutliers,level1-postgres-otherlevel2').split(',')
 const ROUNDS = Number(arg('rounds', 2))
-const WARM_UP = Number(arg('warm-up', 20_000))
+// 50,000: after 20,000 (7 of the writer's batches) TurboFan was still compiling the writer's code while
+// counted (about 800 instructions per request of it); warming up in smaller batches instead made it compile
+// again when the batches grew
+const WARM_UP = Number(arg('warm-up', 50_000))
 const REQUESTS = Number(arg('requests', 12_000))
 // rows per batch: at full speed the writer gets a batch every 250 ms (flushIntervalMs), about 3,000 rows at
 // 12,000 requests/s; under callgrind the same interval would hold 50, and its per-batch costs would weigh 60×
 const BATCH = Number(arg('batch', 3_000))
 // V8's compilers and garbage collector on the thread they serve instead of helper threads: the count then
 // does not depend on when a helper thread happened to run (the spread between rounds fell from up to 30% to 1%)
-const V8_FLAGS = ['--single-threaded']
+// No memory reducer: it runs a full GC in an isolate that has allocated little for 8 s. At full speed the
+// writer gets a batch every 250 ms and never qualifies; under callgrind a batch of 3,000 requests takes 4–8 s,
+// and one such GC in the writer (about 60M instructions) added up to 20,000 instructions per request to a count
+const V8_FLAGS = ['--single-threaded', '--no-memory-reducer']
 const CONNECTIONS = Number(arg('connections', 10))
 const CALIBRATE = arg('calibrate', 'yes') !== 'no'
 const URL_PATH = '/users/42'
