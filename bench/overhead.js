@@ -107,6 +107,11 @@ if (results.bare && results['fastify-metrics']) {
     // a sender's rows cost the collector and its PostgreSQL: both count as this server's
     const pgRow = kind.includes('postgres') || kind.includes('remote') ? med(kind, 'postgresCpuPerRequestUs') - med('bare', 'postgresCpuPerRequestUs') + med(kind, 'collectorCpuPerRequestUs') : 0
     const ratio = med(kind, 'rps') / bare
+    // the same ratios round by round, each against bare and fastify-metrics of its own round (measured
+    // minutes apart at most, so a drift of the machine's speed cancels), then their median over the rounds
+    const byRound = (value) => median(results[kind].map((r, round) => value(r, results.bare[round], results['fastify-metrics'][round])))
+    const pgAdded = (r, b, fm) => (kind.includes('postgres') || kind.includes('remote') ? r.postgresCpuPerRequestUs - b.postgresCpuPerRequestUs + r.collectorCpuPerRequestUs : 0)
+    const fmAdded = (b, fm) => fm.cpuPerRequestUs - b.cpuPerRequestUs
     return {
       server: kind,
       'app CPU added µs': app.toFixed(1),
@@ -115,7 +120,12 @@ if (results.bare && results['fastify-metrics']) {
       'postgres µs/row / fm added (≤ 0.2)': (pgRow / fmApp).toFixed(2),
       'all added / fm added (≤ 0.4)': ((app + pgRow) / fmApp).toFixed(2),
       'throughput / bare': ratio.toFixed(3),
-      'minus fm\'s (≥ +0.2)': (ratio - fmRatio).toFixed(3)
+      'minus fm\'s (≥ +0.2)': (ratio - fmRatio).toFixed(3),
+      'paired: app / fm': byRound((r, b, fm) => (r.cpuPerRequestUs - b.cpuPerRequestUs) / fmAdded(b, fm)).toFixed(2),
+      'paired: postgres / fm': byRound((r, b, fm) => pgAdded(r, b, fm) / fmAdded(b, fm)).toFixed(2),
+      'paired: all / fm': byRound((r, b, fm) => (r.cpuPerRequestUs - b.cpuPerRequestUs + pgAdded(r, b, fm)) / fmAdded(b, fm)).toFixed(2),
+      'paired: throughput / bare': byRound((r, b) => r.rps / b.rps).toFixed(3),
+      'paired: minus fm\'s': byRound((r, b, fm) => (r.rps - fm.rps) / b.rps).toFixed(3)
     }
   })
   console.log(`route ${ROUTE}, ${ROUNDS} rounds of ${DURATION_S} s${RATE === undefined ? '' : ` at ${RATE} req/s`}; fastify-metrics: ${fmRatio.toFixed(3)} of bare throughput`)
