@@ -20,6 +20,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import autocannon from 'autocannon'
+import { median } from './stats.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -114,7 +115,6 @@ async function calibrate () {
   return userUs / (REQUESTS * 10)
 }
 
-const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const results = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
 // bare Fastify's native user CPU per request, read each round (the machine's speed drifts), to read counts as µs
 const nativeUs = []

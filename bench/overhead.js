@@ -5,6 +5,7 @@ import { once } from 'node:events'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import autocannon from 'autocannon'
 import { postgresCpuByProcessUs, postgresCpuSinceUs } from './postgres.js'
+import { median } from './stats.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -75,7 +76,6 @@ for (const server of collector === undefined ? servers : [...servers, collector]
   finals[server.kind] = message.stats
 }
 
-const median = (values) => { const s = [...values].sort((a, b) => a - b); return s[Math.floor(s.length / 2)] }
 const bare = results.bare ? median(results.bare.map((r) => r.rps)) : undefined
 const bareCpu = results.bare ? median(results.bare.map((r) => r.cpuPerRequestUs)) : undefined
 const rows = SERVERS.map((kind) => {

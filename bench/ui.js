@@ -4,6 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
 import { chromium } from 'playwright-core'
 import { seededApp } from './seed-lib.js'
+import { median } from './stats.js'
 
 const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? argv[i + 1] : fallback }
@@ -41,7 +42,6 @@ for (let i = 0; i < ROUNDS; i++) {
 }
 await browser.close()
 await app.close()
-const median = (values) => values.sort((a, b) => a - b)[Math.floor(values.length / 2)]
 console.table([{
   'stored requests': REQUESTS,
   'JS for the first view, gzipped (KB)': (firstViewJs.reduce((sum, f) => sum + gzipped(f), 0) / 1024).toFixed(1),
