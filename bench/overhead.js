@@ -98,34 +98,38 @@ const rows = SERVERS.map((kind) => {
 console.table(rows)
 
 // issue #18's targets: each plugin server against bare Fastify and fastify-metrics of this same run
-const med = (kind, key) => median(results[kind].map((r) => r[key]))
+const MEASURES = ['rps', 'cpuPerRequestUs', 'postgresCpuPerRequestUs', 'collectorCpuPerRequestUs']
+const medians = (kind) => Object.fromEntries(MEASURES.map((key) => [key, median(results[kind].map((r) => r[key]))]))
+/** #18's figures of a server's measurement `r` against bare Fastify's `b` and fastify-metrics' `fm`. */
+function targetsOf (kind, r, b, fm) {
+  const app = r.cpuPerRequestUs - b.cpuPerRequestUs
+  const fmApp = fm.cpuPerRequestUs - b.cpuPerRequestUs
+  // a sender's rows cost the collector and its PostgreSQL: both count as this server's
+  const pgRow = kind.includes('postgres') || kind.includes('remote') ? r.postgresCpuPerRequestUs - b.postgresCpuPerRequestUs + r.collectorCpuPerRequestUs : 0
+  return { app, fmApp, appRatio: app / fmApp, pgRatio: pgRow / fmApp, allRatio: (app + pgRow) / fmApp, throughput: r.rps / b.rps, overFm: (r.rps - fm.rps) / b.rps }
+}
 if (results.bare && results['fastify-metrics']) {
-  const fmApp = med('fastify-metrics', 'cpuPerRequestUs') - bareCpu
-  const fmRatio = med('fastify-metrics', 'rps') / bare
+  const fmRatio = medians('fastify-metrics').rps / bare
   const targets = SERVERS.filter((kind) => kind.startsWith('level')).map((kind) => {
-    const app = med(kind, 'cpuPerRequestUs') - bareCpu
-    // a sender's rows cost the collector and its PostgreSQL: both count as this server's
-    const pgRow = kind.includes('postgres') || kind.includes('remote') ? med(kind, 'postgresCpuPerRequestUs') - med('bare', 'postgresCpuPerRequestUs') + med(kind, 'collectorCpuPerRequestUs') : 0
-    const ratio = med(kind, 'rps') / bare
-    // the same ratios round by round, each against bare and fastify-metrics of its own round (measured
+    const t = targetsOf(kind, medians(kind), medians('bare'), medians('fastify-metrics'))
+    // the same figures round by round, each against bare and fastify-metrics of its own round (measured
     // minutes apart at most, so a drift of the machine's speed cancels), then their median over the rounds
-    const byRound = (value) => median(results[kind].map((r, round) => value(r, results.bare[round], results['fastify-metrics'][round])))
-    const pgAdded = (r, b, fm) => (kind.includes('postgres') || kind.includes('remote') ? r.postgresCpuPerRequestUs - b.postgresCpuPerRequestUs + r.collectorCpuPerRequestUs : 0)
-    const fmAdded = (b, fm) => fm.cpuPerRequestUs - b.cpuPerRequestUs
+    const rounds = results[kind].map((r, round) => targetsOf(kind, r, results.bare[round], results['fastify-metrics'][round]))
+    const paired = (key) => median(rounds.map((round) => round[key]))
     return {
       server: kind,
-      'app CPU added µs': app.toFixed(1),
-      'fastify-metrics added µs': fmApp.toFixed(1),
-      'app added / fm added (≤ 0.2)': (app / fmApp).toFixed(2),
-      'postgres µs/row / fm added (≤ 0.2)': (pgRow / fmApp).toFixed(2),
-      'all added / fm added (≤ 0.4)': ((app + pgRow) / fmApp).toFixed(2),
-      'throughput / bare': ratio.toFixed(3),
-      'minus fm\'s (≥ +0.2)': (ratio - fmRatio).toFixed(3),
-      'paired: app / fm': byRound((r, b, fm) => (r.cpuPerRequestUs - b.cpuPerRequestUs) / fmAdded(b, fm)).toFixed(2),
-      'paired: postgres / fm': byRound((r, b, fm) => pgAdded(r, b, fm) / fmAdded(b, fm)).toFixed(2),
-      'paired: all / fm': byRound((r, b, fm) => (r.cpuPerRequestUs - b.cpuPerRequestUs + pgAdded(r, b, fm)) / fmAdded(b, fm)).toFixed(2),
-      'paired: throughput / bare': byRound((r, b) => r.rps / b.rps).toFixed(3),
-      'paired: minus fm\'s': byRound((r, b, fm) => (r.rps - fm.rps) / b.rps).toFixed(3)
+      'app CPU added µs': t.app.toFixed(1),
+      'fastify-metrics added µs': t.fmApp.toFixed(1),
+      'app added / fm added (≤ 0.2)': t.appRatio.toFixed(2),
+      'postgres µs/row / fm added (≤ 0.2)': t.pgRatio.toFixed(2),
+      'all added / fm added (≤ 0.4)': t.allRatio.toFixed(2),
+      'throughput / bare': t.throughput.toFixed(3),
+      'minus fm\'s (≥ +0.2)': t.overFm.toFixed(3),
+      'paired: app / fm': paired('appRatio').toFixed(2),
+      'paired: postgres / fm': paired('pgRatio').toFixed(2),
+      'paired: all / fm': paired('allRatio').toFixed(2),
+      'paired: throughput / bare': paired('throughput').toFixed(3),
+      'paired: minus fm\'s': paired('overFm').toFixed(3)
     }
   })
   console.log(`route ${ROUTE}, ${ROUNDS} rounds of ${DURATION_S} s${RATE === undefined ? '' : ` at ${RATE} req/s`}; fastify-metrics: ${fmRatio.toFixed(3)} of bare throughput`)
