@@ -10,10 +10,13 @@ const argv = process.argv.slice(2)
 const arg = (name, fallback) => { const i = argv.indexOf(`--${name}`); return i >= 0 ? Number(argv[i + 1]) : fallback }
 const RATE = arg('rate', 20_000)
 const SECONDS = arg('seconds', 60)
+// --flush ms, --batch rows: the plugin's flushIntervalMs and maxBatchSize (defaults when absent)
+const FLUSH_MS = arg('flush', undefined)
+const BATCH_ROWS = arg('batch', undefined)
 const url = BENCH_DATABASE_URL
 const prefix = `benchw${process.pid}_`
 
-const resolved = resolveOptions({ database: url, tablePrefix: prefix, appVersion: 'bench' }, {})
+const resolved = resolveOptions({ database: url, tablePrefix: prefix, appVersion: 'bench', flushIntervalMs: FLUSH_MS, maxBatchSize: BATCH_ROWS }, {})
 const { groupBy, ignoreMethods, ignoreRoutes, enabled, ...storageOptions } = resolved
 const log = Object.fromEntries(['trace', 'debug', 'info', 'warn', 'error', 'fatal'].map((level) =>
   [level, (obj, msg) => { if (level === 'warn' || level === 'error') console.error(level, msg ?? obj, obj?.err?.message ?? '') }]))

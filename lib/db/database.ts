@@ -99,6 +99,8 @@ export interface BatchTable {
   id: string
   rows: number
   written_at: Generated<Date>
+  /** The first of the REQUEST_ID_BLOCK request ids this batch's rows may take (bigint, as text). */
+  first_request_id: Generated<string>
 }
 
 /** Requests per endpoint, UTC hour, version and status code; kept by the writer with the raw rows. */

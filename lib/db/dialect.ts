@@ -32,7 +32,7 @@ export interface OpenedDatabase {
 /** A transaction on one `pg` connection: compiled kysely queries and COPY. */
 export interface CopyTransaction {
   /** Runs a query compiled by kysely (so the table prefix is applied) and returns its rows. */
-  query: (query: CompiledQuery) => Promise<unknown[]>
+  query: <R>(query: CompiledQuery<R>) => Promise<R[]>
   /** Runs `COPY … FROM STDIN` (compiled by kysely) with `data` in the format the statement names. */
   copyFrom: (statement: CompiledQuery, data: Buffer) => Promise<void>
 }
@@ -98,7 +98,7 @@ export async function openDatabase (options: Pick<StorageOptions, 'database' | '
       try {
         await client.query('begin')
         const result = await work({
-          query: async (query) => (await client.query({ name: preparedName(query.sql), text: query.sql, values: [...query.parameters] })).rows,
+          query: async <R>(query: CompiledQuery<R>) => (await client.query({ name: preparedName(query.sql), text: query.sql, values: [...query.parameters] })).rows as R[],
           copyFrom: async (statement, data) => { await pipeline(Readable.from([data]), client.query(copyFromStdin(statement.sql))) }
         })
         await client.query('commit')

@@ -108,15 +108,21 @@ export async function setLevel (db: Kysely<Database>, endpointId: number, level:
 }
 
 /** The raw table's columns in the order {@link requestCopyData} writes them. */
-const REQUEST_COLUMNS = ['endpoint_id', 'time_requested', 'duration_ms', 'status_code', 'seq', 'group_by', 'ip', 'version_id', 'instance_id'] as const
+const REQUEST_COLUMNS = ['id', 'endpoint_id', 'time_requested', 'duration_ms', 'status_code', 'seq', 'group_by', 'ip', 'version_id', 'instance_id'] as const
+/**
+ * Request ids a written batch may take, from its `first_request_id` on (migration 0020 steps the batch
+ * table's identity by this much): more than a unit ever holds (`maxBatchSize` ≤ 100,000).
+ */
+export const REQUEST_ID_BLOCK = 131_072
 
 /** COPY's binary format: the signature, then 32-bit flags and header extension length, both 0. */
 const COPY_BINARY_HEADER = Buffer.from('PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0', 'latin1')
-/** A row's bytes besides its two strings: the field count, nine field lengths, and the seven numbers. */
-const COPY_ROW_FIXED_BYTES = 2 + REQUEST_COLUMNS.length * 4 + 4 + 8 + 8 + 2 + 8 + 4 + 4
+/** A row's bytes besides its two strings: the field count, ten field lengths, and the eight numbers. */
+const COPY_ROW_FIXED_BYTES = 2 + REQUEST_COLUMNS.length * 4 + 8 + 4 + 8 + 8 + 2 + 8 + 4 + 4
 /** PostgreSQL's timestamps count µs from 2000-01-01 UTC. */
 const PG_EPOCH_US = Date.UTC(2000, 0, 1) * 1000
 const TWO_32 = 2 ** 32
+const MAX_BIGINT = 2n ** 63n - 1n
 
 /** A value the column cannot hold: SQLSTATE 22003 as the server would answer, so the writer treats it as bad data, not an outage. */
 function outOfRange (column: string, value: number): Error {
@@ -124,7 +130,8 @@ function outOfRange (column: string, value: number): Error {
 }
 
 /**
- * A unit's rows in COPY's binary format, columns as {@link REQUEST_COLUMNS}. Binary, not text: the server
+ * A unit's rows in COPY's binary format, columns as {@link REQUEST_COLUMNS}, their ids `firstId` (a bigint
+ * as text: the batch's block, see {@link REQUEST_ID_BLOCK}) and on. Binary, not text: the server
  * reads numbers and times as they are instead of parsing their digits (measured on PostgreSQL 15: about 1.2 µs
  * less of its CPU per row, and this thread builds the rows in less than half the time), and strings need no
  * escapes. Times are rounded to the µs as `to_timestamp(ms / 1000.0)` rounds them.
@@ -134,8 +141,16 @@ function outOfRange (column: string, value: number): Error {
  * can be given back). Numbers go through a DataView and ASCII strings byte by byte: both compile to plain
  * stores, where Buffer's write methods are calls (and `write` a call into C++ per string).
  */
-export function requestCopyData (unit: WriteUnit, versionId: number, instanceId: number, into?: Buffer): Buffer {
+export function requestCopyData (unit: WriteUnit, firstId: string, versionId: number, instanceId: number, into?: Buffer): Buffer {
   const n = unit.endpointId.length
+  if (n > REQUEST_ID_BLOCK) throw new RangeError(`a unit of ${n} rows is more than a block of ${REQUEST_ID_BLOCK} request ids`)
+  // exact past 2^53: the ids as two 32-bit halves, the upper one carried at most once within a block
+  // (blocks are aligned to their size as migration 0020 hands them out, but a sequence started elsewhere,
+  // e.g. by Citus on a worker, need not be)
+  const first = BigInt(firstId)
+  if (first < 0n || first + BigInt(n) - 1n > MAX_BIGINT) throw new RangeError(`request ids ${firstId} and on do not fit a bigint`)
+  const idHigh = Number(first >> 32n)
+  const idLow = Number(first & 0xffffffffn)
   let bound = COPY_BINARY_HEADER.length + 2 + n * COPY_ROW_FIXED_BYTES
   // a UTF-16 code unit is at most 3 bytes of UTF-8
   for (let i = 0; i < n; i++) bound += 3 * ((unit.group[i]?.length ?? 0) + (unit.ip[i]?.length ?? 0))
@@ -173,7 +188,16 @@ export function requestCopyData (unit: WriteUnit, versionId: number, instanceId:
     const group = unit.group[i]
     const ip = unit.ip[i]
     view.setInt16(at, REQUEST_COLUMNS.length)
-    at += 2
+    view.setInt32(at + 2, 8)
+    const low = idLow + i
+    if (low < TWO_32) {
+      view.setInt32(at + 6, idHigh)
+      view.setUint32(at + 10, low)
+    } else {
+      view.setInt32(at + 6, idHigh + 1)
+      view.setUint32(at + 10, low - TWO_32)
+    }
+    at += 14
     int32(unit.endpointId[i]!)
     int64(Math.round(unit.timeMs[i]! * 1000) - PG_EPOCH_US)
     float8(unit.durationMs[i]!)
@@ -263,29 +287,35 @@ function takeSpareCopyBuffer (): Buffer | undefined {
  * PGlite has no STDIN and gets the insert.
  */
 export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number, copyTransaction?: OpenedDatabase['copyTransaction']): Promise<boolean> {
-  const claim = sql<{ id: string }>`insert into ${sql.table('batch')} (id, rows) values (${unit.id}, ${unit.endpointId.length}) on conflict (id) do nothing returning id`
+  // the claim also takes the unit's block of request ids, so the rows carry their ids in (no nextval per row)
+  const claim = sql<{ first_request_id: string | number | bigint }>`insert into ${sql.table('batch')} (id, rows) values (${unit.id}, ${unit.endpointId.length})
+    on conflict (id) do nothing returning first_request_id`
   const rollups = rollupUpsertSql(unit, versionId)
   if (copyTransaction !== undefined) {
-    // built before the transaction: a value no column can hold fails here, with nothing begun
-    const rows = requestCopyData(unit, versionId, instanceId, takeSpareCopyBuffer())
+    let rows: Buffer | undefined
     const stored = await copyTransaction(async (tx) => {
-      if ((await tx.query(claim.compile(db))).length === 0) return false
+      const [claimed] = await tx.query(claim.compile(db))
+      if (claimed === undefined) return false
+      // a value no column can hold throws here (SQLSTATE 22003) and the transaction is rolled back
+      rows = requestCopyData(unit, String(claimed.first_request_id), versionId, instanceId, takeSpareCopyBuffer())
       await tx.copyFrom(sql`copy ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))}) from stdin (format binary)`.compile(db), rows)
       await tx.query(rollups.compile(db))
       return true
     })
     // only after a write that finished: a failed one's connection may still hold the bytes in its socket
-    if (rows.buffer.byteLength <= MAX_SPARE_COPY_BYTES) spareCopyBuffer = Buffer.from(rows.buffer)
+    if (rows !== undefined && rows.buffer.byteLength <= MAX_SPARE_COPY_BYTES) spareCopyBuffer = Buffer.from(rows.buffer)
     return stored
   }
   return await db.transaction().execute(async (trx) => {
-    if ((await claim.execute(trx)).rows.length === 0) return false
-    await sql`insert into ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))})
-      select e, to_timestamp(t / 1000.0), d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer
+    const [claimed] = (await claim.execute(trx)).rows
+    if (claimed === undefined) return false
+    // the identity is `generated always`: ids given need `overriding system value` (COPY writes them as given)
+    await sql`insert into ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))}) overriding system value
+      select ${String(claimed.first_request_id)}::bigint + o - 1, e, to_timestamp(t / 1000.0), d, s, q, g, i, ${versionId}::integer, ${instanceId}::integer
       from unnest(${numberArrayLiteral(unit.endpointId)}::integer[], ${numberArrayLiteral(unit.timeMs)}::float8[],
         ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
         ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
-        as u(e, t, d, s, q, g, i)`.execute(trx)
+        with ordinality as u(e, t, d, s, q, g, i, o)`.execute(trx)
     await rollups.execute(trx)
     return true
   })

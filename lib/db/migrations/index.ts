@@ -518,6 +518,22 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         await sql`alter table ${sql.table('test_build')} add constraint ${index('test_build_build_key')} unique (build)`.execute(db)
         await sql`alter table ${sql.table('test_build')} drop column project_id`.execute(db)
       }
+    },
+    // Issue #18. The raw table's identity default (a nextval per row) cost PostgreSQL about 0.7 µs of the
+    // ~3 µs a COPY'd row costs it (500,000 rows: 1.33-1.43 s with the default, 1.01-1.08 s with the ids
+    // given). Each written batch now takes a block of REQUEST_ID_BLOCK ids with its claim instead: one
+    // nextval per batch. Blocks start at 2^40, above every id the request identity has handed out (the
+    // seeding still uses it), and a row's id stays unique because blocks never overlap.
+    '0020_request_id_blocks': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`alter table ${sql.table('batch')} add column first_request_id bigint
+          generated always as identity (start with 1099511627776 increment by 131072)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`alter table ${sql.table('batch')} drop column first_request_id`.execute(db)
+      }
     }
   }
 }
