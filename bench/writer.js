@@ -13,6 +13,8 @@ const SECONDS = arg('seconds', 60)
 // --flush ms, --batch rows: the plugin's flushIntervalMs and maxBatchSize (defaults when absent)
 const FLUSH_MS = arg('flush', undefined)
 const BATCH_ROWS = arg('batch', undefined)
+// --endpoints N: rows spread over N routes in turn (1 by default, as on the hello route)
+const ENDPOINTS = arg('endpoints', 1)
 const url = BENCH_DATABASE_URL
 const prefix = `benchw${process.pid}_`
 
@@ -23,7 +25,8 @@ const log = Object.fromEntries(['trace', 'debug', 'info', 'warn', 'error', 'fata
 const storage = new StorageClient(storageOptions, log, { onLevels: () => {} })
 const collector = new Collector((batch, lastSeen) => storage.send(batch, lastSeen), storageOptions.flushIntervalMs)
 await storage.ready
-await storage.registerEndpoints([{ index: 0, method: '*', route: '__unmatched__' }, { index: 1, method: 'GET', route: '/users/:id' }])
+await storage.registerEndpoints([{ index: 0, method: '*', route: '__unmatched__' },
+  ...Array.from({ length: ENDPOINTS }, (_, i) => ({ index: 1 + i, method: 'GET', route: i === 0 ? '/users/:id' : `/route${i}/:id` }))])
 
 const ips = Array.from({ length: 50 }, (_, i) => `10.0.${i >> 4}.${i & 15}`)
 const users = Array.from({ length: 200 }, (_, i) => `user-${i}`)
@@ -39,7 +42,7 @@ await new Promise((resolve) => {
     const due = Math.min(Math.floor(elapsed * RATE), RATE * SECONDS)
     const now = Date.now()
     for (; recorded < due; recorded++) {
-      collector.record(1, now, 1 + (recorded % 97) / 3, recorded % 50 === 0 ? 500 : 200, users[recorded % users.length], ips[recorded % ips.length])
+      collector.record(1 + (recorded % ENDPOINTS), now, 1 + (recorded % 97) / 3, recorded % 50 === 0 ? 500 : 200, users[recorded % users.length], ips[recorded % ips.length])
     }
     maxBuffered = Math.max(maxBuffered, storage.stats.buffered)
     maxRssMb = Math.max(maxRssMb, process.memoryUsage().rss / 1e6)
@@ -61,7 +64,7 @@ await storage.close(10_000)
 const stored = await countRowsAndDropTables(prefix)
 
 const result = {
-  rate: RATE, seconds: SECONDS, recorded, stored, dropped: stats.dropped, writeErrors: stats.writeErrors,
+  rate: RATE, seconds: SECONDS, endpoints: ENDPOINTS, recorded, stored, dropped: stats.dropped, writeErrors: stats.writeErrors,
   maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten,
   'app µs/row': ((cpu.user + cpu.system) / recorded).toFixed(2), 'postgres µs/row': (pgCpuUs / recorded).toFixed(2)
 }

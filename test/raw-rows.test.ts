@@ -9,7 +9,7 @@ import { openDatabase } from '../lib/db/dialect.js'
 import { migrateToLatest } from '../lib/db/migrate.js'
 import { PartitionManager, dayOf } from '../lib/db/partitions.js'
 import { resolveOptions } from '../lib/options.js'
-import { REQUEST_ID_BLOCK, registerInstance, requestCopyData, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
+import { REQUEST_ID_BLOCK, endpointOrder, registerInstance, requestCopyData, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
 import { DIALECTS, backend } from './helpers.js'
 
 const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
@@ -53,6 +53,27 @@ t.test('binary COPY: each row\'s id is the block\'s first plus its place, exactl
   t.throws(() => requestCopyData({ ...unit, endpointId: tooMany }, '0', 1, 1), /more than a block/)
 })
 
+t.test('endpointOrder: rows grouped by endpoint, endpoints ascending, arrival order within one', async (t) => {
+  t.equal(endpointOrder([]), undefined)
+  t.equal(endpointOrder([4, 4, 5, 9]), undefined, 'already in order: nothing to reorder')
+  t.same([...endpointOrder([3, 1, 2, 1, 3, 1])!], [1, 3, 5, 2, 0, 4])
+  t.same([...endpointOrder([65_542, 7, 65_542])!], [1, 0, 2], 'ids 65,535 apart')
+  t.equal(endpointOrder([2 ** 31 - 1, 7, 2 ** 31 - 1]), undefined, 'ids spread wider: left in arrival order')
+  const endpointIds = Array.from({ length: 5000 }, (_, i) => (i * 7919) % 300)
+  const order = endpointOrder(endpointIds)!
+  t.same([...order].sort((a, b) => a - b), endpointIds.map((_, i) => i), 'every row once')
+  t.ok([...order].every((row, j) => j === 0 || endpointIds[order[j - 1]!]! < endpointIds[row]! || (endpointIds[order[j - 1]!] === endpointIds[row] && order[j - 1]! < row)), 'sorted and stable')
+
+  // COPY writes the rows in that order, their ids consecutive in it
+  const unit: WriteUnit = { id: 'x', endpointId: [3, 1, 2, 1], timeMs: [1e12, 1e12, 1e12, 1e12], durationMs: [1, 1, 1, 1], statusCode: [200, 200, 200, 200], seq: [10, 11, 12, 13], group: [null, null, null, null], ip: [null, null, null, null], attempts: 0 }
+  const data = requestCopyData(unit, '131072', 1, 1)
+  const rowBytes = (data.length - 19 - 2) / 4
+  const field = (row: number, offset: number): bigint => data.readBigInt64BE(19 + row * rowBytes + offset)
+  t.same([0, 1, 2, 3].map((r) => data.readInt32BE(19 + r * rowBytes + 18)), [1, 1, 2, 3], 'endpoints grouped')
+  t.same([0, 1, 2, 3].map((r) => field(r, 56)), [11n, 13n, 12n, 10n], 'each row whole (its seq with its endpoint)')
+  t.same([0, 1, 2, 3].map((r) => field(r, 6)), [131072n, 131073n, 131074n, 131075n], 'ids in the written order')
+})
+
 t.test('binary COPY into a spare buffer: the same bytes as into new memory, in its memory when it is big enough', async (t) => {
   const unit: WriteUnit = {
     id: 'x', endpointId: [1, 2, 3], timeMs: [1e12, 1e12 + 0.5, 1e12 + 1], durationMs: [0.25, 12, 3e3], statusCode: [200, 404, 499],
@@ -83,14 +104,15 @@ for (const dialect of DIALECTS) {
     await migrateToLatest(opened.rawDb, store.prefix)
     const { db } = opened
     const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID(), new Date())
-    const [endpoint] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }], 1, 1)
+    const [endpoint, other] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }, { index: 1, method: 'GET', route: '/y' }], 1, 1)
     const now = Date.now()
     await new PartitionManager(db, store.prefix).ensure(dayOf(now) - 1, dayOf(now) + 1)
 
     const n = HOSTILE.length + 2
     const unit: WriteUnit = {
       id: randomUUID(),
-      endpointId: Array(n).fill(endpoint!.id),
+      // the two endpoints interleaved, the higher id first: COPY writes them grouped
+      endpointId: Array.from({ length: n }, (_, i) => i % 3 === 0 ? Math.max(endpoint!.id, other!.id) : Math.min(endpoint!.id, other!.id)),
       timeMs: Array.from({ length: n }, (_, i) => now - 1000 + i * 10.123456),
       durationMs: Array.from({ length: n }, (_, i) => i === 0 ? 0.1 + 0.2 : i * 1.5e-3 + i),
       statusCode: Array.from({ length: n }, (_, i) => [200, 404, 499, 500][i % 4]!),
@@ -102,12 +124,20 @@ for (const dialect of DIALECTS) {
     t.equal(await writeUnit(db, unit, versionId, instanceId, opened.copyTransaction), true)
     t.equal(await writeUnit(db, unit, versionId, instanceId, opened.copyTransaction), false, 'a retry of the same unit writes nothing')
 
-    const { rows } = await sql<{ id: string, us: string, duration_ms: number, status_code: number, seq: string, group_by: string | null, ip: string | null, version_id: number, instance_id: number }>`
-      select id::text as id, (extract(epoch from time_requested) * 1000000)::bigint::text as us, duration_ms, status_code, seq::text as seq, group_by, ip, version_id, instance_id
+    const { rows } = await sql<{ id: string, endpoint_id: number, us: string, duration_ms: number, status_code: number, seq: string, group_by: string | null, ip: string | null, version_id: number, instance_id: number }>`
+      select id::text as id, endpoint_id, (extract(epoch from time_requested) * 1000000)::bigint::text as us, duration_ms, status_code, seq::text as seq, group_by, ip, version_id, instance_id
       from ${sql.table('request')} order by seq`.execute(db)
     t.equal(rows.length, n, 'every row once')
     const { rows: [block] } = await sql<{ first: string }>`select first_request_id::text as first from ${sql.table('batch')} where id = ${unit.id}`.execute(db)
-    t.same(rows.map((r) => BigInt(r.id)), rows.map((_, i) => BigInt(block!.first) + BigInt(i)), 'ids: the batch\'s block, in the unit\'s order')
+    const ids = rows.map((r) => BigInt(r.id)).sort((a, b) => a < b ? -1 : a > b ? 1 : 0)
+    t.same(ids, rows.map((_, i) => BigInt(block!.first) + BigInt(i)), 'ids: the batch\'s block, each once')
+    t.same(rows.map((r) => r.endpoint_id), unit.endpointId, 'each row with its endpoint')
+    if (dialect === 'postgres') {
+      const byId = [...rows].sort((a, b) => BigInt(a.id) < BigInt(b.id) ? -1 : 1)
+      t.same(byId.map((r) => r.endpoint_id), [...unit.endpointId].sort((a, b) => a - b), 'COPY wrote each endpoint\'s rows together, endpoints ascending')
+      t.same(byId.filter((r) => r.endpoint_id === unit.endpointId[0]).map((r) => r.seq), unit.seq.filter((_, i) => unit.endpointId[i] === unit.endpointId[0]).map(String),
+        'and one endpoint\'s rows in arrival order')
+    }
     t.ok(BigInt(block!.first) >= 2n ** 40n && BigInt(block!.first) % BigInt(REQUEST_ID_BLOCK) === 0n, `a block above the identity's ids, aligned (${block!.first})`)
     t.same(rows.map((r) => r.group_by), unit.group, 'group-by values byte for byte')
     t.same(rows.map((r) => r.ip), unit.ip, 'IPs byte for byte')

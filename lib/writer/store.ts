@@ -129,8 +129,45 @@ function outOfRange (column: string, value: number): Error {
   return Object.assign(new Error(`${column} ${value} is out of range for its column`), { code: '22003' })
 }
 
+/** Widest spread of endpoint ids in a unit that {@link endpointOrder} sorts (its counts take 4 bytes per id). */
+const MAX_ENDPOINT_SPREAD = 65_536
+
 /**
- * A unit's rows in COPY's binary format, columns as {@link REQUEST_COLUMNS}, their ids `firstId` (a bigint
+ * Row indexes grouped by endpoint, endpoints ascending and each one's rows in arrival order (a stable
+ * counting sort), or undefined when the rows already are. Written in this order, the rows of one endpoint
+ * go into the raw table's (endpoint, time) index next to each other, on pages just touched, instead of
+ * one descent to a different leaf per row: at 300 endpoints PostgreSQL spent about 0.6 µs less per row
+ * (5,000-row COPYs, 4.9-5.8 → 4.4-4.9 µs per row with the index; no difference without it).
+ */
+export function endpointOrder (endpointId: readonly number[]): Uint32Array | undefined {
+  const n = endpointId.length
+  let inOrder = true
+  let min = Infinity
+  let max = -Infinity
+  for (let i = 0; i < n; i++) {
+    const endpoint = endpointId[i]!
+    if (i > 0 && endpoint < endpointId[i - 1]!) inOrder = false
+    if (endpoint < min) min = endpoint
+    if (endpoint > max) max = endpoint
+  }
+  // ids are a serial, so close together; ids spread wider are left in arrival order (this only saves work)
+  if (inOrder || max - min >= MAX_ENDPOINT_SPREAD) return undefined
+  // each endpoint's first slot, then its next one
+  const next = new Uint32Array(max - min + 1)
+  for (let i = 0; i < n; i++) next[endpointId[i]! - min]!++
+  let at = 0
+  for (let k = 0; k < next.length; k++) {
+    const count = next[k]!
+    next[k] = at
+    at += count
+  }
+  const order = new Uint32Array(n)
+  for (let row = 0; row < n; row++) order[next[endpointId[row]! - min]!++] = row
+  return order
+}
+
+/**
+ * A unit's rows in COPY's binary format, in {@link endpointOrder}, columns as {@link REQUEST_COLUMNS}, their ids `firstId` (a bigint
  * as text: the batch's block, see {@link REQUEST_ID_BLOCK}) and on. Binary, not text: the server
  * reads numbers and times as they are instead of parsing their digits (measured on PostgreSQL 15: about 1.2 µs
  * less of its CPU per row, and this thread builds the rows in less than half the time), and strings need no
@@ -181,7 +218,9 @@ export function requestCopyData (unit: WriteUnit, firstId: string, versionId: nu
     view.setInt32(at, length)
     at = start + length
   }
-  for (let i = 0; i < n; i++) {
+  const order = endpointOrder(unit.endpointId)
+  for (let j = 0; j < n; j++) {
+    const i = order === undefined ? j : order[j]!
     const status = unit.statusCode[i]!
     if (!(status >= -32768 && status <= 32767)) throw outOfRange('status_code', status)
     const seq = unit.seq[i]
@@ -189,7 +228,7 @@ export function requestCopyData (unit: WriteUnit, firstId: string, versionId: nu
     const ip = unit.ip[i]
     view.setInt16(at, REQUEST_COLUMNS.length)
     view.setInt32(at + 2, 8)
-    const low = idLow + i
+    const low = idLow + j
     if (low < TWO_32) {
       view.setInt32(at + 6, idHigh)
       view.setUint32(at + 10, low)

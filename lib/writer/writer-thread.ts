@@ -83,7 +83,7 @@ export class WriterThread implements ThreadHandler {
       touch: async (lastSeen) => { await touchEndpoints(this.#requireDb(), lastSeen) },
       log: (level, msg, err) => this.#log(level, msg, err),
       onStats: (stats) => send({ type: 'stats', stats: { ...stats } })
-    }, init.options)
+    }, { ...init.options, lingerMs: init.options.flushIntervalMs })
   }
 
   /** Starts the timers and opens the database (retrying in the background). */
