@@ -60,6 +60,8 @@ t.test('every PromQL of the Database board returns data from the real postgres-e
       exporter.once('error', (err) => { exporterLog += String(err); resolve(undefined) })
     })
     t.teardown(async () => { exporter.kill('SIGTERM'); await exporterExited })
+    // listening before Prometheus takes a port of its own (freePort's could otherwise be the same one)
+    t.ok(await until(async () => (await fetch(`http://${exporterTarget}/`).catch(() => undefined))?.ok === true, 30_000, 100), `the exporter listens ${exporterLog}`)
 
     const prometheus = await startPrometheus({ jobs: { app: appTarget, postgres: exporterTarget }, ruleFiles: [join(root, 'prometheus/rules/database.yml')] })
     t.teardown(prometheus.stop)

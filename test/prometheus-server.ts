@@ -31,31 +31,46 @@ export interface PrometheusServer {
  */
 export async function startPrometheus (options: { jobs: Record<string, string>, ruleFiles?: string[], flags?: string[] }): Promise<PrometheusServer> {
   const dir = tmpDir()
-  const port = await freePort()
-  const base = `http://127.0.0.1:${port}`
   writeFileSync(join(dir, 'prometheus.yml'), `
 global: { scrape_interval: 1s, evaluation_interval: 1s }
 rule_files: ${JSON.stringify(options.ruleFiles ?? [])}
 scrape_configs:
 ${Object.entries(options.jobs).map(([job, target]) => `  - job_name: ${job}\n    static_configs: [{ targets: ['${target}'] }]`).join('\n')}
 `)
-  const server = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
-    `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...(options.flags ?? [])], { stdio: 'ignore' })
-  // a missing binary emits 'error' and no 'exit'
-  const exited = new Promise((resolve) => { server.once('exit', resolve); server.once('error', resolve) })
+  // freePort's port can be taken before Prometheus binds it (another test's server, or an exporter started just
+  // before and not yet listening, which answers every path with its HTML page): ready means Prometheus's own
+  // answer; a Prometheus that exits (address in use) is started again on another port
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort()
+    const base = `http://127.0.0.1:${port}`
+    const server = spawn('prometheus', [`--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`,
+      `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn', ...(options.flags ?? [])], { stdio: 'ignore' })
+    // a missing binary emits 'error' and no 'exit'
+    let hasExited = false
+    const exited = new Promise((resolve) => {
+      server.once('exit', resolve)
+      server.once('error', resolve)
+    }).then(() => { hasExited = true })
+    const stop = async (): Promise<void> => {
+      server.kill('SIGTERM')
+      await exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+    const readyText = async (): Promise<string | undefined> => await fetch(`${base}/-/ready`).then(async (r) => r.ok ? await r.text() : undefined, () => undefined)
+    const ready = await until(async () => hasExited || (await readyText())?.startsWith('Prometheus') === true, 30_000, 100)
+    if (ready && !hasExited) return prometheusApi(base, stop)
+    if (!hasExited || attempt === 5) {
+      await stop()
+      throw new Error(hasExited ? 'prometheus exited 5 times before it was ready' : 'prometheus did not become ready in 30 s')
+    }
+  }
+}
+
+function prometheusApi (base: string, stop: () => Promise<void>): PrometheusServer {
   const api = async <T>(path: string): Promise<T> => {
     const json = await (await fetch(base + path)).json() as { status: string, error?: string, data: T }
     if (json.status !== 'success') throw new Error(`${path}: ${json.error}`)
     return json.data
-  }
-  const stop = async (): Promise<void> => {
-    server.kill('SIGTERM')
-    await exited
-    rmSync(dir, { recursive: true, force: true })
-  }
-  if (!await until(async () => (await fetch(`${base}/-/ready`).catch(() => undefined))?.ok === true, 30_000, 100)) {
-    await stop()
-    throw new Error('prometheus did not become ready in 30 s')
   }
   return {
     query: async (expr) => (await api<{ result: InstantSample[] }>(`/api/v1/query?query=${encodeURIComponent(expr)}`)).result,
