@@ -17,10 +17,10 @@ function monthAgo (back: number): string {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1)).toISOString().slice(0, 10)
 }
 
-/** A month row of `hits` requests all at `ms`. */
-async function addMonth (db: Kysely<Database>, endpointId: number, month: string, hits: number, ms: number): Promise<void> {
-  await sql`insert into ${sql.table('endpoint_month')} (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-    values (${endpointId}, ${month}::date, ${hits}, 0, 0, ${hits * ms}, ${bucketOf(ms)}, ${`{${hits}}`}::bigint[])`.execute(db)
+/** A day or month rollup row of `hits` requests all at `ms`; `start` is the period's first day (UTC date). */
+async function addPeriod (db: Kysely<Database>, grain: 'day' | 'month', endpointId: number, start: string, hits: number, ms: number): Promise<void> {
+  await sql`insert into ${sql.table(`endpoint_${grain}`)} (endpoint_id, ${sql.ref(grain)}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+    values (${endpointId}, ${start}::date, ${hits}, 0, 0, ${hits * ms}, ${bucketOf(ms)}, ${`{${hits}}`}::bigint[])`.execute(db)
 }
 
 for (const dialect of DIALECTS) {
@@ -35,9 +35,9 @@ for (const dialect of DIALECTS) {
     const db = app.monitor.db
     const { id } = await db.selectFrom('endpoint').select('id').where('route', '=', '/users/:id').executeTakeFirstOrThrow()
     // closed months far slower than this month's requests: they decide the median
-    await addMonth(db, id, monthAgo(3), 40, 200)
-    await addMonth(db, id, monthAgo(2), 30, 300)
-    await addMonth(db, id, monthAgo(1), 20, 400)
+    await addPeriod(db, 'month', id, monthAgo(3), 40, 200)
+    await addPeriod(db, 'month', id, monthAgo(2), 30, 300)
+    await addPeriod(db, 'month', id, monthAgo(1), 20, 400)
 
     const fresh = async (): Promise<number | undefined> => (await latencyHistograms<number>(db,
       sql`select endpoint_id as k, sketch_offset, sketch from ${sql.table('endpoint_month')} where endpoint_id = ${id}`)).get(id)?.median
@@ -79,12 +79,8 @@ for (const dialect of DIALECTS) {
     // (today's real rows would be read with the "current" day's: the window's end is open)
     await sql`delete from ${sql.table('endpoint_day')} where endpoint_id = ${id}`.execute(db)
     const weekStart = new Date(Date.UTC(2025, 5, 14))
-    const addDay = async (day: string, hits: number, ms: number): Promise<void> => {
-      await sql`insert into ${sql.table('endpoint_day')} (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-        values (${id}, ${day}::date, ${hits}, 0, 0, ${hits * ms}, ${bucketOf(ms)}, ${`{${hits}}`}::bigint[])`.execute(db)
-    }
-    await addDay('2025-06-18', 30, 700)
-    await addDay('2025-06-20', 10, 100)
+    await addPeriod(db, 'day', id, '2025-06-18', 30, 700)
+    await addPeriod(db, 'day', id, '2025-06-20', 10, 100)
     const weekOf = async (): Promise<{ median: number | undefined, hits: number | undefined }> => {
       const distribution = (await windowSketches(db, weekStart, new Date(nowMs), nowMs)).get(id)?.distribution()
       return { median: distribution?.median, hits: distribution?.count }
