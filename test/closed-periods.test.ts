@@ -76,8 +76,9 @@ for (const dialect of DIALECTS) {
     // the days of a week, kept the same way. At a fixed "now" (mid-month), because which grain covers a
     // real week depends on the date: early in a month its first days are read from the month's row.
     const nowMs = Date.UTC(2025, 5, 20, 12, 30)
-    // (today's real rows would be read with the "current" day's: the window's end is open)
+    // (today's real rows would be read with the "current" day's: the window's end is open; its hours are not folded yet)
     await sql`delete from ${sql.table('endpoint_day')} where endpoint_id = ${id}`.execute(db)
+    await sql`delete from ${sql.table('endpoint_hour')} where endpoint_id = ${id}`.execute(db)
     const weekStart = new Date(Date.UTC(2025, 5, 14))
     await addPeriod(db, 'day', id, '2025-06-18', 30, 700)
     await addPeriod(db, 'day', id, '2025-06-20', 10, 100)

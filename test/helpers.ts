@@ -7,7 +7,11 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import pg from 'pg'
 import { Kysely, PostgresDialect } from 'kysely'
 import monitor, { type MonitorOptions } from '../lib/index.js'
-import { openDatabase } from '../lib/db/dialect.js'
+import { openDatabase, type OpenedDatabase } from '../lib/db/dialect.js'
+import type { Database } from '../lib/db/database.js'
+import { PartitionManager, dayOf } from '../lib/db/partitions.js'
+import { resolveOptions } from '../lib/options.js'
+import { registerInstance, upsertEndpoints } from '../lib/writer/store.js'
 import { migrateToLatest, schemaMigrator } from '../lib/db/migrate.js'
 import { TablePrefixPlugin } from '../lib/db/table-prefix-plugin.js'
 import { withTableNamesIntrospector } from '../lib/db/introspector.js'
@@ -111,6 +115,28 @@ export async function backend (dialect: 'pglite' | 'postgres', overrides: { data
     options: { database: overrides.database ?? POSTGRES_URL, tablePrefix: prefix },
     cleanup: async () => { await dropPrefixedTables(prefix) }
   }
+}
+
+/**
+ * A migrated schema opened as the writer's thread opens it (COPY on a server), with a version, an instance,
+ * one endpoint per route (`GET`) and the partitions of the last two days and the next: for tests of the
+ * writer's statements without an app.
+ */
+export async function openWriterStore (t: { teardown: (fn: () => unknown) => void }, dialect: 'pglite' | 'postgres', routes: string[]):
+Promise<{ opened: OpenedDatabase, db: Kysely<Database>, prefix: string, versionId: number, instanceId: number, endpointIds: number[] }> {
+  const store = await backend(dialect)
+  t.teardown(store.cleanup)
+  const resolved = resolveOptions(store.options, {})
+  if (resolved instanceof Error) throw resolved
+  const opened = await openDatabase(resolved, { initHere: true })
+  t.teardown(() => opened.rawDb.destroy())
+  await migrateToLatest(opened.rawDb, store.prefix)
+  const { db } = opened
+  const { versionId, instanceId } = await registerInstance(db, 'v1', randomBytes(16).toString('hex'), new Date())
+  const endpoints = await upsertEndpoints(db, routes.map((route, index) => ({ index, method: 'GET', route })), 1, 1)
+  const today = dayOf(Date.now())
+  await new PartitionManager(db, store.prefix).ensure(today - 2, today + 1)
+  return { opened, db, prefix: store.prefix, versionId, instanceId, endpointIds: endpoints.map((e) => e.id) }
 }
 
 /**

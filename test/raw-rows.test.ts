@@ -5,12 +5,8 @@
 import t from 'tap'
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import { openDatabase } from '../lib/db/dialect.js'
-import { migrateToLatest } from '../lib/db/migrate.js'
-import { PartitionManager, dayOf } from '../lib/db/partitions.js'
-import { resolveOptions } from '../lib/options.js'
-import { REQUEST_ID_BLOCK, endpointOrder, registerInstance, requestCopyData, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
-import { DIALECTS, backend } from './helpers.js'
+import { REQUEST_ID_BLOCK, endpointOrder, requestCopyData, writeUnit, type WriteUnit } from '../lib/writer/store.js'
+import { DIALECTS, openWriterStore } from './helpers.js'
 
 const HOSTILE = ['tab\there', 'line\nbreak', 'carriage\rreturn', 'back\\slash', '\\N', 'NULL', '"quoted"', '{braces,comma}',
   '<script>alert(1)</script>', 'ünïcødé 🚀', 'Zoë: ASCII first, then not', "'; drop table x; --", '\\\\t', ' spaced ', '']
@@ -94,19 +90,11 @@ t.test('binary COPY into a spare buffer: the same bytes as into new memory, in i
 
 for (const dialect of DIALECTS) {
   t.test(`${dialect}: raw rows are stored exactly as recorded`, async (t) => {
-    const store = await backend(dialect)
-    t.teardown(store.cleanup)
-    const resolved = resolveOptions(store.options, {})
-    if (resolved instanceof Error) throw resolved
-    const opened = await openDatabase(resolved, { initHere: true })
-    t.teardown(() => opened.rawDb.destroy())
+    const { opened, db, versionId, instanceId, endpointIds: [first, second] } = await openWriterStore(t, dialect, ['/x', '/y'])
     t.equal(opened.copyTransaction !== undefined, dialect === 'postgres', 'COPY on a server only')
-    await migrateToLatest(opened.rawDb, store.prefix)
-    const { db } = opened
-    const { versionId, instanceId } = await registerInstance(db, 'v1', randomUUID(), new Date())
-    const [endpoint, other] = await upsertEndpoints(db, [{ index: 0, method: 'GET', route: '/x' }, { index: 1, method: 'GET', route: '/y' }], 1, 1)
+    const endpoint = { id: first! }
+    const other = { id: second! }
     const now = Date.now()
-    await new PartitionManager(db, store.prefix).ensure(dayOf(now) - 1, dayOf(now) + 1)
 
     const n = HOSTILE.length + 2
     const unit: WriteUnit = {

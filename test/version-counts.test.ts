@@ -69,17 +69,19 @@ async function fromView (db: Kysely<Database>, from: Date, to: Date): Promise<Re
 }
 
 for (const dialect of DIALECTS) {
-  t.test(`${dialect}: the writer keeps version_day equal to its hours summed per day`, async (t) => {
+  t.test(`${dialect}: the writer keeps version_total_hour equal to its hours summed; the view counts hours not folded into version_day yet`, async (t) => {
     const { app, db } = await readyApp(t, dialect, { appVersion: 'v-live' })
     for (let i = 0; i < 30; i++) await app.inject({ url: `/users/${i}` })
     for (let i = 0; i < 10; i++) await app.inject({ method: 'POST', url: '/users' })
     t.ok(await until(async () => {
       await app.monitor.flush()
-      return (await versionDays(db)).reduce((sum, r) => sum + Number(r.hits), 0) === 40
-    }), 'every request is counted in a day row')
-    const days = await versionDays(db)
-    t.same(days, await daysFromHours(db), 'one row per day, version and endpoint, as the hours add up')
-    t.same(days.map((d) => Number(d.hits)).sort((a, b) => a - b), [10, 30], 'two endpoints, one version, today')
+      return (await versionTotals(db)).reduce((sum, r) => sum + Number(r.hits), 0) === 40
+    }), 'every request is counted in an hour row')
+    // the current hour goes into version_day when it is folded (test/hour-folds.test.ts); the view reads it meanwhile
+    t.same(await versionDays(db), [], 'no day row while the hour is open')
+    const now = Date.now()
+    const view = await fromView(db, new Date(now - 3 * DAY_MS), new Date(now + 1))
+    t.same(Object.values(view['v-live'] ?? {}).sort((a, b) => a - b), [10, 30], 'two endpoints, one version, today')
     t.same(await versionTotals(db), await totalsFromHours(db), 'one row per hour and version, as the hours add up')
     t.equal((await versionTotals(db)).reduce((sum, r) => sum + Number(r.hits), 0), 40)
   })

@@ -24,6 +24,7 @@ export const CITUS_LAYOUT: Readonly<Record<string, CitusPlacement>> = {
   test_batch: 'reference',
   test_run: 'reference',
   test_hit: 'reference',
+  folded_hour: 'reference',
   // sharded by endpoint and co-located with the raw table
   request: { distributeBy: 'endpoint_id' },
   request_hour: { distributeBy: 'endpoint_id' },

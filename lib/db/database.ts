@@ -19,6 +19,7 @@ export interface Database {
   version_hour: VersionHourTable
   version_day: VersionDayTable
   version_total_hour: VersionTotalHourTable
+  folded_hour: FoldedHourTable
   dashboard_user: DashboardUserTable
   outlier: OutlierTable
   outlier_hour: OutlierHourTable
@@ -160,6 +161,15 @@ export interface VersionDayTable {
   version_id: number
   endpoint_id: number
   hits: Count
+}
+
+/**
+ * The UTC hours whose rows are in their day's and month's rollup rows (`endpoint_day`, `endpoint_month`,
+ * `version_day`). An hour not listed is not in them yet: readers add its hourly rows, and a writer folds
+ * it in once it has closed. Batches of a listed hour add to its day and month directly.
+ */
+export interface FoldedHourTable {
+  hour: Timestamp
 }
 
 /** Requests per UTC hour and version, all endpoints together: the versions view's local days. */

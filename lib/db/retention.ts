@@ -57,6 +57,8 @@ export async function deleteOlderThan (db: Kysely<Database>, tablePrefix: string
     db.deleteFrom('version_day').where('day', '<', cutDay).executeTakeFirst(),
     db.deleteFrom('endpoint_month').where('month', '<=', cutMonth).executeTakeFirst()
   ])
+  // the hours are gone: so are their marks
+  await db.deleteFrom('folded_hour').where('hour', '<', rollupBefore).execute()
   return {
     droppedPartitions,
     deletedRequests: Number(deleted.numDeletedRows),

@@ -131,7 +131,7 @@ export interface GrainPart { grain: Grain, from: number, to: number | undefined 
  * UTC midnight, daily rows up to the first month, monthly rows, then daily and hourly rows again up
  * to the end. A window holds the hours that start in [from, to), as the hourly rollups always did.
  * When the window reaches the current hour, nothing after it exists yet, so the end is open and the
- * current day's and month's rows (kept current by the writer) cover the rest.
+ * current day's and month's rows (with their hours not folded yet, see `folded_hour`) cover the rest.
  */
 export function coveringParts (fromMs: number, toMs: number, nowMs: number): GrainPart[] {
   if (!(fromMs < toMs)) return []

@@ -101,6 +101,10 @@ export async function rebuildRollups (db: Kysely<Database>, from: Date, to: Date
   await db.deleteFrom('version_total_hour').where('hour', '>=', hourFrom).where('hour', '<', hourTo).execute()
   await sql`insert into ${sql.table('version_total_hour')} (hour, version_id, hits)
     ${versionCountsFromHoursSql('hour', sql`hour >= ${hourFrom} and hour < ${hourTo}`)}`.execute(db)
+  // the days and months rebuilt hold every hour of theirs, as if each had been folded
+  const [monthFrom, monthTo] = span('month')
+  await sql`insert into ${sql.table('folded_hour')} (hour)
+    select generate_series(${monthFrom}::timestamptz, ${monthTo}::timestamptz - interval '1 hour', interval '1 hour') on conflict (hour) do nothing`.execute(db)
 }
 
 /** Stores the given requests and brings the rollups of their hours up to date. */
@@ -230,4 +234,6 @@ export async function repeatRollupHistory (db: Kysely<Database>, from: Date, to:
   await sql`insert into ${sql.table('version_day')} (day, version_id, endpoint_id, hits) ${versionCountsFromHoursSql('day', sql`true`)}`.execute(db)
   await sql`delete from ${sql.table('version_total_hour')}`.execute(db)
   await sql`insert into ${sql.table('version_total_hour')} (hour, version_id, hits) ${versionCountsFromHoursSql('hour', sql`true`)}`.execute(db)
+  // the copies' days hold their hours (copied from folded ones), and the versions' days were rebuilt from every hour
+  await sql`insert into ${sql.table('folded_hour')} (hour) select distinct hour from ${sql.table('version_hour')} on conflict (hour) do nothing`.execute(db)
 }

@@ -14,7 +14,7 @@ import {
  * Tables that only older migrations know (`duration_hour`, `duration_day`, dropped by 0008) stay listed: migrations
  * run through this plugin and are frozen.
  */
-const OWN_TABLE = /^(endpoint|request|version|instance|project|project_token|batch|request_hour|duration_hour|duration_day|endpoint_hour|endpoint_day|endpoint_month|version_hour|version_day|version_total_hour|dashboard_user|outlier|outlier_hour|profile|test_build|test_batch|test_run|test_hit|graph|graph_run|load_run|request_p\d{8})$/
+const OWN_TABLE = /^(endpoint|request|version|instance|project|project_token|batch|request_hour|duration_hour|duration_day|endpoint_hour|endpoint_day|endpoint_month|version_hour|version_day|version_total_hour|folded_hour|dashboard_user|outlier|outlier_hour|profile|test_build|test_batch|test_run|test_hit|graph|graph_run|load_run|request_p\d{8})$/
 
 class TablePrefixTransformer extends OperationNodeTransformer {
   readonly #prefix: string

@@ -21,10 +21,14 @@ export function endpointRollups (from: Date, to: Date, columns: RawBuilder<unkno
   return sql.join(parts.map((part) => partRows(part, columns)), sql` union all `)
 }
 
-/** SQL: `select <columns>` from the rollup rows of one part (its grain's table, its periods). */
+/**
+ * SQL: `select <columns>` from the rollup rows of one part (its grain's table, its periods). A day or month
+ * part also reads the hourly rows of its hours that are not folded into their days yet (see `folded_hour`).
+ */
 export function partRows (part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
   const { table, column } = TABLE_OF[part.grain]!
-  return periodRows(table, column, part, columns)
+  const rows = periodRows(table, column, part, columns)
+  return part.grain === 'hour' ? rows : sql`${rows} union all ${unfoldedHourRows('endpoint_hour', part, columns)}`
 }
 
 /**
@@ -38,7 +42,20 @@ export function versionRollups (from: Date, to: Date, columns: RawBuilder<unknow
   if (parts.length === 0) return undefined
   return sql.join(parts.map((part) => part.grain === 'hour'
     ? periodRows('version_hour', 'hour', part, columns)
-    : periodRows('version_day', 'day', part, columns)), sql` union all `)
+    : sql`${periodRows('version_day', 'day', part, columns)} union all ${unfoldedHourRows('version_hour', part, columns)}`), sql` union all `)
+}
+
+/**
+ * SQL: the rows of an hourly table (`endpoint_hour`, `version_hour`) for the hours of a day or month part
+ * that are not folded: the part's hours are listed and looked up in `folded_hour` one by one (a month is
+ * 744 lookups), then only the few left are read, by the hourly table's `hour` index. An open part ends
+ * an hour after the database's now.
+ */
+function unfoldedHourRows (table: 'endpoint_hour' | 'version_hour', part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
+  const from = sql`${new Date(part.from)}::timestamptz`
+  const last = part.to === undefined ? sql`greatest(now(), ${from}) + interval '1 hour'` : sql`${new Date(part.to)}::timestamptz - interval '1 hour'`
+  return sql`select ${columns} from ${sql.table(table)} where hour = any(array(select g from generate_series(${from}, ${last}, interval '1 hour') as g
+    where not exists (select 1 from ${sql.table('folded_hour')} f where f.hour = g)))`
 }
 
 function periodRows (table: string, column: string, part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {

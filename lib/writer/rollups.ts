@@ -29,8 +29,13 @@ export interface StatusRows {
 
 export interface UnitRollups {
   status: StatusRows
-  /** Per grain: hour, day, month (`endpoint_*`); the hourly rows also feed `version_hour` and `version_total_hour`, the daily ones `version_day`. */
+  /**
+   * Per grain: hour, day, month (`endpoint_*`); the hourly rows also feed `version_hour` and `version_total_hour`, the daily ones `version_day`.
+   * Days and months hold only the rows of folded hours (see `folded_hour`): the others join theirs when they are folded.
+   */
   periods: Record<Grain, PeriodRows>
+  /** The UTC hours (start, ms) of the batch's rows, ascending. */
+  hours: number[]
 }
 
 interface PeriodAgg {
@@ -56,8 +61,12 @@ interface HourAgg extends PeriodAgg {
 /** Up to 2^21 hours since 1970 (year 2209) beside the endpoint id, in one exact number. */
 const KEY_SPAN = 2 ** 21
 
-/** Sums the rows of a batch (columns as the unit holds them) into rollup rows, sorted by key so concurrent writers lock in one order. */
-export function aggregateRollups (endpointId: readonly number[], timeMs: readonly number[], durationMs: readonly number[], statusCode: readonly number[]): UnitRollups {
+/**
+ * Sums the rows of a batch (columns as the unit holds them) into rollup rows, sorted by key so concurrent
+ * writers lock in one order. Only the hours `isFolded` tells are in their days and months add to those.
+ */
+export function aggregateRollups (endpointId: readonly number[], timeMs: readonly number[], durationMs: readonly number[], statusCode: readonly number[],
+  isFolded: (hourMs: number) => boolean = () => true): UnitRollups {
   const hours = new Map<number, HourAgg>()
   // the row before's: a busy endpoint's requests follow each other in a batch, mostly in one hour, so
   // most rows skip the Map (whose number keys above 2^31 are hashed as doubles)
@@ -111,6 +120,7 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
   let finer: PeriodAgg[] = hourRows
   for (const { grain } of GRAINS) {
     let aggs = finer
+    if (grain === 'day') finer = finer.filter((row) => isFolded(row.periodMs))
     if (grain !== 'hour') {
       // coarser grains add up the finer rows: a batch rarely spans more than one hour
       const byKey = new Map<string, PeriodAgg>()
@@ -144,5 +154,5 @@ export function aggregateRollups (endpointId: readonly number[], timeMs: readonl
     }
     finer = aggs
   }
-  return { status, periods }
+  return { status, periods, hours: [...new Set(hourRows.map((row) => row.periodMs))].sort((a, b) => a - b) }
 }

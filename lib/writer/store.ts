@@ -3,8 +3,8 @@ import { sql, type Kysely, type RawBuilder } from 'kysely'
 import type { Database } from '../db/database.js'
 import type { OpenedDatabase } from '../db/dialect.js'
 import type { EndpointKey, OutlierRecord, ProfileRecord } from '../protocol.js'
-import { mergeRollupRowSql, mergeSketchSql } from '../db/rollup.js'
-import { aggregateRollups, type PeriodRows } from './rollups.js'
+import { GRAINS, mergeRollupRowSql, mergeSketchSql, periodStart, versionCountsFromHoursSql } from '../db/rollup.js'
+import { aggregateRollups, type PeriodRows, type UnitRollups } from './rollups.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
 export interface WriteUnit {
@@ -257,8 +257,7 @@ export function requestCopyData (unit: WriteUnit, firstId: string, versionId: nu
  * rows in one statement. Rollup rows are upserted in key order (sorted in rollups.ts), so concurrent
  * writers lock them in the same order (no deadlock).
  */
-function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknown> {
-  const { status, periods } = aggregateRollups(unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode)
+function rollupUpsertSql ({ status, periods }: UnitRollups, versionId: number): RawBuilder<unknown> {
   const version = sql`${versionId}::integer`
   // the rows of one grain, as a derived table with columns e, p (period start, ms), n, c4, c5, d, o, s
   const periodRows = (rows: PeriodRows) => sql`unnest(${numberArrayLiteral(rows.endpointId)}::integer[], ${numberArrayLiteral(rows.periodMs)}::float8[],
@@ -266,7 +265,21 @@ function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknow
     ${numberArrayLiteral(rows.durationSum)}::float8[], ${numberArrayLiteral(rows.sketch.map((k) => k.offset))}::smallint[],
     ${textArrayLiteral(rows.sketch.map((k) => numberArrayLiteral(k.counts)))}::text[]) as u(e, p, n, c4, c5, d, o, s)`
   const mergeCounts = mergeRollupRowSql()
-  return sql`with hour_rows as (select * from ${periodRows(periods.hour)}), day_rows as (select * from ${periodRows(periods.day)}), counts as (
+  // days and months only for rows of folded hours: usually none (a batch's hour is still open)
+  const daysAndMonths = periods.day.endpointId.length === 0 ? sql`` : sql`, day_rows as (select * from ${periodRows(periods.day)}), version_days as (
+      insert into ${sql.table('version_day')} as h (day, version_id, endpoint_id, hits)
+      select (to_timestamp(p / 1000.0) at time zone 'UTC')::date, ${version}, e, n from day_rows
+      on conflict (day, version_id, endpoint_id) do update set hits = h.hits + excluded.hits
+    ), days as (
+      insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from day_rows
+      on conflict (endpoint_id, day) do update set ${mergeCounts}
+    ), months as (
+      insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.month)}
+      on conflict (endpoint_id, month) do update set ${mergeCounts}
+    )`
+  return sql`with hour_rows as (select * from ${periodRows(periods.hour)}) ${daysAndMonths}, counts as (
       insert into ${sql.table('request_hour')} as h (endpoint_id, hour, version_id, status_code, hits, duration_sum)
       select e, to_timestamp(p / 1000.0), ${version}, s, n, d
       from unnest(${numberArrayLiteral(status.endpointId)}::integer[], ${numberArrayLiteral(status.hourMs)}::float8[],
@@ -278,26 +291,64 @@ function rollupUpsertSql (unit: WriteUnit, versionId: number): RawBuilder<unknow
       insert into ${sql.table('version_hour')} as h (endpoint_id, hour, version_id, hits, sketch_offset, sketch)
       select e, to_timestamp(p / 1000.0), ${version}, n, o, s::bigint[] from hour_rows
       on conflict (endpoint_id, hour, version_id) do update set hits = h.hits + excluded.hits, ${mergeSketchSql()}
-    ), version_days as (
-      insert into ${sql.table('version_day')} as h (day, version_id, endpoint_id, hits)
-      select (to_timestamp(p / 1000.0) at time zone 'UTC')::date, ${version}, e, n from day_rows
-      on conflict (day, version_id, endpoint_id) do update set hits = h.hits + excluded.hits
     ), version_totals as (
       insert into ${sql.table('version_total_hour')} as h (hour, version_id, hits)
       select to_timestamp(p / 1000.0), ${version}, sum(n) from hour_rows group by p order by p
       on conflict (hour, version_id) do update set hits = h.hits + excluded.hits
-    ), hours as (
-      insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-      select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
-      on conflict (endpoint_id, hour) do update set ${mergeCounts}
-    ), days as (
-      insert into ${sql.table('endpoint_day')} as h (endpoint_id, day, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-      select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from day_rows
-      on conflict (endpoint_id, day) do update set ${mergeCounts}
     )
-    insert into ${sql.table('endpoint_month')} as h (endpoint_id, month, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
-    select e, (to_timestamp(p / 1000.0) at time zone 'UTC')::date, n, c4, c5, d, o, s::bigint[] from ${periodRows(periods.month)}
-    on conflict (endpoint_id, month) do update set ${mergeCounts}`
+    insert into ${sql.table('endpoint_hour')} as h (endpoint_id, hour, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+    select e, to_timestamp(p / 1000.0), n, c4, c5, d, o, s::bigint[] from hour_rows
+    on conflict (endpoint_id, hour) do update set ${mergeCounts}`
+}
+
+/**
+ * SQL: which of the hours in [firstMs, lastMs] are folded, under a lock that a fold ({@link foldHour})
+ * waits for: the batch's rows then go into the days and months of the hours listed here, and any other
+ * hour's fold comes after this batch's commit and reads its rows. Batches share the lock.
+ */
+function foldedHoursSql (firstMs: number, lastMs: number): { lock: RawBuilder<unknown>, select: RawBuilder<{ hour: Date }> } {
+  return {
+    lock: sql`lock table ${sql.table('folded_hour')} in share mode`,
+    select: sql<{ hour: Date }>`select hour from ${sql.table('folded_hour')} where hour >= ${new Date(firstMs)} and hour <= ${new Date(lastMs)}`
+  }
+}
+
+/**
+ * Folds one closed hour into its day's and month's rows (`endpoint_day`, `endpoint_month`, `version_day`)
+ * and lists it as folded, once whichever writer gets there first; returns false when it already was.
+ * Takes the lock that batches share, so it waits for batches that found the hour not folded, and later
+ * ones find it folded. Each endpoint has one row per hour: no row is upserted twice in one statement.
+ */
+export async function foldHour (db: Kysely<Database>, hourMs: number): Promise<boolean> {
+  const hour = new Date(hourMs)
+  const mergeCounts = mergeRollupRowSql()
+  return await db.transaction().execute(async (trx) => {
+    await sql`lock table ${sql.table('folded_hour')} in exclusive mode`.execute(trx)
+    const listed = await sql`insert into ${sql.table('folded_hour')} (hour) values (${hour}) on conflict (hour) do nothing returning hour`.execute(trx)
+    if (listed.rows.length === 0) return false
+    for (const { grain, table, column } of GRAINS) {
+      if (grain === 'hour') continue
+      await sql`insert into ${sql.table(table)} as h (endpoint_id, ${sql.ref(column)}, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch)
+        select endpoint_id, date_trunc(${sql.lit(grain)}, hour at time zone 'UTC')::date, hits, client_errors, server_errors, duration_sum, sketch_offset, sketch
+        from ${sql.table('endpoint_hour')} where hour = ${hour} order by endpoint_id
+        on conflict (endpoint_id, ${sql.ref(column)}) do update set ${mergeCounts}`.execute(trx)
+    }
+    await sql`insert into ${sql.table('version_day')} as h (day, version_id, endpoint_id, hits)
+      ${versionCountsFromHoursSql('day', sql`hour = ${hour}`)} order by 2, 3
+      on conflict (day, version_id, endpoint_id) do update set hits = h.hits + excluded.hits`.execute(trx)
+    return true
+  })
+}
+
+/**
+ * The closed hours before `beforeMs` (and from `sinceMs`) that have rollup rows but are not folded: what
+ * writers that stopped before folding them left. Reads the hourly rows' `hour` index.
+ */
+export async function unfoldedHours (db: Kysely<Database>, sinceMs: number, beforeMs: number): Promise<number[]> {
+  const { rows } = await sql<{ hour: Date }>`select distinct hour from ${sql.table('endpoint_hour')} e
+    where hour >= ${new Date(sinceMs)} and hour < ${new Date(beforeMs)}
+      and not exists (select 1 from ${sql.table('folded_hour')} f where f.hour = e.hour) order by hour`.execute(db)
+  return rows.map((row) => row.hour.getTime())
 }
 
 /**
@@ -325,11 +376,26 @@ function takeSpareCopyBuffer (): Buffer | undefined {
  * the server about 1 µs less per row than an insert from arrays, and binary COPY about 1.2 µs less than text.
  * PGlite has no STDIN and gets the insert.
  */
-export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number, copyTransaction?: OpenedDatabase['copyTransaction']): Promise<boolean> {
+export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionId: number, instanceId: number, copyTransaction?: OpenedDatabase['copyTransaction'],
+  unfolded?: (hoursMs: number[]) => void): Promise<boolean> {
   // the claim also takes the unit's block of request ids, so the rows carry their ids in (no nextval per row)
   const claim = sql<{ first_request_id: string | number | bigint }>`insert into ${sql.table('batch')} (id, rows) values (${unit.id}, ${unit.endpointId.length})
     on conflict (id) do nothing returning first_request_id`
-  const rollups = rollupUpsertSql(unit, versionId)
+  let firstMs = Infinity
+  let lastMs = -Infinity
+  for (const timeMs of unit.timeMs) {
+    if (timeMs < firstMs) firstMs = timeMs
+    if (timeMs > lastMs) lastMs = timeMs
+  }
+  const folded = foldedHoursSql(periodStart('hour', firstMs), periodStart('hour', lastMs))
+  // the unit's rollups, once the folded hours among its own are known
+  const rollups = (foldedRows: Array<{ hour: Date }>): RawBuilder<unknown> => {
+    const foldedHours = new Set(foldedRows.map((row) => row.hour.getTime()))
+    const aggregated = aggregateRollups(unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode, (hourMs) => foldedHours.has(hourMs))
+    const open = aggregated.hours.filter((hourMs) => !foldedHours.has(hourMs))
+    if (open.length > 0) unfolded?.(open)
+    return rollupUpsertSql(aggregated, versionId)
+  }
   if (copyTransaction !== undefined) {
     let rows: Buffer | undefined
     const stored = await copyTransaction(async (tx) => {
@@ -338,7 +404,8 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
       // a value no column can hold throws here (SQLSTATE 22003) and the transaction is rolled back
       rows = requestCopyData(unit, String(claimed.first_request_id), versionId, instanceId, takeSpareCopyBuffer())
       await tx.copyFrom(sql`copy ${sql.table('request')} (${sql.join(REQUEST_COLUMNS.map((c) => sql.ref(c)))}) from stdin (format binary)`.compile(db), rows)
-      await tx.query(rollups.compile(db))
+      await tx.query(folded.lock.compile(db))
+      await tx.query(rollups(await tx.query(folded.select.compile(db))).compile(db))
       return true
     })
     // only after a write that finished: a failed one's connection may still hold the bytes in its socket
@@ -355,7 +422,8 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
         ${numberArrayLiteral(unit.durationMs)}::float8[], ${numberArrayLiteral(unit.statusCode)}::smallint[],
         ${numberArrayLiteral(unit.seq)}::bigint[], ${textArrayLiteral(unit.group)}::text[], ${textArrayLiteral(unit.ip)}::text[])
         with ordinality as u(e, t, d, s, q, g, i, o)`.execute(trx)
-    await rollups.execute(trx)
+    await folded.lock.execute(trx)
+    await rollups((await folded.select.execute(trx)).rows).execute(trx)
     return true
   })
 }

@@ -23,6 +23,7 @@ import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, t
 import { Writer, storableText } from './writer.js'
 import { SenderRegistry } from './sender-registry.js'
 import { PendingDiagnostics } from './diagnostics.js'
+import { HourFolds } from './hour-folds.js'
 import type { ThreadHandler } from './worker.js'
 import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
@@ -31,6 +32,8 @@ import { ensureProject } from '../queries/projects.js'
 import { DAY_MS, HOUR_MS } from '../time.js'
 
 const STARTUP_RETRY_MAX_MS = 5_000
+/** How often closed hours are folded into their days and months. */
+const FOLD_INTERVAL_MS = 60_000
 /** Call trees kept per endpoint: the grouped profile reads the latest of them. */
 const PROFILES_KEPT_PER_ENDPOINT = 1_000
 
@@ -60,6 +63,8 @@ export class WriterThread implements ThreadHandler {
   readonly #diagnostics = new PendingDiagnostics()
   #writingOutliers = false
   readonly #writer: Writer
+  readonly #folds = new HourFolds()
+  #folding = false
 
   constructor (init: WorkerInit, send: (message: FromWorker) => void) {
     this.#options = init.options
@@ -74,7 +79,7 @@ export class WriterThread implements ThreadHandler {
     this.#writer = new Writer({
       target: 'the database',
       resolveEndpoint: (index) => this.#endpoints[index],
-      write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId, this.#opened?.copyTransaction) },
+      write: async (unit) => { await writeUnit(this.#requireDb(), unit, this.#ids!.versionId, this.#ids!.instanceId, this.#opened?.copyTransaction, this.#unfolded) },
       ensurePartitions: async (fromMs, toMs, force) => {
         if (this.#partitions === undefined) throw new Error('database not ready')
         if (force) this.#partitions.reset()
@@ -91,6 +96,7 @@ export class WriterThread implements ThreadHandler {
     const options = this.#options
     this.#timers.push(setInterval(() => { this.#writer.kick(); this.#flushOutliers().catch(() => {}) }, options.flushIntervalMs))
     this.#timers.push(setInterval(() => { this.#pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
+    this.#timers.push(setInterval(() => { this.#foldHours() }, FOLD_INTERVAL_MS))
     // hourly; PGlite's vacuum too, but not at start, where it would only slow every new app down
     this.#timers.push(setInterval(() => this.#runMaintenance({ vacuum: this.#options.database.kind === 'pglite' }), HOUR_MS))
     for (const timer of this.#timers) timer.unref()
@@ -133,6 +139,7 @@ export class WriterThread implements ThreadHandler {
         await this.#syncEndpoints()
         this.#writer.kick()
         this.#runMaintenance()
+        this.#foldHours()
         return
       } catch (err) {
         this.#writer.stats.writeErrors++
@@ -279,7 +286,7 @@ export class WriterThread implements ThreadHandler {
     let stored = true
     if (unit.endpointId.length > 0) {
       await this.#partitions!.ensure(dayOf(Math.min(...unit.timeMs)), dayOf(Math.max(...unit.timeMs)))
-      stored = await writeUnit(db, unit, versionId, instanceId, this.#opened?.copyTransaction)
+      stored = await writeUnit(db, unit, versionId, instanceId, this.#opened?.copyTransaction, this.#unfolded)
     }
     await touchEndpoints(db, lastSeen)
     const { diagnostics } = batch
@@ -330,6 +337,17 @@ export class WriterThread implements ThreadHandler {
     } finally {
       this.#writingOutliers = false
     }
+  }
+
+  readonly #unfolded = (hoursMs: number[]): void => { this.#folds.add(hoursMs) }
+
+  /** Folds the closed hours this writer stored rows of into their days and months (see hour-folds.ts). */
+  #foldHours (): void {
+    if (this.#folding || this.#opened === undefined || this.#ids === undefined) return
+    this.#folding = true
+    this.#folds.foldClosed(this.#opened.db, Date.now())
+      .catch((err: unknown) => this.#log('warn', 'fastify-monitoring-dashboard: folding closed hours into their days failed; retried in a minute (reads stay right meanwhile)', summarizeError(err)))
+      .finally(() => { this.#folding = false })
   }
 
   #runMaintenance (options = { vacuum: false }): void {

@@ -534,6 +534,28 @@ export function createMigrations (prefix: string): Record<string, Migration> {
         const db = withPrefix(rawDb)
         await sql`alter table ${sql.table('batch')} drop column first_request_id`.execute(db)
       }
+    },
+    // Issue #18. Upserting every batch's share into the day and month rows (two sketch merges and the
+    // versions' day) was half of PostgreSQL's work per row when batches spread over many endpoints
+    // (300 endpoints at 1,000 requests/s: 201-220 µs per row with them, 100-111 without). An hour's rows
+    // now go into its day and month once, when it has closed ("folded"); until then readers add the
+    // hour's own rows. This table lists the hours whose day and month rows hold them. Every hour stored
+    // so far is in its day and month already; so are the current hour and the next two, which writers of
+    // the previous version, still running during a rolling upgrade, keep adding to days and months
+    // directly (a new schema has no such writers: nothing is listed).
+    '0021_folded_hours': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`create table ${sql.table('folded_hour')} (hour timestamptz primary key)`.execute(db)
+        await sql`insert into ${sql.table('folded_hour')} (hour)
+          select hour from ${sql.table('endpoint_hour')} union select hour from ${sql.table('version_hour')}
+          union select generate_series(date_trunc('hour', now(), 'UTC'), date_trunc('hour', now(), 'UTC') + interval '2 hours', interval '1 hour')
+            where exists (select 1 from ${sql.table('endpoint_hour')})`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        await sql`drop table ${sql.table('folded_hour')}`.execute(db)
+      }
     }
   }
 }
