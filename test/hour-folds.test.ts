@@ -94,6 +94,16 @@ for (const dialect of DIALECTS) {
   })
 }
 
+for (const dialect of DIALECTS) {
+  t.test(`${dialect}: an open window reads the hours of an app whose clock runs ahead of the database's`, async (t) => {
+    const { opened, db, versionId, instanceId, endpointIds } = await openWriterStore(t, dialect, ['/x'])
+    const ahead = Date.now() + 3 * HOUR_MS
+    t.equal(await writeUnit(db, unitAt(endpointIds[0]!, ahead, [1, 2]), versionId, instanceId, opened.copyTransaction), true)
+    // the dashboard's now is the app's: its window reaches the hour of those requests
+    t.same(await readHits(db, endpointIds[0]!, ahead - 40 * DAY_MS, ahead), { endpoints: 2, versions: 2 })
+  })
+}
+
 t.test('postgres: a fold waits for a batch that found its hour open', { skip: !DIALECTS.includes('postgres') && 'needs the PostgreSQL server' }, async (t) => {
   const { db, prefix } = await openWriterStore(t, 'postgres', ['/x'])
   const batch = new pg.Client({ connectionString: POSTGRES_URL })
