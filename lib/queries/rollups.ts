@@ -47,14 +47,16 @@ export function versionRollups (from: Date, to: Date, columns: RawBuilder<unknow
 
 /**
  * SQL: the rows of an hourly table (`endpoint_hour`, `version_hour`) for the hours of a day or month part
- * that are not folded: the part's hours are listed and looked up in `folded_hour` one by one (a month is
- * 744 lookups), then only the few left are read, by the hourly table's `hour` index. An open part ends
- * a day after the database's now: hours are the apps' clocks, which may run ahead of the database's.
+ * that are not folded: the part's hours that the table holds rows of (between its first and last hour, two
+ * index lookups: an all-time part starts in 1970) are looked up in `folded_hour` one by one, then only the
+ * few left are read, by the hourly table's `hour` index. An open part ends at the table's last hour (apps'
+ * clocks may run ahead of the database's).
  */
 function unfoldedHourRows (table: 'endpoint_hour' | 'version_hour', part: GrainPart, columns: RawBuilder<unknown>): RawBuilder<unknown> {
-  const from = sql`${new Date(part.from)}::timestamptz`
-  const last = part.to === undefined ? sql`greatest(now(), ${from}) + interval '1 day'` : sql`${new Date(part.to)}::timestamptz - interval '1 hour'`
-  return sql`select ${columns} from ${sql.table(table)} where hour = any(array(select g from generate_series(${from}, ${last}, interval '1 hour') as g
+  const stored = sql`(select max(hour) from ${sql.table(table)})`
+  const first = sql`greatest(${new Date(part.from)}::timestamptz, (select min(hour) from ${sql.table(table)}))`
+  const last = part.to === undefined ? stored : sql`least(${new Date(part.to)}::timestamptz - interval '1 hour', ${stored})`
+  return sql`select ${columns} from ${sql.table(table)} where hour = any(array(select g from generate_series(${first}, ${last}, interval '1 hour') as g
     where not exists (select 1 from ${sql.table('folded_hour')} f where f.hour = g)))`
 }
 
