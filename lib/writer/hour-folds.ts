@@ -41,6 +41,7 @@ export class HourFolds {
   async foldClosed (db: Kysely<Database>, nowMs: number): Promise<number> {
     const closedBefore = nowMs - FOLD_GRACE_MS - HOUR_MS
     if (!this.#scanned) {
+      // the current hour too: a writer stopped in it may have left rows this one never adds to
       this.add(await unfoldedHours(db, nowMs - FOLD_LOOKBACK_MS, closedBefore + HOUR_MS))
       this.#scanned = true
     }

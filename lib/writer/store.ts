@@ -5,6 +5,7 @@ import type { OpenedDatabase } from '../db/dialect.js'
 import type { EndpointKey, OutlierRecord, ProfileRecord } from '../protocol.js'
 import { GRAINS, mergeRollupRowSql, mergeSketchSql, periodStart, versionCountsFromHoursSql } from '../db/rollup.js'
 import { aggregateRollups, type PeriodRows, type UnitRollups } from './rollups.js'
+import { timeSpan } from '../time.js'
 
 /** Rows ready for one set-based insert: one array per column, endpoint ids already resolved. */
 export interface WriteUnit {
@@ -341,8 +342,8 @@ export async function foldHour (db: Kysely<Database>, hourMs: number): Promise<b
 }
 
 /**
- * The closed hours before `beforeMs` (and from `sinceMs`) that have rollup rows but are not folded: what
- * writers that stopped before folding them left. Reads the hourly rows' `hour` index.
+ * The hours in [`sinceMs`, `beforeMs`) that have rollup rows but are not folded: what writers that stopped
+ * before folding them left. Reads the hourly rows' `hour` index.
  */
 export async function unfoldedHours (db: Kysely<Database>, sinceMs: number, beforeMs: number): Promise<number[]> {
   const { rows } = await sql<{ hour: Date }>`select distinct hour from ${sql.table('endpoint_hour')} e
@@ -381,12 +382,7 @@ export async function writeUnit (db: Kysely<Database>, unit: WriteUnit, versionI
   // the claim also takes the unit's block of request ids, so the rows carry their ids in (no nextval per row)
   const claim = sql<{ first_request_id: string | number | bigint }>`insert into ${sql.table('batch')} (id, rows) values (${unit.id}, ${unit.endpointId.length})
     on conflict (id) do nothing returning first_request_id`
-  let firstMs = Infinity
-  let lastMs = -Infinity
-  for (const timeMs of unit.timeMs) {
-    if (timeMs < firstMs) firstMs = timeMs
-    if (timeMs > lastMs) lastMs = timeMs
-  }
+  const { firstMs, lastMs } = timeSpan(unit.timeMs)
   const folded = foldedHoursSql(periodStart('hour', firstMs), periodStart('hour', lastMs))
   // the unit's rollups, once the folded hours among its own are known
   const rollups = (foldedRows: Array<{ hour: Date }>): RawBuilder<unknown> => {

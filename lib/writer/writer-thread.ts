@@ -29,7 +29,7 @@ import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { deleteOlderThan, vacuumForPglite } from '../db/retention.js'
 import { groupedProfile } from '../queries/profiles.js'
 import { ensureProject } from '../queries/projects.js'
-import { DAY_MS, HOUR_MS } from '../time.js'
+import { DAY_MS, HOUR_MS, timeSpan } from '../time.js'
 
 const STARTUP_RETRY_MAX_MS = 5_000
 /** How often closed hours are folded into their days and months. */
@@ -285,7 +285,8 @@ export class WriterThread implements ThreadHandler {
     for (let i = 0; i < seen.endpoint.length; i++) seenAt(endpoints[seen.endpoint[i]!]!.id, seen.time[i]!)
     let stored = true
     if (unit.endpointId.length > 0) {
-      await this.#partitions!.ensure(dayOf(Math.min(...unit.timeMs)), dayOf(Math.max(...unit.timeMs)))
+      const { firstMs, lastMs } = timeSpan(unit.timeMs)
+      await this.#partitions!.ensure(dayOf(firstMs), dayOf(lastMs))
       stored = await writeUnit(db, unit, versionId, instanceId, this.#opened?.copyTransaction, this.#unfolded)
     }
     await touchEndpoints(db, lastSeen)

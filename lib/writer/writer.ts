@@ -3,6 +3,7 @@ import { MAX_GROUP_LENGTH } from '../group-by.js'
 import { MAX_IP_LENGTH, ROW_BYTES, emptyWriterStats, stringBytes, summarizeError, type ErrorSummary, type LastSeen, type RecordBatch, type WriterStats } from '../protocol.js'
 import { MISSING_PARTITION_SQLSTATE, isPermanentError } from './errors.js'
 import type { WriteUnit } from './store.js'
+import { timeSpan } from '../time.js'
 
 /** Attempts at a unit the database rejects as bad data before it is dropped. */
 const MAX_PERMANENT_ATTEMPTS = 3
@@ -198,13 +199,8 @@ export class Writer {
   async #attempt (unit: WriteUnit): Promise<boolean> {
     const started = performance.now()
     try {
-      let minTime = Infinity
-      let maxTime = -Infinity
-      for (const time of unit.timeMs) {
-        if (time < minTime) minTime = time
-        if (time > maxTime) maxTime = time
-      }
-      await this.#sink.ensurePartitions(minTime, maxTime, unit.attempts > 0)
+      const { firstMs, lastMs } = timeSpan(unit.timeMs)
+      await this.#sink.ensurePartitions(firstMs, lastMs, unit.attempts > 0)
       await this.#sink.write(unit)
     } catch (err) {
       unit.attempts++
