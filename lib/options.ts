@@ -278,7 +278,7 @@ export interface MonitorOptions {
   maxBufferedBytes?: number
   /** Most rows written by one statement. Default 5000. */
   maxBatchSize?: number
-  /** How often recorded requests are handed to the writer thread, and how long rows there wait for a batch to fill. Default 250 ms. */
+  /** How often recorded requests are handed to the writer thread, and how long rows there wait for a batch to fill (4 times as long for a batch with fewer than 4 rows per endpoint). Default 250 ms. */
   flushIntervalMs?: number
   /** Longest wait between retries while the database is unreachable. Default 10000 ms. */
   retryMaxDelayMs?: number

@@ -8,7 +8,7 @@ import { migrateToLatest } from '../lib/db/migrate.js'
 import { PartitionManager, dayOf } from '../lib/db/partitions.js'
 import { registerInstance, upsertEndpoints, writeUnit, type WriteUnit } from '../lib/writer/store.js'
 import { TablePrefixPlugin } from '../lib/db/table-prefix-plugin.js'
-import { Writer } from '../lib/writer/writer.js'
+import { SPARSE_LINGER_FACTOR, SPARSE_ROWS_PER_ENDPOINT, Writer } from '../lib/writer/writer.js'
 import { createRecordBatch, type RecordBatch } from '../lib/protocol.js'
 import { POSTGRES_URL, backend } from './helpers.js'
 
@@ -63,7 +63,7 @@ t.test('a batch whose commit acknowledgement is lost is written once, not twice'
   t.equal(Number(n), 5, '2 + 3 rows, none twice')
 })
 
-t.test('lingerMs: a partial unit waits for more rows, a full one or a drain goes at once', async (t) => {
+t.test('lingerMs: a partial unit waits for more rows, longer when spread thin over its endpoints; a full one or a drain goes at once', async (t) => {
   const { db, versionId, instanceId, endpointId } = await openStore(t)
   const units: number[] = []
   const writer = new Writer({
@@ -75,10 +75,10 @@ t.test('lingerMs: a partial unit waits for more rows, a full one or a drain goes
     log: () => {},
     onStats: () => {}
   }, { maxBufferedRecords: 1000, maxBatchSize: 10, retryMaxDelayMs: 50, lingerMs: 300 })
-  const rows = (n: number): RecordBatch => {
+  const rows = (n: number, endpoints = 1): RecordBatch => {
     const batch = createRecordBatch(n)
     for (let i = 0; i < n; i++) {
-      batch.endpoint[i] = 0; batch.timeMs[i] = Date.now(); batch.durationMs[i] = 1; batch.statusCode[i] = 200; batch.seq[i] = i; batch.group[i] = -1; batch.ip[i] = -1
+      batch.endpoint[i] = i % endpoints; batch.timeMs[i] = Date.now(); batch.durationMs[i] = 1; batch.statusCode[i] = 200; batch.seq[i] = i; batch.group[i] = -1; batch.ip[i] = -1
     }
     batch.length = n
     return batch
@@ -98,9 +98,23 @@ t.test('lingerMs: a partial unit waits for more rows, a full one or a drain goes
   await new Promise((resolve) => setTimeout(resolve, 300))
   writer.kick()
   await settled()
-  t.same(units, [10, 2], 'once its oldest rows have waited lingerMs, a partial unit goes')
+  t.same(units, [10], `2 rows of one endpoint are fewer than ${SPARSE_ROWS_PER_ENDPOINT} per endpoint: sparse, they wait past lingerMs`)
+  await new Promise((resolve) => setTimeout(resolve, 300 * SPARSE_LINGER_FACTOR - 350))
+  writer.kick()
+  await settled()
+  t.same(units, [10, 2], `a sparse unit goes once its oldest rows have waited ${SPARSE_LINGER_FACTOR} × lingerMs`)
+  writer.enqueue(rows(8, 2))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  writer.kick()
+  await settled()
+  t.same(units, [10, 2, 8], `${SPARSE_ROWS_PER_ENDPOINT} rows for each of its endpoints: the unit goes once its oldest rows have waited lingerMs`)
+  writer.enqueue(rows(7, 2))
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  writer.kick()
+  await settled()
+  t.same(units, [10, 2, 8], 'one row short of that, it waits')
   writer.enqueue(rows(1))
   await writer.drain()
-  t.same(units, [10, 2, 1], 'drain writes a partial unit at once')
-  t.equal(writer.stats.written, 13)
+  t.same(units, [10, 2, 8, 8], 'drain writes a partial unit at once')
+  t.equal(writer.stats.written, 28)
 })
