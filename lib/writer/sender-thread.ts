@@ -65,7 +65,9 @@ export class SenderThread implements ThreadHandler {
       },
       log: (level, msg, err) => this.#send({ type: 'log', level, msg, err }),
       onStats: (stats) => send({ type: 'stats', stats: { ...stats } })
-    }, init.options)
+    // rows wait for a fuller post as the writer thread's wait for a fuller unit: the collector writes each
+    // post as one unit, its rollups upserted per endpoint
+    }, { ...init.options, lingerMs: init.options.flushIntervalMs })
   }
 
   start (): void {
