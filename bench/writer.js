@@ -1,7 +1,9 @@
 // npm run bench:writer — sustained recording into PostgreSQL through the plugin's own collector and
 // writer thread (no HTTP: the rate is the point). Reports drops, buffer high-water mark, memory, and the CPU
-// each stored row costs this process (request + writer threads) and PostgreSQL (the writer's backends).
-import { BENCH_DATABASE_URL, countRowsAndDropTables, writerBackendCpuUs } from './postgres.js'
+// each stored row costs this process (request + writer threads) and PostgreSQL (the writer's backends; and all of
+// its processes, autovacuum and the WAL writer included, which counts whatever else the server does meanwhile).
+import pg from 'pg'
+import { BENCH_DATABASE_URL, countRowsAndDropTables, postgresCpuByProcessUs, postgresCpuSinceUs, writerBackendCpuUs } from './postgres.js'
 import { Collector } from '../dist/collection/collector.js'
 import { resolveOptions } from '../dist/options.js'
 import { StorageClient } from '../dist/storage/client.js'
@@ -31,6 +33,8 @@ await storage.registerEndpoints([{ index: 0, method: '*', route: '__unmatched__'
 const ips = Array.from({ length: 50 }, (_, i) => `10.0.${i >> 4}.${i & 15}`)
 const users = Array.from({ length: 200 }, (_, i) => `user-${i}`)
 const pgCpuBefore = await writerBackendCpuUs(prefix)
+// every postgres process too: autovacuum cleaning what the rollups' updates leave, the WAL writer, checkpoints
+const pgAllBefore = postgresCpuByProcessUs()
 const cpuBefore = process.cpuUsage()
 let recorded = 0
 let maxBuffered = 0
@@ -58,6 +62,13 @@ const cpu = process.cpuUsage(cpuBefore)
 const pgCpuAfter = await writerBackendCpuUs(prefix)
 let pgCpuUs = 0
 for (const [pid, us] of pgCpuAfter) pgCpuUs += us - (pgCpuBefore.get(pid) ?? 0)
+const pgAllCpuUs = postgresCpuSinceUs(pgAllBefore)
+// what the hourly rollups hold on disk (tables and indexes) for a few hundred live rows: dead versions the updates left
+const sizes = new pg.Client({ connectionString: url })
+await sizes.connect()
+const { rows: [{ bytes }] } = await sizes.query(`select coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint as bytes from pg_class c
+  where c.relkind = 'r' and c.relname = any($1)`, [['endpoint_hour', 'version_hour', 'request_hour', 'version_total_hour'].map((t) => prefix + t)])
+await sizes.end()
 const stats = storage.stats
 await storage.close(10_000)
 
@@ -66,7 +77,8 @@ const stored = await countRowsAndDropTables(prefix)
 const result = {
   rate: RATE, seconds: SECONDS, endpoints: ENDPOINTS, recorded, stored, dropped: stats.dropped, writeErrors: stats.writeErrors,
   maxBuffered, drainAfterEndMs: Math.round(drainMs), maxRssMb: Math.round(maxRssMb), batches: stats.batchesWritten,
-  'app µs/row': ((cpu.user + cpu.system) / recorded).toFixed(2), 'postgres µs/row': (pgCpuUs / recorded).toFixed(2)
+  'app µs/row': ((cpu.user + cpu.system) / recorded).toFixed(2), 'postgres µs/row': (pgCpuUs / recorded).toFixed(2),
+  'all postgres µs/row': (pgAllCpuUs / recorded).toFixed(2), 'hourly rollups MB': (Number(bytes) / 1e6).toFixed(1)
 }
 console.table([result])
 if (result.stored !== recorded || result.dropped !== 0) { console.error('FAILED: records were lost'); process.exitCode = 1 }

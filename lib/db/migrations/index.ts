@@ -9,6 +9,9 @@ import { TablePrefixPlugin } from '../table-prefix-plugin.js'
 // a migration must not change when live code does.
 const BUCKET_0003 = (column: string) => sql`ceil(ln(greatest(${sql.ref(column)}, 0.001)) / ${sql.lit(Math.log(1.02 / 0.98))})::smallint`
 
+// The hourly rollups every batch updates (0022), as they were then.
+const UPDATED_EVERY_BATCH = ['endpoint_hour', 'version_hour', 'request_hour', 'version_total_hour']
+
 export function createMigrations (prefix: string): Record<string, Migration> {
   // Index names live in the schema's namespace too: prefix them by hand.
   const index = (name: string) => sql.id(`${prefix}${name}`)
@@ -555,6 +558,22 @@ export function createMigrations (prefix: string): Record<string, Migration> {
       async down (rawDb: Kysely<any>): Promise<void> {
         const db = withPrefix(rawDb)
         await sql`drop table ${sql.table('folded_hour')}`.execute(db)
+      }
+    },
+    // Issue #18. Every batch updates the current hour's row of each endpoint it holds. On full pages
+    // (fillfactor 100) no update found room on its row's page: none was HOT, each wrote a new entry in
+    // both of the table's indexes, and the rows kept moving to the table's end (pgbench, 300 rows of
+    // ~800 bytes upserted 600 times: 18,030 pages, 0 HOT updates; at fillfactor 70: 99 pages, 99.8% HOT,
+    // and each upsert about 0.15 of its cost cheaper). Pages written from now on keep that room; rows of
+    // past hours, no longer updated, take about 1.4 times the space.
+    '0022_rollup_fillfactor': {
+      async up (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of UPDATED_EVERY_BATCH) await sql`alter table ${sql.table(table)} set (fillfactor = 70)`.execute(db)
+      },
+      async down (rawDb: Kysely<any>): Promise<void> {
+        const db = withPrefix(rawDb)
+        for (const table of UPDATED_EVERY_BATCH) await sql`alter table ${sql.table(table)} reset (fillfactor)`.execute(db)
       }
     }
   }
