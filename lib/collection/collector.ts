@@ -8,7 +8,7 @@ export type BatchSink = (batch: RecordBatch | undefined, lastSeen: LastSeen | un
 /**
  * The request thread's only per-request work: write a few numbers into typed-array columns.
  * Strings (group-by value, IP) are interned per batch. Full batches go to the writer at once,
- * partial ones on an unref'd timer. Memory held here is one batch.
+ * partial ones on an unref'd timer that a batch's first row arms. Memory held here is one batch.
  *
  * ### Examples
  * ```ts
@@ -22,21 +22,35 @@ export class Collector {
   #batch: RecordBatch
   #strings = new Map<string, number>()
   #lastSeen = new Map<number, number>()
+  readonly #flushIntervalMs: number
+  /** Armed by a batch's first row (or last-seen time), so an idle app never wakes for the collector. */
   #timer: NodeJS.Timeout | undefined
+  #stopped = false
   #seq = 0
 
   constructor (sink: BatchSink, flushIntervalMs: number, capacity = DEFAULT_COLLECTOR_CAPACITY) {
     this.#sink = sink
     this.#capacity = capacity
+    this.#flushIntervalMs = flushIntervalMs
     this.#batch = createRecordBatch(capacity)
-    this.#timer = setInterval(() => this.flush(), flushIntervalMs)
+  }
+
+  #arm (): void {
+    if (this.#timer !== undefined || this.#stopped) return
+    this.#timer = setTimeout(this.#onTimer, this.#flushIntervalMs)
     this.#timer.unref()
+  }
+
+  readonly #onTimer = (): void => {
+    this.#timer = undefined
+    this.flush()
   }
 
   /** Records one request; returns its sequence number in this process. */
   record (endpoint: number, timeMs: number, durationMs: number, statusCode: number, group: string | null, ip: string | undefined): number {
     const batch = this.#batch
     const row = batch.length++
+    if (row === 0) this.#arm()
     const seq = ++this.#seq
     batch.seq[row] = seq
     batch.endpoint[row] = endpoint
@@ -53,6 +67,7 @@ export class Collector {
   /** A request to a level-0 endpoint: only its last-seen time is kept. */
   seen (endpoint: number, timeMs: number): void {
     this.#lastSeen.set(endpoint, timeMs)
+    this.#arm()
   }
 
   #intern (value: string): number {
@@ -82,7 +97,8 @@ export class Collector {
   }
 
   stop (): void {
-    clearInterval(this.#timer)
+    this.#stopped = true
+    clearTimeout(this.#timer)
     this.#timer = undefined
     this.flush()
   }

@@ -83,13 +83,15 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
   type Raw = IncomingMessage & { [kReply]?: MonitoredReply }
   type TrackedSocket = Socket & { [kInFlight]?: MonitoredReply | null, [kAddress]?: string }
 
-  // wall-clock ms as performance.now() plus an offset read again every second (so a step of the system
-  // clock shows within a second): Date.now() is a call into V8's runtime, about 0.17 µs per request
+  // wall-clock ms as performance.now() plus an offset read again by the first request to end a second after
+  // the last reading (so a step of the system clock shows within a second): Date.now() is a call into V8's
+  // runtime, about 0.17 µs per request; a timer would wake an idle app every second
   let wallOffsetMs = 0
-  const readClock = (): void => { wallOffsetMs = Date.now() - performance.now() }
-  readClock()
-  const clock = setInterval(readClock, 1000)
-  clock.unref()
+  let nextClockReadMs = 0
+  const readClock = (nowMs: number): void => {
+    wallOffsetMs = Date.now() - nowMs
+    nextClockReadMs = nowMs + 1000
+  }
 
   /** The endpoint of a request that did not reach a wrapped handler: 404s, requests answered by hooks or validation, routes registered before the plugin. */
   function endpointOf (request: FastifyRequest): EndpointState | undefined {
@@ -127,6 +129,7 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
     // once: a response that still finishes after its client went away is not counted again
     reply[kEndpoint] = false
     const end = performance.now()
+    if (end >= nextClockReadMs) readClock(end)
     const durationMs = end - reply[kStartMs]
     const now = end + wallOffsetMs
     const statusCode = aborted ? ABORTED_STATUS : reply.statusCode
@@ -204,7 +207,6 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
 
   subscribe(RESPONSE_FINISH, onResponseFinish)
   fastify.addHook('onClose', async () => {
-    clearInterval(clock)
     unsubscribe(RESPONSE_FINISH, onResponseFinish)
   })
 }

@@ -18,6 +18,7 @@ import type { ResolvedRemote } from '../options.js'
 import { PendingDiagnostics, type DiagnosticsPart } from './diagnostics.js'
 import { CollectorError, IngestSender, type OutgoingBatch } from './sender.js'
 import { Writer } from './writer.js'
+import { WorkTick } from './work-tick.js'
 import type { ThreadHandler } from './worker.js'
 
 /** The first wait after a failed poll; it doubles up to `retryMaxDelayMs`, as the writer's retries do. */
@@ -40,6 +41,8 @@ export class SenderThread implements ThreadHandler {
   #pollAfterMs = 0
   #pollRetryMs = POLL_RETRY_BASE_MS
   readonly #timers: NodeJS.Timeout[] = []
+  /** Writes what the main thread handed over (rows, outliers), every flushIntervalMs while any waits. */
+  readonly #tick: WorkTick
   readonly #diagnostics = new PendingDiagnostics()
   /** Diagnostics sent and not yet answered: sent again under the same batch id until they are. */
   #diagnosticsInFlight: { part: DiagnosticsPart, batch: OutgoingBatch } | undefined
@@ -68,10 +71,11 @@ export class SenderThread implements ThreadHandler {
     // rows wait for a fuller post as the writer thread's wait for a fuller unit: the collector writes each
     // post as one unit, its rollups upserted per endpoint
     }, { ...init.options, lingerMs: init.options.flushIntervalMs })
+    this.#tick = new WorkTick(init.options.flushIntervalMs, async () => { this.#writer.kick(); await this.#sendDiagnostics() },
+      () => !this.#writer.idle || !this.#diagnostics.empty)
   }
 
   start (): void {
-    this.#timers.push(setInterval(() => { this.#writer.kick(); this.#sendDiagnostics().catch(() => {}) }, this.#options.flushIntervalMs))
     this.#timers.push(setInterval(() => { this.#poll().catch(() => {}) }, this.#options.levelPollIntervalMs))
     for (const timer of this.#timers) timer.unref()
   }
@@ -80,6 +84,7 @@ export class SenderThread implements ThreadHandler {
     switch (message.type) {
       case 'records':
         this.#writer.accept(message.batch, message.lastSeen)
+        this.#tick.arm()
         return undefined
       case 'endpoints':
         this.#keys = []
@@ -94,11 +99,13 @@ export class SenderThread implements ThreadHandler {
         return undefined
       case 'close': {
         for (const timer of this.#timers) clearInterval(timer)
+        this.#tick.close()
         // the main thread logs what is lost, once
         return this.#writer.abandon()
       }
       case 'outliers':
         this.#diagnostics.add(message)
+        this.#tick.arm()
         return undefined
       case 'setLevel':
       case 'query':

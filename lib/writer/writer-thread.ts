@@ -21,6 +21,7 @@ import { PartitionManager, dayOf } from '../db/partitions.js'
 import { isPermanentError } from './errors.js'
 import { pruneBatchIds, pruneProfiles, readLevels, registerInstance, setLevel, touchEndpoints, upsertEndpoints, writeDiagnostics, writeUnit, type WriteUnit } from './store.js'
 import { Writer, storableText } from './writer.js'
+import { WorkTick } from './work-tick.js'
 import { SenderRegistry } from './sender-registry.js'
 import { PendingDiagnostics } from './diagnostics.js'
 import { HourFolds } from './hour-folds.js'
@@ -60,6 +61,8 @@ export class WriterThread implements ThreadHandler {
   #endpointKeys: EndpointKey[] = []
   #pendingEndpointReplies: number[] = []
   readonly #timers: NodeJS.Timeout[] = []
+  /** Writes what the main thread handed over (rows, outliers), every flushIntervalMs while any waits. */
+  readonly #tick: WorkTick
   readonly #diagnostics = new PendingDiagnostics()
   #writingOutliers = false
   readonly #writer: Writer
@@ -89,12 +92,13 @@ export class WriterThread implements ThreadHandler {
       log: (level, msg, err) => this.#log(level, msg, err),
       onStats: (stats) => send({ type: 'stats', stats: { ...stats } })
     }, { ...init.options, lingerMs: init.options.flushIntervalMs })
+    this.#tick = new WorkTick(init.options.flushIntervalMs, async () => { this.#writer.kick(); await this.#flushOutliers() },
+      () => !this.#writer.idle || !this.#diagnostics.empty)
   }
 
   /** Starts the timers and opens the database (retrying in the background). */
   start (): void {
     const options = this.#options
-    this.#timers.push(setInterval(() => { this.#writer.kick(); this.#flushOutliers().catch(() => {}) }, options.flushIntervalMs))
     this.#timers.push(setInterval(() => { this.#pollLevels().catch(() => {}) }, options.levelPollIntervalMs))
     this.#timers.push(setInterval(() => { this.#foldHours() }, FOLD_INTERVAL_MS))
     // hourly; PGlite's vacuum too, but not at start, where it would only slow every new app down
@@ -204,6 +208,7 @@ export class WriterThread implements ThreadHandler {
     switch (message.type) {
       case 'records':
         this.#writer.accept(message.batch, message.lastSeen)
+        this.#tick.arm()
         return undefined
       case 'endpoints':
         this.#endpointKeys = message.endpoints
@@ -226,6 +231,7 @@ export class WriterThread implements ThreadHandler {
       }
       case 'outliers':
         this.#diagnostics.add(message)
+        this.#tick.arm()
         return undefined
       case 'groupedProfile':
         return await groupedProfile(this.#requireDb(), message.endpointId, message.n, message.foldLibraries)
@@ -238,6 +244,7 @@ export class WriterThread implements ThreadHandler {
       case 'close': {
         this.#closing = true
         for (const timer of this.#timers) clearInterval(timer)
+        this.#tick.close()
         // the main thread logs what is lost, once
         const lost = this.#writer.abandon()
         await this.#opened?.rawDb.destroy()

@@ -143,13 +143,13 @@ export class Writer {
     }).finally(() => {
       this.#running = false
       this.#publish()
-      if (this.#idle()) this.#resolveDrained()
+      if (this.idle) this.#resolveDrained()
     })
   }
 
   /** Resolves once everything enqueued so far is written (or dropped). */
   async drain (): Promise<void> {
-    if (this.#idle()) return
+    if (this.idle) return
     await new Promise<void>((resolve) => {
       this.#drainWaiters.push(resolve)
       this.kick()
@@ -198,7 +198,8 @@ export class Writer {
     return endpoints
   }
 
-  #idle (): boolean {
+  /** Nothing buffered, nothing to touch, nothing being written. */
+  get idle (): boolean {
     return this.buffered === 0 && this.#lastSeen.size === 0 && this.#pendingLastSeen.length === 0 && !this.#running
   }
 
