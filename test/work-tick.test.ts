@@ -1,6 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { WorkTick } from '../lib/writer/work-tick.js'
+import { WorkTick } from '../lib/work-tick.js'
 
 t.test('the tick runs only while there is work: armed by whoever adds some, again by itself while some is left', async (t) => {
   let work = 0

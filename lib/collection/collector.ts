@@ -1,3 +1,4 @@
+import { WorkTick } from '../work-tick.js'
 import { MAX_IP_LENGTH, copyPrefix, createRecordBatch, stringBytes, trimRecordBatch, type LastSeen, type RecordBatch } from '../protocol.js'
 
 /** Rows per batch handed to the writer's thread; big enough to amortise `postMessage`, small enough to stay in cache. */
@@ -22,35 +23,23 @@ export class Collector {
   #batch: RecordBatch
   #strings = new Map<string, number>()
   #lastSeen = new Map<number, number>()
-  readonly #flushIntervalMs: number
   /** Armed by a batch's first row (or last-seen time), so an idle app never wakes for the collector. */
-  #timer: NodeJS.Timeout | undefined
-  #stopped = false
+  readonly #tick: WorkTick
   #seq = 0
 
   constructor (sink: BatchSink, flushIntervalMs: number, capacity = DEFAULT_COLLECTOR_CAPACITY) {
     this.#sink = sink
     this.#capacity = capacity
-    this.#flushIntervalMs = flushIntervalMs
     this.#batch = createRecordBatch(capacity)
-  }
-
-  #arm (): void {
-    if (this.#timer !== undefined || this.#stopped) return
-    this.#timer = setTimeout(this.#onTimer, this.#flushIntervalMs)
-    this.#timer.unref()
-  }
-
-  readonly #onTimer = (): void => {
-    this.#timer = undefined
-    this.flush()
+    // one flush hands over everything collected: nothing is left for another run
+    this.#tick = new WorkTick(flushIntervalMs, () => { this.flush() }, () => false)
   }
 
   /** Records one request; returns its sequence number in this process. */
   record (endpoint: number, timeMs: number, durationMs: number, statusCode: number, group: string | null, ip: string | undefined): number {
     const batch = this.#batch
     const row = batch.length++
-    if (row === 0) this.#arm()
+    if (row === 0) this.#tick.arm()
     const seq = ++this.#seq
     batch.seq[row] = seq
     batch.endpoint[row] = endpoint
@@ -67,7 +56,7 @@ export class Collector {
   /** A request to a level-0 endpoint: only its last-seen time is kept. */
   seen (endpoint: number, timeMs: number): void {
     this.#lastSeen.set(endpoint, timeMs)
-    this.#arm()
+    this.#tick.arm()
   }
 
   #intern (value: string): number {
@@ -97,9 +86,7 @@ export class Collector {
   }
 
   stop (): void {
-    this.#stopped = true
-    clearTimeout(this.#timer)
-    this.#timer = undefined
+    this.#tick.close()
     this.flush()
   }
 }

@@ -5,6 +5,7 @@ import { StackSampler, performanceToUs, type CodeKey, type RequestCode } from '.
 import type { EndpointState, RouteFunction } from './endpoints.js'
 import { EvidenceProbe, kHandlerReturnMs, kHandlerStartMs, requestEvidence, type TimedReply } from './evidence.js'
 import { OutlierCap, OutlierDetector } from './outliers.js'
+import { WorkTick } from '../work-tick.js'
 
 /** Recent requests remembered per endpoint, to tell whether others of the same endpoint overlapped one. */
 const RECENT_PER_ENDPOINT = 64
@@ -69,9 +70,8 @@ export class OutlierRecorder {
   readonly #overflow = new OverflowCounts()
   #profiles: ProfileRecord[] = []
   readonly #recent = new RecentRequests()
-  readonly #flushIntervalMs: number
-  #timer: NodeJS.Timeout | undefined
-  #stopped = false
+  /** Runs while an endpoint is at level ≥ 2 and until what they left is sent: an app without one is never woken for it. */
+  readonly #tick: WorkTick
   #failed = false
   /** Some endpoint is at level 2 or 3 / at level 3. */
   #active = false
@@ -93,24 +93,10 @@ export class OutlierRecorder {
     this.#send = deps.send
     this.#onOutlier = deps.onOutlier
     this.#log = deps.log
-    this.#flushIntervalMs = deps.flushIntervalMs
-  }
-
-  /**
-   * The flush tick: runs while an endpoint is at level ≥ 2 and until what they left is sent, so an app
-   * without one never wakes for it (each wake-up of an idle process cost about 0.1 ms of CPU here).
-   */
-  #tick (): void {
-    if (this.#timer !== undefined || this.#stopped) return
-    this.#timer = setInterval(() => {
+    this.#tick = new WorkTick(deps.flushIntervalMs, () => {
       if (this.#sampler.running && !this.#profiling) this.#applySampler(Date.now())
       this.flush()
-      if (!this.#active) {
-        clearInterval(this.#timer)
-        this.#timer = undefined
-      }
-    }, this.#flushIntervalMs)
-    this.#timer.unref()
+    }, () => this.#active)
   }
 
   /** Starts or stops the probes as levels change: on while any endpoint is at level 2 or 3. */
@@ -119,7 +105,7 @@ export class OutlierRecorder {
     this.#profiling = endpoints.some((endpoint) => endpoint.level === 3)
     this.#probe.setActive(this.#active)
     this.#applySampler(Date.now())
-    if (this.#active) this.#tick()
+    if (this.#active) this.#tick.arm()
   }
 
   /**
@@ -156,7 +142,7 @@ export class OutlierRecorder {
       const timeMs = nowMs - durationMs
       if (!this.#cap.admit(endpoint.index, nowMs, durationMs)) {
         this.#overflow.add(endpoint.index, timeMs)
-        this.#tick()
+        this.#tick.arm()
         return
       }
       const record: OutlierRecord = {
@@ -183,9 +169,9 @@ export class OutlierRecorder {
           process.eventLoopDelayMaxMs = this.#probe.eventLoopBlockedMs(endMs - durationMs, endMs)
           process.cpuPercent = this.#probe.cpuPercent(endMs - durationMs, endMs)
           this.#ready.push(record)
-          this.#tick()
+          this.#tick.arm()
         }, 25).unref()
-      }, () => { this.#ready.push(record); this.#tick() })
+      }, () => { this.#ready.push(record); this.#tick.arm() })
     } catch (err) {
       if (!this.#failed) {
         this.#failed = true
@@ -237,7 +223,7 @@ export class OutlierRecorder {
     this.#sampler.treeOf(endUs - durationMs * 1000, endUs, code).then((tree) => {
       if (tree !== undefined && tree.samples > 0) {
         this.#profiles.push({ endpointIndex: endpoint.index, timeMs: nowMs - durationMs, durationMs, tree })
-        this.#tick()
+        this.#tick.arm()
       }
     }, () => {})
   }
@@ -253,9 +239,7 @@ export class OutlierRecorder {
   }
 
   stop (): void {
-    this.#stopped = true
-    clearInterval(this.#timer)
-    this.#timer = undefined
+    this.#tick.close()
     this.#probe.setActive(false)
     this.#sampler.stop()
     this.flush()

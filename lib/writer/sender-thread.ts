@@ -18,7 +18,7 @@ import type { ResolvedRemote } from '../options.js'
 import { PendingDiagnostics, type DiagnosticsPart } from './diagnostics.js'
 import { CollectorError, IngestSender, type OutgoingBatch } from './sender.js'
 import { Writer } from './writer.js'
-import { WorkTick } from './work-tick.js'
+import { WorkTick } from '../work-tick.js'
 import type { ThreadHandler } from './worker.js'
 
 /** The first wait after a failed poll; it doubles up to `retryMaxDelayMs`, as the writer's retries do. */

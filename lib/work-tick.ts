@@ -1,7 +1,8 @@
 /**
- * The writer's flush tick, running only while there is work: whoever adds some arms it, and it arms
- * itself again while some is left. An idle app's writer thread then never wakes for it (each wake-up of an
- * idle process cost about 0.1 ms of CPU on the 2-core VM this was measured on; a 250-ms tick, 0.4 ms a second).
+ * A flush tick that runs only while there is work: whoever adds some arms it, and it arms itself again
+ * while some is left. The collector, the outlier recorder and the writer's and sender's threads flush on
+ * one each, so an idle app is never woken for them (each wake-up of an idle process cost about 0.1 ms of
+ * CPU on the 2-core VM this was measured on; a 250-ms tick, 0.4 ms a second).
  *
  * ### Examples
  * ```ts
