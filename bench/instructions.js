@@ -39,7 +39,10 @@ const BATCH = Number(arg('batch', 3_000))
 // No memory reducer: it runs a full GC in an isolate that has allocated little for 8 s. At full speed the
 // writer gets a batch every 250 ms and never qualifies; under callgrind a batch of 3,000 requests takes 4–8 s,
 // and one such GC in the writer (about 60M instructions) added up to 20,000 instructions per request to a count
-const V8_FLAGS = ['--single-threaded', '--no-memory-reducer']
+// --functions N: where the instructions go, the N costliest functions of each thread (self cost per request). JIT code
+// has no symbols for callgrind: node's --perf-basic-prof writes /tmp/perf-<pid>.map, which names each address range
+const FUNCTIONS = Number(arg('functions', 0))
+const V8_FLAGS = ['--single-threaded', '--no-memory-reducer', ...(FUNCTIONS > 0 ? ['--perf-basic-prof'] : [])]
 const CONNECTIONS = Number(arg('connections', 10))
 const CALIBRATE = arg('calibrate', 'yes') !== 'no'
 const URL_PATH = '/users/42'
@@ -50,6 +53,42 @@ try { execFileSync('valgrind', ['--version'], { stdio: 'ignore' }) } catch { thr
 const outDir = mkdtempSync(join(tmpdir(), 'fmd-callgrind-'))
 if (process.env.BENCH_KEEP_CALLGRIND === undefined) process.on('exit', () => rmSync(outDir, { recursive: true, force: true }))
 else console.error(`callgrind's files: ${outDir}`)
+
+/** The `count` costliest functions (self instructions per request) of each thread callgrind dumped for one process. */
+function topFunctions (pid, requests, count) {
+  const mapFile = `/tmp/perf-${pid}.map`
+  const ranges = readFileSync(mapFile, 'utf8').split('\n').filter(Boolean).map((line) => {
+    const [start, size, ...name] = line.split(' ')
+    return { start: parseInt(start, 16), end: parseInt(start, 16) + parseInt(size, 16), name: name.join(' ') }
+  }).sort((a, b) => a.start - b.start)
+  const jitName = (address) => {
+    let lo = 0
+    let hi = ranges.length - 1
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1
+      if (ranges[mid].end <= address) lo = mid + 1
+      else if (ranges[mid].start > address) hi = mid - 1
+      else return ranges[mid].name
+    }
+    return 'JIT code not named'
+  }
+  const lines = []
+  for (const file of readdirSync(outDir).filter((name) => name.startsWith(`cg.${pid}.1-`)).sort()) {
+    const text = execFileSync('callgrind_annotate', ['--inclusive=no', '--threshold=100', join(outDir, file)], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 })
+    const byName = new Map()
+    for (const match of text.matchAll(/^\s*([\d,]+) \(\s*[\d.]+%\)\s+(.+)$/gm)) {
+      if (match[2] === 'PROGRAM TOTALS') continue
+      const address = /^\?\?\?:0x([0-9a-f]+)/.exec(match[2])
+      const name = address === null ? match[2].replace(/^\?\?\?:/, '').replace(/\((?:[^()]|\([^()]*\))*\)/g, '()') : jitName(parseInt(address[1], 16))
+      byName.set(name, (byName.get(name) ?? 0) + Number(match[1].replaceAll(',', '')) / requests)
+    }
+    const top = [...byName].sort((a, b) => b[1] - a[1]).slice(0, count)
+    if (top.length === 0 || top[0][1] < 1) continue
+    lines.push(`  thread ${Number(file.slice(file.lastIndexOf('-') + 1))}:`, ...top.map(([name, value]) => `  ${value.toFixed(0).padStart(7)}  ${name.slice(0, 140)}`))
+  }
+  rmSync(mapFile, { force: true })
+  return lines.join('\n')
+}
 
 /** The counters callgrind dumped for one process: instructions per thread (thread 1 is the main thread). */
 function readDump (pid) {
@@ -99,6 +138,7 @@ async function measure (kind) {
   const [stopped] = await once(child, 'message')
   await once(child, 'exit')
   const threads = readDump(child.pid)
+  if (FUNCTIONS > 0) console.error(`${kind}: the costliest functions, instructions per request (self)\n${topFunctions(child.pid, REQUESTS, FUNCTIONS)}`)
   const all = [...threads.values()].reduce((a, b) => a + b, 0)
   if (result.errors > 0) throw new Error(`${kind}: ${result.errors} failed requests`)
   const dropped = stopped.stats?.dropped ?? 0

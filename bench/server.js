@@ -1,5 +1,5 @@
 // One server under test, started by bench/overhead.js as a child process.
-// argv[2]: bare | empty-hook | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
+// argv[2]: bare | empty-hook (onResponse) | empty-onrequest | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
 // (remote: the service sends to the collector at BENCH_REMOTE_URL, which bench/overhead.js starts)
 // (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, nooutliers = level 2 where no
 // request is an outlier, collector = the ingest route on,
@@ -31,6 +31,8 @@ if (kind === 'dc-probe') {
   })
 } else if (kind === 'empty-hook') {
   app.addHook('onResponse', (request, reply, done) => done())
+} else if (kind === 'empty-onrequest') {
+  app.addHook('onRequest', (request, reply, done) => done())
 } else if (kind === 'fastify-metrics') {
   const { default: metrics } = await import('fastify-metrics')
   await app.register(metrics, { endpoint: '/metrics' })

@@ -23,6 +23,9 @@ export class Collector {
   #batch: RecordBatch
   #strings = new Map<string, number>()
   #lastSeen = new Map<number, number>()
+  /** The IP interned last and its index: consecutive requests mostly come from one client (no hash lookup then). */
+  #lastIp: string | undefined
+  #lastIpIndex = -1
   /** Armed by a batch's first row (or last-seen time), so an idle app never wakes for the collector. */
   readonly #tick: WorkTick
   #seq = 0
@@ -48,7 +51,7 @@ export class Collector {
     batch.statusCode[row] = statusCode
     batch.group[row] = group === null ? -1 : this.#intern(group)
     // cut here, not in the writer: a buffered record must not hold a 15 KB header while the database is down
-    batch.ip[row] = ip === undefined ? -1 : this.#intern(ip.length > MAX_IP_LENGTH ? copyPrefix(ip, MAX_IP_LENGTH) : ip)
+    batch.ip[row] = ip === undefined ? -1 : ip === this.#lastIp ? this.#lastIpIndex : this.#internIp(ip)
     if (batch.length === this.#capacity) this.flush()
     return seq
   }
@@ -57,6 +60,13 @@ export class Collector {
   seen (endpoint: number, timeMs: number): void {
     this.#lastSeen.set(endpoint, timeMs)
     this.#tick.arm()
+  }
+
+  #internIp (ip: string): number {
+    this.#lastIp = ip
+    // cut here, not in the writer: a buffered record must not hold a 15 KB header while the database is down
+    this.#lastIpIndex = this.#intern(ip.length > MAX_IP_LENGTH ? copyPrefix(ip, MAX_IP_LENGTH) : ip)
+    return this.#lastIpIndex
   }
 
   #intern (value: string): number {
@@ -81,6 +91,7 @@ export class Collector {
     if (batch !== undefined) {
       this.#batch = createRecordBatch(this.#capacity)
       this.#strings.clear()
+      this.#lastIp = undefined
     }
     this.#sink(batch, lastSeen)
   }

@@ -219,14 +219,15 @@ export function requestCopyData (unit: WriteUnit, firstId: string, versionId: nu
     view.setInt32(at, length)
     at = start + length
   }
-  const order = endpointOrder(unit.endpointId)
+  const { endpointId, timeMs, durationMs, statusCode, seq: seqs, group: groups, ip: ips } = unit
+  const order = endpointOrder(endpointId)
   for (let j = 0; j < n; j++) {
     const i = order === undefined ? j : order[j]!
-    const status = unit.statusCode[i]!
+    const status = statusCode[i]!
     if (!(status >= -32768 && status <= 32767)) throw outOfRange('status_code', status)
-    const seq = unit.seq[i]
-    const group = unit.group[i]
-    const ip = unit.ip[i]
+    const seq = seqs[i]
+    const group = groups[i]
+    const ip = ips[i]
     view.setInt16(at, REQUEST_COLUMNS.length)
     view.setInt32(at + 2, 8)
     const low = idLow + j
@@ -238,9 +239,9 @@ export function requestCopyData (unit: WriteUnit, firstId: string, versionId: nu
       view.setUint32(at + 10, low - TWO_32)
     }
     at += 14
-    int32(unit.endpointId[i]!)
-    int64(Math.round(unit.timeMs[i]! * 1000) - PG_EPOCH_US)
-    float8(unit.durationMs[i]!)
+    int32(endpointId[i]!)
+    int64(Math.round(timeMs[i]! * 1000) - PG_EPOCH_US)
+    float8(durationMs[i]!)
     int16(status)
     if (seq === null || seq === undefined) nothing(); else int64(seq)
     if (group === null || group === undefined) nothing(); else text(group)

@@ -35,7 +35,17 @@ export interface WriterSink {
   onStats: (stats: WriterStats) => void
 }
 
-interface QueuedBatch { batch: RecordBatch, start: number, enqueuedAtMs: number }
+interface QueuedBatch {
+  batch: RecordBatch
+  start: number
+  enqueuedAtMs: number
+  /**
+   * The batch's strings as stored (cut, NUL replaced), by index, made when a row first uses them: a batch interns
+   * each string once, so its rows share a few (one IP per client), and each is checked once instead of per row.
+   */
+  groupText?: Array<string | null>
+  ipText?: Array<string | null>
+}
 
 /** A string as a text column stores it: cut to `max` code units, NUL (which PostgreSQL refuses in text) as U+FFFD. */
 export function storableText (value: string | undefined, max: number): string | null {
@@ -300,14 +310,27 @@ export class Writer {
    * level is 0 only move last-seen; rows of endpoints not yet registered wait in the queue.
    */
   #takeUnit (): WriteUnit | undefined {
+    // sized for the most rows it can take, trimmed at the end: arrays grown by push copy their elements as they grow
+    const capacity = Math.min(this.#maxBatchSize, this.#queuedRows)
     const unit: WriteUnit = {
-      id: randomUUID(), endpointId: [], timeMs: [], durationMs: [], statusCode: [], seq: [], group: [], ip: [], attempts: 0
+      id: randomUUID(),
+      endpointId: new Array<number>(capacity),
+      timeMs: new Array<number>(capacity),
+      durationMs: new Array<number>(capacity),
+      statusCode: new Array<number>(capacity),
+      seq: new Array<number>(capacity),
+      group: new Array<string | null>(capacity),
+      ip: new Array<string | null>(capacity),
+      attempts: 0
     }
+    let n = 0
     let unitBytes = 0
-    while (this.#queue.length > 0 && unit.endpointId.length < this.#maxBatchSize) {
+    while (this.#queue.length > 0) {
       const queued = this.#queue[0]!
       const { batch } = queued
-      while (queued.start < batch.length && unit.endpointId.length < this.#maxBatchSize) {
+      const groupText = queued.groupText ??= []
+      const ipText = queued.ipText ??= []
+      while (queued.start < batch.length && n < capacity) {
         const row = queued.start
         const endpoint = this.#sink.resolveEndpoint(batch.endpoint[row]!)
         if (endpoint === undefined) break
@@ -320,21 +343,24 @@ export class Writer {
         }
         const group = batch.group[row]!
         const ip = batch.ip[row]!
-        unit.endpointId.push(endpoint.id)
-        unit.timeMs.push(timeMs)
-        unit.durationMs.push(batch.durationMs[row]!)
-        unit.statusCode.push(batch.statusCode[row]!)
-        unit.seq.push(batch.seq[row]!)
-        const groupValue = group < 0 ? null : storableText(batch.strings[group], MAX_GROUP_LENGTH)
-        const ipValue = ip < 0 ? null : storableText(batch.strings[ip], MAX_IP_LENGTH)
-        unit.group.push(groupValue)
-        unit.ip.push(ipValue)
+        const groupValue = group < 0 ? null : (groupText[group] ??= storableText(batch.strings[group], MAX_GROUP_LENGTH))
+        const ipValue = ip < 0 ? null : (ipText[ip] ??= storableText(batch.strings[ip], MAX_IP_LENGTH))
+        unit.endpointId[n] = endpoint.id
+        unit.timeMs[n] = timeMs
+        unit.durationMs[n] = batch.durationMs[row]!
+        unit.statusCode[n] = batch.statusCode[row]!
+        unit.seq[n] = batch.seq[row]!
+        unit.group[n] = groupValue
+        unit.ip[n] = ipValue
+        n++
         unitBytes += ROW_BYTES + (groupValue === null ? 0 : stringBytes(groupValue)) + (ipValue === null ? 0 : stringBytes(ipValue))
       }
       if (queued.start < batch.length) break
       this.#shift()
+      if (n === capacity) break
     }
-    if (unit.endpointId.length === 0) return undefined
+    if (n === 0) return undefined
+    for (const column of [unit.endpointId, unit.timeMs, unit.durationMs, unit.statusCode, unit.seq, unit.group, unit.ip]) column.length = n
     this.#unitBytes = unitBytes
     return unit
   }
