@@ -17,6 +17,15 @@ const CONNECTIONS = Number(arg('connections', 50))
 // faster server answers more requests per event-loop turn, which spreads its fixed costs thinner, so its
 // CPU per request is not comparable with a slower one's; at one rate below every server's capacity it is.
 const RATE = arg('rate', undefined) === undefined ? undefined : Number(arg('rate'))
+// --processes round (the default): every server starts anew for each round. On the development VM a process
+// could keep a speed of its own for its whole life: in one run with one process per server (--processes run)
+// level 0 without /metrics served all 8 rounds at 33-36 µs of main-thread CPU per request (0.70 of bare)
+// while bare Fastify's read 23 in five of them; in other runs the same server read 0.94 and 0.97 of bare.
+// Whichever server drew a slow process lost every round, and the run's ratios with it. A new process per
+// round makes that one slow round among several. (The machine also has slow phases, which slow every
+// process for minutes: the paired figures, each round against bare of the same round, are for those.)
+const PROCESSES = arg('processes', 'round')
+if (PROCESSES !== 'round' && PROCESSES !== 'run') throw new Error('--processes must be round or run')
 // hello: a route that does almost nothing (the plugin's cost shows in full); cpu: one that computes for ~0.2 ms
 const ROUTE = arg('route', 'hello')
 const PATHS = { hello: '/users/42', cpu: '/work/42' }
@@ -39,9 +48,17 @@ async function sample (server) {
 const collector = SERVERS.some((kind) => kind.includes('-remote')) ? await start('level1-postgres-collector') : undefined
 if (collector !== undefined) process.env.BENCH_REMOTE_URL = `http://127.0.0.1:${collector.port}/dashboard`
 
+async function stop (server) {
+  server.child.send('stop')
+  const [message] = await once(server.child, 'message')
+  if (server.child.exitCode === null) await once(server.child, 'exit')
+  return message.stats
+}
+
 async function measure (server) {
   const url = `http://127.0.0.1:${server.port}${PATHS[ROUTE]}`
-  await autocannon({ url, connections: CONNECTIONS, duration: 1 }) // warm-up
+  // warm-up: V8 optimises the hot paths, the writer has written its first batches
+  await autocannon({ url, connections: CONNECTIONS, duration: PROCESSES === 'round' ? 2 : 1 })
   const remote = server.kind.includes('-remote') ? collector : undefined
   const collectorBefore = remote === undefined ? undefined : await sample(remote)
   const before = await sample(server)
@@ -57,24 +74,28 @@ async function measure (server) {
   return { rps: result.requests.average, p99: result.latency.p99, cpuPerRequestUs: cpuUs / served, mainCpuPerRequestUs: mainCpuUs / served, postgresCpuPerRequestUs: pgCpuUs / served, collectorCpuPerRequestUs: collectorCpuUs / served, errors: result.errors + result.non2xx, rssMb: after.memory / 1e6 }
 }
 
-const servers = []
-for (const kind of SERVERS) servers.push(await start(kind))
+const running = new Map()
+if (PROCESSES === 'run') for (const kind of SERVERS) running.set(kind, await start(kind))
 const results = Object.fromEntries(SERVERS.map((kind) => [kind, []]))
+/** Per server: rows written and dropped, over all its processes. */
+const finals = {}
+const addFinal = (kind, stats) => {
+  if (stats === undefined) return
+  finals[kind] = { written: (finals[kind]?.written ?? 0) + stats.written, dropped: (finals[kind]?.dropped ?? 0) + stats.dropped }
+}
 for (let round = 0; round < ROUNDS; round++) {
   // rotate the order each round so no server always runs first or last
-  const order = servers.slice(round % servers.length).concat(servers.slice(0, round % servers.length))
-  for (const server of order) {
+  const order = SERVERS.slice(round % SERVERS.length).concat(SERVERS.slice(0, round % SERVERS.length))
+  for (const kind of order) {
+    const server = running.get(kind) ?? await start(kind)
     const r = await measure(server)
-    results[server.kind].push(r)
-    console.error(`round ${round + 1} ${server.kind.padEnd(16)} ${Math.round(r.rps)} req/s  p99 ${r.p99} ms  CPU/req: process ${r.cpuPerRequestUs.toFixed(1)} µs, main thread ${r.mainCpuPerRequestUs.toFixed(1)} µs, postgres ${r.postgresCpuPerRequestUs.toFixed(1)} µs${r.collectorCpuPerRequestUs > 0 ? `, collector ${r.collectorCpuPerRequestUs.toFixed(1)} µs` : ''}`)
+    if (!running.has(kind)) addFinal(kind, await stop(server))
+    results[kind].push(r)
+    console.error(`round ${round + 1} ${kind.padEnd(16)} ${Math.round(r.rps)} req/s  p99 ${r.p99} ms  CPU/req: process ${r.cpuPerRequestUs.toFixed(1)} µs, main thread ${r.mainCpuPerRequestUs.toFixed(1)} µs, postgres ${r.postgresCpuPerRequestUs.toFixed(1)} µs${r.collectorCpuPerRequestUs > 0 ? `, collector ${r.collectorCpuPerRequestUs.toFixed(1)} µs` : ''}`)
   }
 }
-const finals = {}
-for (const server of collector === undefined ? servers : [...servers, collector]) {
-  server.child.send('stop')
-  const [message] = await once(server.child, 'message')
-  finals[server.kind] = message.stats
-}
+for (const server of running.values()) addFinal(server.kind, await stop(server))
+if (collector !== undefined) addFinal(collector.kind, await stop(collector))
 
 const bare = results.bare ? median(results.bare.map((r) => r.rps)) : undefined
 const bareCpu = results.bare ? median(results.bare.map((r) => r.cpuPerRequestUs)) : undefined
@@ -132,8 +153,8 @@ if (results.bare && results['fastify-metrics']) {
       'paired: minus fm\'s': paired('overFm').toFixed(3)
     }
   })
-  console.log(`route ${ROUTE}, ${ROUNDS} rounds of ${DURATION_S} s${RATE === undefined ? '' : ` at ${RATE} req/s`}; fastify-metrics: ${fmRatio.toFixed(3)} of bare throughput`)
+  console.log(`route ${ROUTE}, ${ROUNDS} rounds of ${DURATION_S} s${RATE === undefined ? '' : ` at ${RATE} req/s`}, a new process per ${PROCESSES}; fastify-metrics: ${fmRatio.toFixed(3)} of bare throughput`)
   console.table(targets)
 }
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true })
-writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ route: ROUTE, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rate: RATE, rows, results }, null, 2))
+writeFileSync(new URL(`./results/overhead-${Date.now()}.json`, import.meta.url), JSON.stringify({ route: ROUTE, rounds: ROUNDS, durationS: DURATION_S, connections: CONNECTIONS, rate: RATE, processes: PROCESSES, rows, results }, null, 2))
