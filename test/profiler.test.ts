@@ -66,7 +66,9 @@ for (const dialect of DIALECTS) {
     const longest = Math.max(...profiledMs)
     t.ok(grouped.nodes[heavy]!.meanMs > 0 && grouped.nodes[heavy]!.meanMs <= longest, `mean time per request (${grouped.nodes[heavy]!.meanMs.toFixed(1)} ms, sd ${grouped.nodes[heavy]!.stdDevMs.toFixed(1)}) within the requests' durations (at most ${longest.toFixed(1)} ms)`)
     const inner = grouped.nodes.find((node) => node.functionName === 'innerHotLoopForProfileTest')
-    if (inner !== undefined) t.equal(grouped.nodes[inner.parent]?.functionName, 'heavyWorkForProfileTest', 'the callee sits under its caller')
+    // one assertion either way, so the suite's count does not depend on what V8 inlined
+    t.ok(inner === undefined || grouped.nodes[inner.parent]?.functionName === 'heavyWorkForProfileTest',
+      `the callee sits under its caller where V8 did not inline it (${inner === undefined ? 'inlined' : `under ${grouped.nodes[inner.parent]?.functionName ?? 'nothing'}`})`)
     t.ok(grouped.nodes.every((node, i) => node.parent < i), 'parents come before their children')
     // by default a run of calls inside one library is one row: the handler's function is not buried under Fastify's lifecycle
     t.ok(grouped.nodes.some((node) => node.library === 'fastify' && node.functions > 3), 'Fastify\'s own calls are folded into library rows')
