@@ -50,7 +50,6 @@ export class Collector {
     batch.durationMs[row] = durationMs
     batch.statusCode[row] = statusCode
     batch.group[row] = group === null ? -1 : this.#intern(group)
-    // cut here, not in the writer: a buffered record must not hold a 15 KB header while the database is down
     batch.ip[row] = ip === undefined ? -1 : ip === this.#lastIp ? this.#lastIpIndex : this.#internIp(ip)
     if (batch.length === this.#capacity) this.flush()
     return seq
