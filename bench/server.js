@@ -1,5 +1,5 @@
 // One server under test, started by bench/overhead.js as a child process.
-// argv[2]: bare | empty-hook (onResponse) | empty-onrequest | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
+// argv[2]: bare | bare-loaded | empty-hook (onResponse) | empty-onrequest | fastify-metrics | level<0-3>-<pglite|postgres|remote>[-variant][@before] | dc-probe
 // (remote: the service sends to the collector at BENCH_REMOTE_URL, which bench/overhead.js starts)
 // (variants: nometrics, nodefaultmetrics, nostacks = level 2 without the stack sampler, nooutliers = level 2 where no
 // request is an outlier, collector = the ingest route on,
@@ -29,6 +29,15 @@ if (kind === 'dc-probe') {
     const tag = message.request[kRoute]
     if (tag !== undefined && message.response.statusCode > 0) observed++
   })
+} else if (kind === 'bare-loaded') {
+  // bare Fastify in a process that has loaded the plugin's modules (not registered) and runs an idle worker thread:
+  // what any app with as many ES modules and a worker has. Against bare, it shows what Node and V8 cost per request
+  // for that alone: the ES module loader's FileHandles and the Worker are more EventEmitter classes, which made V8's
+  // feedback in Node's EventEmitter.init megamorphic, so each ServerResponse paid generic stores (bench:instructions)
+  await import('../dist/index.js')
+  const { Worker } = await import('node:worker_threads')
+  const worker = new Worker('setInterval(() => {}, 60_000)', { eval: true })
+  cleanup = async () => { await worker.terminate() }
 } else if (kind === 'empty-hook') {
   app.addHook('onResponse', (request, reply, done) => done())
 } else if (kind === 'empty-onrequest') {
