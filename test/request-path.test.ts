@@ -1,7 +1,9 @@
 // Issue #18: the request path without an onResponse hook still sees every kind of request, over real
 // sockets (Node's response-finish channel, the socket's close) as well as through inject().
 import t from 'tap'
+import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
+import { connect } from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import rateLimit from '@fastify/rate-limit'
 import monitor, { UNMATCHED_ROUTE, type MonitorOptions } from '../lib/index.js'
@@ -129,6 +131,36 @@ for (const dialect of DIALECTS) {
     await new Promise((resolve) => setTimeout(resolve, 100))
     t.equal((await storedRows(app)).length, 1, 'stored once')
     t.equal((await scrapedCounts(app)).get('GET /hang 200'), undefined, 'and counted once')
+  })
+
+  t.test(`${dialect}: pipelined requests on one connection are each stored once, with their own status and duration`, async (t) => {
+    const store = await backend(dialect)
+    t.teardown(store.cleanup)
+    const app = await build(store.options)
+    t.teardown(() => app.close())
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    await app.monitor.ready
+    const { port } = app.server.address() as { port: number }
+    const socket = connect(port, '127.0.0.1')
+    let received = ''
+    socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk })
+    await once(socket, 'connect')
+    // three requests in one write: Node runs the later two while the first still waits in its handler, and
+    // sends their responses after the first one's
+    socket.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /no/such HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    ;(app as unknown as { releaseHang: () => void }).releaseHang()
+    await once(socket, 'close')
+    t.same(received.match(/HTTP\/1\.1 \d{3}/g), ['HTTP/1.1 200', 'HTTP/1.1 200', 'HTTP/1.1 404'], 'answered in order')
+    let rows: Row[] = []
+    t.ok(await until(async () => { rows = await storedRows(app); return rows.length >= 3 }), 'every request is stored')
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    rows = await storedRows(app)
+    t.same(rows.map((r) => `${r.route} ${r.status_code}`).sort(), ['/hang 200', '/hello/:id 200', `${UNMATCHED_ROUTE} 404`].sort(), 'once each, none as 499 when the connection closes')
+    const hang = rows.find((r) => r.route === '/hang')!
+    t.ok(hang.duration_ms >= 140, `the first one's duration covers its wait: ${hang.duration_ms} ms`)
+    const counts = await scrapedCounts(app)
+    t.same([counts.get('GET /hang 200'), counts.get('GET /hello/:id 200'), counts.get(`GET ${UNMATCHED_ROUTE} 404`), counts.get('GET /hang 499')], [1, 1, 1, undefined], 'counted once each in /metrics')
   })
 }
 
