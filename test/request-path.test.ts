@@ -1,6 +1,6 @@
 // Issue #18: the request path without an onResponse hook still sees every kind of request, over real
 // sockets (Node's response-finish channel, the socket's close) as well as through inject().
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
@@ -46,6 +46,17 @@ async function build (options: MonitorOptions): Promise<FastifyInstance> {
   app.addHook('onClose', async () => { hang?.() })
   app.decorate('releaseHang', () => { hang?.() })
   return app
+}
+
+/** The app of {@link build} on `dialect`'s backend, listening on a port of its own; closed and cleaned up with `t`. */
+async function listening (t: Test, dialect: 'pglite' | 'postgres'): Promise<{ app: FastifyInstance, port: number }> {
+  const store = await backend(dialect)
+  t.teardown(store.cleanup)
+  const app = await build(store.options)
+  t.teardown(() => app.close())
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.monitor.ready
+  return { app, port: (app.server.address() as { port: number }).port }
 }
 
 /** A request whose client goes away while the handler still runs. */
@@ -112,13 +123,7 @@ for (const dialect of DIALECTS) {
   }
 
   t.test(`${dialect}: a request whose client went away is stored as 499 and counted`, async (t) => {
-    const store = await backend(dialect)
-    t.teardown(store.cleanup)
-    const app = await build(store.options)
-    t.teardown(() => app.close())
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    await app.monitor.ready
-    const { port } = app.server.address() as { port: number }
+    const { app, port } = await listening(t, dialect)
     await abortedRequest(port, '/hang')
     let rows: Row[] = []
     t.ok(await until(async () => { rows = await storedRows(app); return rows.length >= 1 }), 'the aborted request is stored')
@@ -134,13 +139,7 @@ for (const dialect of DIALECTS) {
   })
 
   t.test(`${dialect}: pipelined requests on one connection are each stored once, with their own status and duration`, async (t) => {
-    const store = await backend(dialect)
-    t.teardown(store.cleanup)
-    const app = await build(store.options)
-    t.teardown(() => app.close())
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    await app.monitor.ready
-    const { port } = app.server.address() as { port: number }
+    const { app, port } = await listening(t, dialect)
     const socket = connect(port, '127.0.0.1')
     let received = ''
     socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk })
