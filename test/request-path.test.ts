@@ -161,6 +161,30 @@ for (const dialect of DIALECTS) {
     const counts = await scrapedCounts(app)
     t.same([counts.get('GET /hang 200'), counts.get('GET /hello/:id 200'), counts.get(`GET ${UNMATCHED_ROUTE} 404`), counts.get('GET /hang 499')], [1, 1, 1, undefined], 'counted once each in /metrics')
   })
+
+  t.test(`${dialect}: pipelined requests whose client went away are each stored as 499, none lost`, async (t) => {
+    const { app, port } = await listening(t, dialect)
+    const socket = connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    // the later two are answered by the app but wait behind the first, which never gets to send: the client
+    // leaves with none of the three answers
+    socket.write('GET /hang HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/2 HTTP/1.1\r\nHost: x\r\n\r\nGET /no/such HTTP/1.1\r\nHost: x\r\n\r\n')
+    let received = ''
+    socket.setEncoding('utf8').on('data', (chunk: string) => { received += chunk })
+    await new Promise((resolve) => setTimeout(resolve, 150))
+    socket.destroy()
+    let rows: Row[] = []
+    t.ok(await until(async () => { rows = await storedRows(app); return rows.length >= 3 }), 'every request is stored')
+    t.equal(received, '', 'the client received no answer')
+    t.same(rows.map((r) => `${r.route} ${r.status_code}`).sort(), ['/hang 499', '/hello/:id 499', `${UNMATCHED_ROUTE} 499`].sort(), 'each as 499')
+    const counts = await scrapedCounts(app)
+    t.same([counts.get('GET /hang 499'), counts.get('GET /hello/:id 499'), counts.get(`GET ${UNMATCHED_ROUTE} 499`)], [1, 1, 1], 'counted in /metrics')
+    // the first handler ending later counts nothing again
+    ;(app as unknown as { releaseHang: () => void }).releaseHang()
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    t.equal((await storedRows(app)).length, 3, 'stored once each')
+    t.equal((await scrapedCounts(app)).get('GET /hang 200'), undefined, 'and counted once')
+  })
 }
 
 t.test('/metrics counts every request answered so far, at any moment, before any flush', async (t) => {

@@ -80,8 +80,13 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
   const kReply = Symbol('fastify-monitoring-dashboard.reply')
   const kInFlight = Symbol('fastify-monitoring-dashboard.inFlight')
   const kAddress = Symbol('fastify-monitoring-dashboard.address')
+  const kEarlier = Symbol('fastify-monitoring-dashboard.earlier')
   type Raw = IncomingMessage & { [kReply]?: MonitoredReply }
-  type TrackedSocket = Socket & { [kInFlight]?: MonitoredReply | null, [kAddress]?: string }
+  /**
+   * A connection's requests not yet finished: the latest in `kInFlight`; when a client pipelines (a request
+   * arrives before the one before it finished), the earlier ones in `kEarlier`, a set made only then.
+   */
+  type TrackedSocket = Socket & { [kInFlight]?: MonitoredReply | null, [kEarlier]?: Set<MonitoredReply>, [kAddress]?: string }
 
   // wall-clock ms as performance.now() plus an offset read again by the first request to end a second after
   // the last reading (so a step of the system clock shows within a second): Date.now() is a call into V8's
@@ -157,7 +162,13 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
     return cached ?? request.ip
   }
 
+  /** The client went away: every request of the connection that had not finished is stored as aborted, the earliest first. */
   function onSocketClose (this: TrackedSocket): void {
+    const earlier = this[kEarlier]
+    if (earlier !== undefined) {
+      this[kEarlier] = undefined
+      for (const reply of earlier) finish(reply, true)
+    }
     const reply = this[kInFlight]
     if (reply === undefined || reply === null) return
     this[kInFlight] = null
@@ -169,7 +180,10 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
     const reply = (request as Raw)[kReply]
     if (reply === undefined) return
     const tracked = socket as TrackedSocket | null
-    if (tracked !== null && tracked[kInFlight] === reply) tracked[kInFlight] = null
+    if (tracked !== null) {
+      if (tracked[kInFlight] === reply) tracked[kInFlight] = null
+      else tracked[kEarlier]?.delete(reply)
+    }
     finish(reply, false)
   }
 
@@ -184,10 +198,14 @@ export function installRequestPath (fastify: FastifyInstance, deps: RequestPathD
     if (raw instanceof IncomingMessage) {
       (raw as Raw)[kReply] = monitored
       const socket = raw.socket as TrackedSocket
+      const previous = socket[kInFlight]
       // first request on this connection: one listener for its lifetime, whatever the number of requests
-      if (socket[kInFlight] === undefined) {
+      if (previous === undefined) {
         socket.on('close', onSocketClose)
         socket[kAddress] = socket.remoteAddress
+      } else if (previous !== null) {
+        // pipelined: the one before has not finished, and is still the client's to lose
+        (socket[kEarlier] ??= new Set()).add(previous)
       }
       socket[kInFlight] = monitored
     } else {
